@@ -1,0 +1,1485 @@
+//! The database: the write path (group commit), the read path, and the background workers.
+//!
+//! # State
+//! The readable state is a [`SuperVersion`]: the active memtable, the immutable memtables and the
+//! current [`Version`] of table files, behind an `Arc` that readers clone and then read without
+//! locks. Writers change it by building the next one and swapping it in under a short write lock.
+//!
+//! # Writes
+//! Writers queue up; the writer at the head becomes the leader, takes a group of queued batches,
+//! assigns their sequence numbers, appends them to the WAL with one write, syncs once if any of
+//! them needs it, inserts them into the memtable, and publishes the new last sequence number. Only
+//! then are the writers of the group acknowledged. A reader uses the published sequence number as
+//! its snapshot, so it sees whole batches or nothing.
+//!
+//! # Backpressure
+//! When the active memtable is full the leader switches to a new one and a new WAL file. When the
+//! immutable memtables reach `max_memtable_memory`, or L0 reaches `l0_stop_trigger` files, the
+//! leader waits for the background workers; past `l0_slowdown_trigger` each group is delayed by a
+//! millisecond. Memory for memtables is therefore bounded.
+//!
+//! # Recovery
+//! Open reads the manifest, opens the tables it names, replays WAL files not yet flushed, writes
+//! what they held to an L0 table, records the result in a new manifest, and only then deletes the
+//! replayed logs and any file the manifest does not name.
+
+use std::collections::{HashMap, VecDeque};
+use std::fs::File;
+use std::ops::{Bound, RangeBounds};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::batch::{WriteBatch, decode_batch};
+use crate::cache::new_block_cache;
+use crate::compaction::{self, CompactionTask, FileSummary};
+use crate::error::{CorruptionKind, Error, IoContext, Result};
+use crate::iter::{BoxedIter, DbIterator, InternalIterator, MergingIterator};
+use crate::log::{LogWriter, read_log};
+use crate::memtable::MemTable;
+use crate::options::{CompactionStyle, Options, SyncPolicy, WriteOptions};
+use crate::sst::bloom;
+use crate::sst::builder::{BuildOptions, TableBuilder};
+use crate::sst::reader::{LevelIter, Table, TableContext};
+use crate::stats::{LevelStats, Stats, StatsInner};
+use crate::types::{self, SeqNo, ValueKind};
+use crate::version::{self, Manifest, Version, VersionEdit};
+
+/// Batches a leader takes into one group, by encoded size.
+const MAX_GROUP_BYTES: usize = 1 << 20;
+
+/// The readable state of the engine at one moment.
+struct SuperVersion {
+    mem: Arc<MemTable>,
+    /// Newest first.
+    imms: Vec<Arc<MemTable>>,
+    version: Arc<Version>,
+}
+
+/// The WAL and sequence numbers, owned by the current leader.
+struct WalState {
+    writer: LogWriter,
+    last_seq: SeqNo,
+    last_sync: Instant,
+    dirty: bool,
+}
+
+/// Queued writes waiting for a leader.
+#[derive(Default)]
+struct CommitQueue {
+    pending: VecDeque<(u64, WriteBatch, bool)>,
+    results: HashMap<u64, Result<()>>,
+    leader_active: bool,
+    next_id: u64,
+}
+
+/// Coordination with the background workers.
+#[derive(Default)]
+struct Background {
+    stop: bool,
+    error: Option<String>,
+    compaction_running: bool,
+    /// Bumped after every flush and compaction so waiters can tell progress from spurious wakeups.
+    progress: u64,
+}
+
+/// Everything the handle and the workers share.
+struct Shared {
+    dir: PathBuf,
+    opts: Options,
+    state: RwLock<Arc<SuperVersion>>,
+    visible_seq: AtomicU64,
+    next_file: AtomicU64,
+    wal: Mutex<WalState>,
+    queue: Mutex<CommitQueue>,
+    queue_cv: Condvar,
+    /// Held while a manifest edit is written and its version installed.
+    manifest: Mutex<Manifest>,
+    /// Held by whoever runs a compaction (the worker or `compact_range`).
+    compaction_lock: Mutex<()>,
+    bg: Mutex<Background>,
+    bg_cv: Condvar,
+    recycled_wals: Mutex<Vec<PathBuf>>,
+    ctx: TableContext,
+    stats: Arc<StatsInner>,
+}
+
+/// An open database. Cheap to clone; all clones share one engine, which closes when the last
+/// clone is dropped or [`Db::close`] is called.
+#[derive(Clone)]
+pub struct Db {
+    handle: Arc<Handle>,
+}
+
+struct Handle {
+    shared: Arc<Shared>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    closed: AtomicBool,
+    _lock: File,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("dir", &self.handle.shared.dir)
+            .finish()
+    }
+}
+
+/// A consistent read-only view of the database at one moment.
+pub struct Snapshot {
+    sv: Arc<SuperVersion>,
+    seq: SeqNo,
+    shared: Arc<Shared>,
+}
+
+impl Snapshot {
+    pub fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        self.shared.get_at(&self.sv, self.seq, key)
+    }
+
+    pub fn range<'a>(&self, range: impl RangeBounds<&'a [u8]>) -> Result<DbIterator> {
+        Ok(self
+            .shared
+            .iter_at(Arc::clone(&self.sv), self.seq, bounds(range)))
+    }
+
+    /// The sequence number this snapshot reads at.
+    pub fn sequence(&self) -> SeqNo {
+        self.seq
+    }
+}
+
+fn bounds<'a>(range: impl RangeBounds<&'a [u8]>) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let own = |b: Bound<&&[u8]>| match b {
+        Bound::Included(k) => Bound::Included(k.to_vec()),
+        Bound::Excluded(k) => Bound::Excluded(k.to_vec()),
+        Bound::Unbounded => Bound::Unbounded,
+    };
+    (own(range.start_bound()), own(range.end_bound()))
+}
+
+/// The smallest key greater than every key starting with `prefix`, if there is one.
+fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+impl Db {
+    /// Opens (creating if needed) the database in `dir`.
+    pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<Db> {
+        opts.validate()?;
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir).at(&dir)?;
+        let lock_path = dir.join("LOCK");
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .at(&lock_path)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked(dir)),
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
+        }
+        let stats = Arc::new(StatsInner::default());
+        let ctx = TableContext {
+            cache: Arc::new(new_block_cache(opts.block_cache_bytes)),
+            stats: Arc::clone(&stats),
+        };
+        let shared = recover(&dir, opts, ctx, stats)?;
+        let shared = Arc::new(shared);
+        let mut threads = Vec::new();
+        for (name, work) in [
+            ("distkv-flush", flush_worker as fn(&Shared)),
+            ("distkv-compact", compaction_worker as fn(&Shared)),
+        ] {
+            let s = Arc::clone(&shared);
+            let t = std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || work(&s))
+                .map_err(|e| Error::io(&dir, e))?;
+            threads.push(t);
+        }
+        Ok(Db {
+            handle: Arc::new(Handle {
+                shared,
+                threads: Mutex::new(threads),
+                closed: AtomicBool::new(false),
+                _lock: lock,
+            }),
+        })
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.handle.shared
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.handle.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    pub fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.put_opt(key, value, &WriteOptions::default())
+    }
+
+    pub fn put_opt(&self, key: &[u8], value: &[u8], opts: &WriteOptions) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.put(key, value);
+        self.write(b, opts)
+    }
+
+    pub fn delete(&self, key: &[u8]) -> Result<()> {
+        self.delete_opt(key, &WriteOptions::default())
+    }
+
+    pub fn delete_opt(&self, key: &[u8], opts: &WriteOptions) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.delete(key);
+        self.write(b, opts)
+    }
+
+    /// Applies a batch atomically.
+    pub fn write(&self, batch: WriteBatch, opts: &WriteOptions) -> Result<()> {
+        self.check_open()?;
+        let s = self.shared();
+        s.validate_batch(&batch)?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let r = s.commit(batch, opts.sync);
+        s.stats.write_latency.record(started.elapsed());
+        r
+    }
+
+    /// The value of `key`, or `None` if it has none.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        self.check_open()?;
+        let s = self.shared();
+        s.validate_key(key)?;
+        let started = Instant::now();
+        let seq = s.visible_seq.load(Ordering::Acquire);
+        let sv = s.current();
+        let r = s.get_at(&sv, seq, key);
+        s.stats.get_latency.record(started.elapsed());
+        r
+    }
+
+    /// A consistent view that later writes do not change.
+    pub fn snapshot(&self) -> Snapshot {
+        let s = &self.handle.shared;
+        let seq = s.visible_seq.load(Ordering::Acquire);
+        Snapshot {
+            sv: s.current(),
+            seq,
+            shared: Arc::clone(s),
+        }
+    }
+
+    /// Iterates the live keys in `range` in order, over a snapshot taken now.
+    pub fn range<'a>(&self, range: impl RangeBounds<&'a [u8]>) -> Result<DbIterator> {
+        self.check_open()?;
+        let s = self.shared();
+        let seq = s.visible_seq.load(Ordering::Acquire);
+        Ok(s.iter_at(s.current(), seq, bounds(range)))
+    }
+
+    /// Iterates the live keys that start with `prefix`.
+    pub fn prefix(&self, prefix: &[u8]) -> Result<DbIterator> {
+        self.check_open()?;
+        let s = self.shared();
+        let seq = s.visible_seq.load(Ordering::Acquire);
+        let upper = prefix_successor(prefix).map_or(Bound::Unbounded, Bound::Excluded);
+        Ok(s.iter_at(s.current(), seq, (Bound::Included(prefix.to_vec()), upper)))
+    }
+
+    /// Writes the active memtable to an SSTable and waits until every memtable is flushed.
+    pub fn flush(&self) -> Result<()> {
+        self.check_open()?;
+        self.shared().flush_all()
+    }
+
+    /// Compacts every table holding keys in `range` down to the deepest level with data, so that
+    /// shadowed versions and expired tombstones in that range are gone afterwards.
+    pub fn compact_range<'a>(&self, range: impl RangeBounds<&'a [u8]>) -> Result<()> {
+        self.check_open()?;
+        let s = self.shared();
+        s.flush_all()?;
+        s.compact_range(bounds(range))
+    }
+
+    /// Blocks until no compaction is due or running.
+    pub fn wait_for_compactions(&self) -> Result<()> {
+        self.check_open()?;
+        let s = self.shared();
+        let mut bg = s.bg.lock();
+        loop {
+            if let Some(e) = &bg.error {
+                return Err(Error::Background(e.clone()));
+            }
+            let due = compaction::pick(&s.summaries(&s.current().version), &s.opts).is_some();
+            if !bg.compaction_running && !due {
+                return Ok(());
+            }
+            s.bg_cv.notify_all();
+            s.bg_cv.wait_for(&mut bg, Duration::from_millis(50));
+        }
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.shared().stats()
+    }
+
+    /// The directory of this database.
+    pub fn path(&self) -> &Path {
+        &self.shared().dir
+    }
+
+    /// Stops the background workers and syncs the WAL. Later calls on any clone return
+    /// [`Error::Closed`]. Dropping the last clone closes too.
+    pub fn close(&self) -> Result<()> {
+        self.handle.close()
+    }
+}
+
+impl Handle {
+    fn close(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let s = &self.shared;
+        {
+            let mut bg = s.bg.lock();
+            bg.stop = true;
+            s.bg_cv.notify_all();
+        }
+        for t in self.threads.lock().drain(..) {
+            if t.join().is_err() {
+                tracing::error!("a background worker panicked");
+            }
+        }
+        // Wait for any leader in flight, then make the WAL durable.
+        let mut wal = s.wal.lock();
+        if s.opts.sync != SyncPolicy::Never || wal.dirty {
+            wal.writer.sync()?;
+            wal.dirty = false;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        if let Err(e) = self.close() {
+            tracing::error!(error = %e, "closing the database failed");
+        }
+    }
+}
+
+impl Shared {
+    fn current(&self) -> Arc<SuperVersion> {
+        Arc::clone(&self.state.read())
+    }
+
+    fn validate_key(&self, key: &[u8]) -> Result<()> {
+        if key.is_empty() {
+            return Err(Error::EmptyKey);
+        }
+        if key.len() > self.opts.max_key_bytes {
+            return Err(Error::KeyTooLarge {
+                len: key.len(),
+                max: self.opts.max_key_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    fn validate_batch(&self, b: &WriteBatch) -> Result<()> {
+        if b.max_key_len() == usize::MAX {
+            return Err(Error::EmptyKey);
+        }
+        if b.max_key_len() > self.opts.max_key_bytes {
+            return Err(Error::KeyTooLarge {
+                len: b.max_key_len(),
+                max: self.opts.max_key_bytes,
+            });
+        }
+        if b.max_value_len() > self.opts.max_value_bytes {
+            return Err(Error::ValueTooLarge {
+                len: b.max_value_len(),
+                max: self.opts.max_value_bytes,
+            });
+        }
+        if b.size_bytes() > self.opts.max_batch_bytes {
+            return Err(Error::BatchTooLarge {
+                bytes: b.size_bytes(),
+                max: self.opts.max_batch_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    // ---- write path ----
+
+    fn commit(&self, batch: WriteBatch, sync: bool) -> Result<()> {
+        let mut q = self.queue.lock();
+        let id = q.next_id;
+        q.next_id += 1;
+        q.pending.push_back((id, batch, sync));
+        loop {
+            if let Some(r) = q.results.remove(&id) {
+                return r;
+            }
+            if !q.leader_active {
+                q.leader_active = true;
+                let mut group = Vec::new();
+                let mut bytes = 0;
+                while let Some((_, b, _)) = q.pending.front() {
+                    if !group.is_empty() && bytes + b.size_bytes() > MAX_GROUP_BYTES {
+                        break;
+                    }
+                    bytes += b.size_bytes();
+                    group.extend(q.pending.pop_front());
+                }
+                drop(q);
+                let result = self.commit_group(&mut group);
+                q = self.queue.lock();
+                for (gid, _, _) in &group {
+                    let r = match &result {
+                        Ok(()) => Ok(()),
+                        Err(e) => Err(duplicate(e)),
+                    };
+                    q.results.insert(*gid, r);
+                }
+                q.leader_active = false;
+                self.queue_cv.notify_all();
+                continue;
+            }
+            self.queue_cv.wait(&mut q);
+        }
+    }
+
+    fn commit_group(&self, group: &mut [(u64, WriteBatch, bool)]) -> Result<()> {
+        let mut wal = self.wal.lock();
+        self.make_room(&mut wal)?;
+        let now = self.opts.clock.now_millis();
+        let first_seq = wal.last_seq + 1;
+        let mut seq = first_seq;
+        let mut need_sync = self.opts.sync == SyncPolicy::EveryCommit;
+        let mut user_bytes = 0u64;
+        for (_, b, sync) in group.iter_mut() {
+            b.seal(seq, now);
+            seq += b.len() as u64;
+            need_sync |= *sync;
+            user_bytes += b.size_bytes() as u64;
+        }
+        let written = wal
+            .writer
+            .append(group.iter().map(|(_, b, _)| b.payload()))?;
+        wal.dirty = true;
+        if let SyncPolicy::Interval(d) = self.opts.sync
+            && wal.last_sync.elapsed() >= d
+        {
+            need_sync = true;
+        }
+        if need_sync {
+            wal.writer.sync()?;
+            wal.last_sync = Instant::now();
+            wal.dirty = false;
+            self.stats.add(&self.stats.wal_syncs, 1);
+        }
+        let mem = Arc::clone(&self.state.read().mem);
+        let (mut puts, mut deletes) = (0, 0);
+        for (_, b, _) in group.iter() {
+            let (_, entries) = decode_batch(b.payload())
+                .ok_or(Error::Background("a sealed batch failed to decode".into()))?;
+            for e in entries {
+                match e.kind {
+                    ValueKind::Put => {
+                        puts += 1;
+                        mem.insert(e.key, e.seq, e.kind, e.value);
+                    }
+                    ValueKind::Delete => {
+                        deletes += 1;
+                        mem.insert(e.key, e.seq, e.kind, &types::tombstone_value(now));
+                    }
+                }
+            }
+        }
+        wal.last_seq = seq - 1;
+        self.visible_seq.store(wal.last_seq, Ordering::Release);
+        let st = &self.stats;
+        st.add(&st.wal_bytes_written, written);
+        st.add(&st.user_bytes_written, user_bytes);
+        st.add(&st.puts, puts);
+        st.add(&st.deletes, deletes);
+        st.add(&st.batches, group.len() as u64);
+        Ok(())
+    }
+
+    /// Switches to a new memtable when the active one is full, waiting for flushes and
+    /// compactions when they fall too far behind.
+    fn make_room(&self, wal: &mut WalState) -> Result<()> {
+        let mut slowed = false;
+        loop {
+            let sv = self.current();
+            {
+                let bg = self.bg.lock();
+                if let Some(e) = &bg.error {
+                    return Err(Error::Background(e.clone()));
+                }
+                if bg.stop {
+                    return Err(Error::Closed);
+                }
+            }
+            let l0 = sv.version.levels[0].len();
+            if l0 >= self.opts.l0_slowdown_trigger && !slowed && l0 < self.opts.l0_stop_trigger {
+                slowed = true;
+                self.stats.add(&self.stats.write_slowdowns, 1);
+                std::thread::sleep(Duration::from_millis(1));
+                continue;
+            }
+            let full = sv.mem.approx_bytes() >= self.opts.memtable_bytes;
+            let too_many_imms = sv.imms.len() >= self.opts.max_immutable_memtables();
+            let l0_stop = l0 >= self.opts.l0_stop_trigger;
+            if (full && too_many_imms) || l0_stop {
+                self.stall_until_progress()?;
+                continue;
+            }
+            if full {
+                self.switch_memtable(wal, &sv)?;
+            }
+            return Ok(());
+        }
+    }
+
+    fn stall_until_progress(&self) -> Result<()> {
+        let started = Instant::now();
+        self.stats.add(&self.stats.write_stalls, 1);
+        let mut bg = self.bg.lock();
+        let seen = bg.progress;
+        self.bg_cv.notify_all();
+        while bg.progress == seen && bg.error.is_none() && !bg.stop {
+            self.bg_cv.wait_for(&mut bg, Duration::from_millis(100));
+        }
+        self.stats.add(
+            &self.stats.write_stall_micros,
+            started.elapsed().as_micros() as u64,
+        );
+        Ok(())
+    }
+
+    /// Starts a new WAL and memtable; the old memtable joins the immutable ones.
+    fn switch_memtable(&self, wal: &mut WalState, sv: &SuperVersion) -> Result<()> {
+        let number = self.next_file.fetch_add(1, Ordering::SeqCst);
+        let path = self.dir.join(version::wal_name(number));
+        let recycled = self.recycled_wals.lock().pop();
+        let writer = match recycled {
+            Some(old) => LogWriter::recycle(&old, &path, number)?,
+            None => LogWriter::create(&path, number, true)?,
+        };
+        version::sync_dir(&self.dir)?;
+        if self.opts.sync != SyncPolicy::Never || wal.dirty {
+            wal.writer.sync()?;
+        }
+        wal.writer = writer;
+        wal.dirty = false;
+        let mut imms = Vec::with_capacity(sv.imms.len() + 1);
+        imms.push(Arc::clone(&sv.mem));
+        imms.extend(sv.imms.iter().cloned());
+        {
+            let mut state = self.state.write();
+            *state = Arc::new(SuperVersion {
+                mem: Arc::new(MemTable::new(number)),
+                imms,
+                version: Arc::clone(&state.version),
+            });
+        }
+        self.bg_cv.notify_all();
+        Ok(())
+    }
+
+    fn flush_all(&self) -> Result<()> {
+        {
+            let mut wal = self.wal.lock();
+            let sv = self.current();
+            if !sv.mem.is_empty() {
+                loop {
+                    let sv = self.current();
+                    if sv.imms.len() < self.opts.max_immutable_memtables() {
+                        self.switch_memtable(&mut wal, &sv)?;
+                        break;
+                    }
+                    self.stall_until_progress()?;
+                }
+            }
+        }
+        let mut bg = self.bg.lock();
+        loop {
+            if let Some(e) = &bg.error {
+                return Err(Error::Background(e.clone()));
+            }
+            if bg.stop {
+                return Err(Error::Closed);
+            }
+            if self.current().imms.is_empty() {
+                return Ok(());
+            }
+            self.bg_cv.notify_all();
+            self.bg_cv.wait_for(&mut bg, Duration::from_millis(50));
+        }
+    }
+
+    // ---- read path ----
+
+    fn get_at(&self, sv: &SuperVersion, seq: SeqNo, key: &[u8]) -> Result<Option<Bytes>> {
+        let st = &self.stats;
+        st.add(&st.gets, 1);
+        let found = self.lookup(sv, seq, key)?;
+        let value = match found {
+            Some((ValueKind::Put, v)) => Some(v),
+            _ => None,
+        };
+        if let Some(v) = &value {
+            st.add(&st.gets_found, 1);
+            st.add(&st.user_bytes_read, v.len() as u64);
+        }
+        Ok(value)
+    }
+
+    fn lookup(
+        &self,
+        sv: &SuperVersion,
+        seq: SeqNo,
+        key: &[u8],
+    ) -> Result<Option<(ValueKind, Bytes)>> {
+        if let Some(hit) = sv.mem.get(key, seq) {
+            return Ok(Some(hit));
+        }
+        for m in &sv.imms {
+            if let Some(hit) = m.get(key, seq) {
+                return Ok(Some(hit));
+            }
+        }
+        let hash = bloom::hash_key(key);
+        for t in &sv.version.levels[0] {
+            if t.covers(key)
+                && let Some(hit) = t.get(key, hash, seq)?
+            {
+                return Ok(Some(hit));
+            }
+        }
+        for level in &sv.version.levels[1..] {
+            let i = level.partition_point(|t| types::user_key(t.largest()) < key);
+            if let Some(t) = level.get(i)
+                && t.covers(key)
+                && let Some(hit) = t.get(key, hash, seq)?
+            {
+                return Ok(Some(hit));
+            }
+        }
+        Ok(None)
+    }
+
+    fn iter_at(
+        &self,
+        sv: Arc<SuperVersion>,
+        seq: SeqNo,
+        (lower, upper): (Bound<Vec<u8>>, Bound<Vec<u8>>),
+    ) -> DbIterator {
+        let mut children: Vec<BoxedIter> = Vec::new();
+        children.push(Box::new(sv.mem.iter()));
+        for m in &sv.imms {
+            children.push(Box::new(m.iter()));
+        }
+        for t in &sv.version.levels[0] {
+            children.push(Box::new(t.iter(true)));
+        }
+        for level in &sv.version.levels[1..] {
+            if !level.is_empty() {
+                children.push(Box::new(LevelIter::new(level.clone(), true)));
+            }
+        }
+        DbIterator::new(
+            MergingIterator::new(children),
+            seq,
+            lower,
+            upper,
+            sv,
+            Some(Arc::clone(&self.stats)),
+        )
+    }
+
+    // ---- background work ----
+
+    fn set_background_error(&self, e: &Error) {
+        tracing::error!(error = %e, "background work failed; writes are stopped");
+        let mut bg = self.bg.lock();
+        bg.error.get_or_insert_with(|| e.to_string());
+        self.bg_cv.notify_all();
+    }
+
+    fn bump_progress(&self) {
+        let mut bg = self.bg.lock();
+        bg.progress += 1;
+        self.bg_cv.notify_all();
+    }
+
+    fn new_table_path(&self) -> (u64, PathBuf) {
+        let number = self.next_file.fetch_add(1, Ordering::SeqCst);
+        (number, self.dir.join(version::table_name(number)))
+    }
+
+    fn open_table(&self, number: u64) -> Result<Arc<Table>> {
+        let path = self.dir.join(version::table_name(number));
+        Ok(Arc::new(Table::open(&path, number, self.ctx.clone())?))
+    }
+
+    /// Writes the oldest immutable memtable to L0. Returns false when there was none.
+    fn flush_one(&self) -> Result<bool> {
+        let Some(imm) = self.current().imms.last().cloned() else {
+            return Ok(false);
+        };
+        let table = if imm.is_empty() {
+            None
+        } else {
+            let (number, path) = self.new_table_path();
+            let mut it = imm.iter();
+            it.seek_to_first();
+            let mut b = TableBuilder::create(&path, BuildOptions::from_options(&self.opts))?;
+            let mut last_user: Option<Vec<u8>> = None;
+            while it.valid() {
+                let user = types::user_key(it.key());
+                // Older versions in the same memtable are shadowed; readers that need them still
+                // hold the memtable itself.
+                if last_user.as_deref() != Some(user) {
+                    b.add(it.key(), it.value())?;
+                    last_user = Some(user.to_vec());
+                }
+                it.next();
+            }
+            let (size, _) = b.finish()?;
+            self.stats.add(&self.stats.flush_bytes_written, size);
+            Some((number, size))
+        };
+        let mut manifest = self.manifest.lock();
+        let sv = self.current();
+        let mut edit = VersionEdit {
+            // The WAL of the next-oldest memtable is the oldest one still needed.
+            log_number: Some(
+                sv.imms
+                    .iter()
+                    .rev()
+                    .nth(1)
+                    .map_or(sv.mem.wal_number(), |m| m.wal_number()),
+            ),
+            next_file_number: Some(self.next_file.load(Ordering::SeqCst)),
+            last_sequence: Some(self.visible_seq.load(Ordering::Acquire)),
+            ..Default::default()
+        };
+        let mut opened = Vec::new();
+        if let Some((number, size)) = table {
+            edit.added.push((0, number, size));
+            opened.push(self.open_table(number)?);
+        }
+        let next = sv.version.apply(&edit, &opened)?;
+        manifest.append(&edit)?;
+        {
+            let mut state = self.state.write();
+            let cur = Arc::clone(&state);
+            let imms = cur
+                .imms
+                .iter()
+                .filter(|m| !Arc::ptr_eq(m, &imm))
+                .cloned()
+                .collect();
+            *state = Arc::new(SuperVersion {
+                mem: Arc::clone(&cur.mem),
+                imms,
+                version: Arc::new(next),
+            });
+        }
+        self.maybe_rotate_manifest(&mut manifest)?;
+        drop(manifest);
+        self.retire_wal(imm.wal_number());
+        self.stats.add(&self.stats.flushes, 1);
+        Ok(true)
+    }
+
+    fn retire_wal(&self, number: u64) {
+        let path = self.dir.join(version::wal_name(number));
+        let mut recycled = self.recycled_wals.lock();
+        if recycled.len() < self.opts.wal_recycle_files {
+            recycled.push(path);
+        } else if let Err(e) = std::fs::remove_file(&path) {
+            tracing::warn!(path = %path.display(), error = %e, "could not delete an obsolete WAL");
+        }
+    }
+
+    /// Starts a fresh manifest once the current one has grown large.
+    fn maybe_rotate_manifest(&self, manifest: &mut Manifest) -> Result<()> {
+        if manifest.len() < 64 << 20 {
+            return Ok(());
+        }
+        let sv = self.current();
+        let number = self.next_file.fetch_add(1, Ordering::SeqCst);
+        let mut edit = sv.version.snapshot_edit();
+        edit.log_number = Some(
+            sv.imms
+                .last()
+                .map_or(sv.mem.wal_number(), |m| m.wal_number()),
+        );
+        edit.next_file_number = Some(self.next_file.load(Ordering::SeqCst));
+        edit.last_sequence = Some(self.visible_seq.load(Ordering::Acquire));
+        let old = manifest.number();
+        *manifest = Manifest::create(&self.dir, number, &edit)?;
+        let _ = std::fs::remove_file(self.dir.join(version::manifest_name(old)));
+        Ok(())
+    }
+
+    fn summaries(&self, v: &Version) -> Vec<Vec<FileSummary>> {
+        v.levels
+            .iter()
+            .map(|l| {
+                l.iter()
+                    .map(|t| FileSummary {
+                        number: t.number(),
+                        size: t.file_size(),
+                        smallest: types::user_key(t.smallest()).to_vec(),
+                        largest: types::user_key(t.largest()).to_vec(),
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Runs one compaction if one is due. Returns false when none was.
+    fn compact_once(&self) -> Result<bool> {
+        let _guard = self.compaction_lock.lock();
+        let v = Arc::clone(&self.current().version);
+        let Some(task) = compaction::pick(&self.summaries(&v), &self.opts) else {
+            return Ok(false);
+        };
+        self.run_compaction(&v, &task)?;
+        Ok(true)
+    }
+
+    fn find_tables(v: &Version, level: usize, numbers: &[u64]) -> Vec<Arc<Table>> {
+        numbers
+            .iter()
+            .filter_map(|n| v.levels[level].iter().find(|t| t.number() == *n).cloned())
+            .collect()
+    }
+
+    /// Executes `task` against version `v`; the caller holds the compaction lock.
+    fn run_compaction(&self, v: &Version, task: &CompactionTask) -> Result<()> {
+        let inputs = Self::find_tables(v, task.input_level, &task.inputs);
+        let lower = if task.output_level != task.input_level {
+            Self::find_tables(v, task.output_level, &task.output_inputs)
+        } else {
+            Vec::new()
+        };
+        let mut edit = VersionEdit::default();
+        for t in &inputs {
+            edit.deleted.push((task.input_level, t.number()));
+        }
+        for t in &lower {
+            edit.deleted.push((task.output_level, t.number()));
+        }
+        let mut opened = Vec::new();
+        if task.trivial_move {
+            for t in &inputs {
+                edit.added
+                    .push((task.output_level, t.number(), t.file_size()));
+                opened.push(Arc::clone(t));
+            }
+            self.stats.add(&self.stats.trivial_moves, 1);
+        } else {
+            let outputs = self.merge_tables(task, &inputs, &lower)?;
+            for (number, size) in outputs {
+                edit.added.push((task.output_level, number, size));
+                opened.push(self.open_table(number)?);
+            }
+        }
+        edit.next_file_number = Some(self.next_file.load(Ordering::SeqCst));
+        {
+            let mut manifest = self.manifest.lock();
+            let cur = self.current();
+            let next = cur.version.apply(&edit, &opened)?;
+            manifest.append(&edit)?;
+            let mut state = self.state.write();
+            let cur = Arc::clone(&state);
+            *state = Arc::new(SuperVersion {
+                mem: Arc::clone(&cur.mem),
+                imms: cur.imms.clone(),
+                version: Arc::new(next),
+            });
+        }
+        if !task.trivial_move {
+            for t in inputs.iter().chain(&lower) {
+                t.mark_obsolete();
+            }
+        }
+        self.stats.add(&self.stats.compactions, 1);
+        Ok(())
+    }
+
+    /// Merges the input tables into new output tables; returns (number, size) of each.
+    fn merge_tables(
+        &self,
+        task: &CompactionTask,
+        inputs: &[Arc<Table>],
+        lower: &[Arc<Table>],
+    ) -> Result<Vec<(u64, u64)>> {
+        let mut children: Vec<BoxedIter> = Vec::new();
+        if task.input_level == 0 {
+            for t in inputs {
+                children.push(Box::new(t.iter(false)));
+            }
+        } else {
+            children.push(Box::new(LevelIter::new(inputs.to_vec(), false)));
+        }
+        if !lower.is_empty() {
+            children.push(Box::new(LevelIter::new(lower.to_vec(), false)));
+        }
+        let bytes_in: u64 = inputs.iter().chain(lower).map(|t| t.file_size()).sum();
+        self.stats.add(&self.stats.compaction_bytes_read, bytes_in);
+        let mut it = MergingIterator::new(children);
+        it.seek_to_first();
+        let now = self.opts.clock.now_millis();
+        let ttl = self.opts.tombstone_ttl.as_millis() as u64;
+        let build = BuildOptions::from_options(&self.opts);
+        let mut outputs = Vec::new();
+        let mut builder: Option<(u64, TableBuilder)> = None;
+        let mut last_user: Option<Vec<u8>> = None;
+        let mut dropped = 0u64;
+        while it.valid() {
+            let ikey = it.key();
+            let user = types::user_key(ikey);
+            if last_user.as_deref() == Some(user) {
+                it.next();
+                continue;
+            }
+            last_user = Some(user.to_vec());
+            if task.bottommost
+                && types::kind_of(ikey) == Some(ValueKind::Delete)
+                && now.saturating_sub(types::tombstone_time(it.value())) >= ttl
+            {
+                dropped += 1;
+                it.next();
+                continue;
+            }
+            if builder.is_none() {
+                let (number, path) = self.new_table_path();
+                builder = Some((number, TableBuilder::create(&path, build)?));
+            }
+            if let Some((_, b)) = &mut builder {
+                b.add(ikey, it.value())?;
+                if b.estimated_size() >= self.opts.target_file_bytes
+                    && let Some((number, b)) = builder.take()
+                {
+                    let (size, _) = b.finish()?;
+                    outputs.push((number, size));
+                }
+            }
+            it.next();
+        }
+        if let Some(e) = it.take_error() {
+            return Err(e);
+        }
+        if let Some((number, b)) = builder.take() {
+            let (size, _) = b.finish()?;
+            outputs.push((number, size));
+        }
+        let written: u64 = outputs.iter().map(|(_, s)| s).sum();
+        self.stats
+            .add(&self.stats.compaction_bytes_written, written);
+        self.stats.add(&self.stats.tombstones_dropped, dropped);
+        Ok(outputs)
+    }
+
+    fn compact_range(&self, (lower, upper): (Bound<Vec<u8>>, Bound<Vec<u8>>)) -> Result<()> {
+        let lo: Vec<u8> = match lower {
+            Bound::Included(k) | Bound::Excluded(k) => k,
+            Bound::Unbounded => Vec::new(),
+        };
+        let hi: Option<Vec<u8>> = match upper {
+            Bound::Included(k) | Bound::Excluded(k) => Some(k),
+            Bound::Unbounded => None,
+        };
+        let in_range = |s: &FileSummary| {
+            s.largest.as_slice() >= lo.as_slice()
+                && hi
+                    .as_ref()
+                    .is_none_or(|h| s.smallest.as_slice() <= h.as_slice())
+        };
+        let _guard = self.compaction_lock.lock();
+        let bg_busy = |this: &Self| -> Result<()> {
+            let bg = this.bg.lock();
+            if let Some(e) = &bg.error {
+                return Err(Error::Background(e.clone()));
+            }
+            Ok(())
+        };
+        bg_busy(self)?;
+        if self.opts.compaction == CompactionStyle::SizeTiered {
+            let v = Arc::clone(&self.current().version);
+            let sums = self.summaries(&v);
+            let runs: Vec<u64> = sums[0].iter().map(|f| f.number).collect();
+            if runs.len() > 1 || sums[0].iter().any(in_range) {
+                let task = CompactionTask {
+                    input_level: 0,
+                    output_level: 0,
+                    inputs: runs,
+                    output_inputs: Vec::new(),
+                    trivial_move: false,
+                    bottommost: sums[1..].iter().all(|l| l.is_empty()),
+                };
+                self.run_compaction(&v, &task)?;
+            }
+            return Ok(());
+        }
+        let deepest = {
+            let v = &self.current().version;
+            v.levels
+                .iter()
+                .rposition(|l| !l.is_empty())
+                .unwrap_or(0)
+                .max(1)
+        };
+        for level in 0..deepest {
+            let v = Arc::clone(&self.current().version);
+            let sums = self.summaries(&v);
+            let inputs: Vec<&FileSummary> = sums[level].iter().filter(|s| in_range(s)).collect();
+            if inputs.is_empty() {
+                continue;
+            }
+            let lo2 = inputs
+                .iter()
+                .map(|s| s.smallest.as_slice())
+                .min()
+                .unwrap_or(&[]);
+            let hi2 = inputs
+                .iter()
+                .map(|s| s.largest.as_slice())
+                .max()
+                .unwrap_or(&[]);
+            let below: Vec<u64> = sums[level + 1]
+                .iter()
+                .filter(|s| s.smallest.as_slice() <= hi2 && s.largest.as_slice() >= lo2)
+                .map(|s| s.number)
+                .collect();
+            let bottommost = sums[level + 2..].iter().all(|l| {
+                l.iter()
+                    .all(|s| s.smallest.as_slice() > hi2 || s.largest.as_slice() < lo2)
+            });
+            let task = CompactionTask {
+                input_level: level,
+                output_level: level + 1,
+                inputs: inputs.iter().map(|s| s.number).collect(),
+                output_inputs: below,
+                trivial_move: false,
+                bottommost,
+            };
+            self.run_compaction(&v, &task)?;
+        }
+        drop(_guard);
+        self.bump_progress();
+        Ok(())
+    }
+
+    fn stats(&self) -> Stats {
+        let sv = self.current();
+        let levels: Vec<LevelStats> = sv
+            .version
+            .levels
+            .iter()
+            .map(|l| LevelStats {
+                files: l.len(),
+                bytes: l.iter().map(|t| t.file_size()).sum(),
+            })
+            .collect();
+        let memtable_bytes =
+            sv.mem.approx_bytes() + sv.imms.iter().map(|m| m.approx_bytes()).sum::<usize>();
+        let table_index_bytes: usize = sv.version.tables().map(|t| t.pinned_bytes()).sum();
+        let block_cache_bytes = self.ctx.cache.weight();
+        let bg = self.bg.lock();
+        Stats {
+            counters: self.stats.counters(),
+            get_latency: self.stats.get_latency.snapshot(),
+            write_latency: self.stats.write_latency.snapshot(),
+            sst_bytes: levels.iter().map(|l| l.bytes).sum(),
+            sst_entries: sv
+                .version
+                .tables()
+                .map(|t| t.properties().num_entries)
+                .sum(),
+            levels,
+            memtable_bytes,
+            immutable_memtables: sv.imms.len(),
+            block_cache_bytes,
+            block_cache_capacity: self.ctx.cache.capacity(),
+            table_index_bytes,
+            memory_bytes: memtable_bytes as u64 + block_cache_bytes + table_index_bytes as u64,
+            memory_limit: self.opts.max_memory as u64,
+            last_sequence: self.visible_seq.load(Ordering::Acquire),
+            compaction_running: bg.compaction_running,
+        }
+    }
+}
+
+/// Copies an error for every writer of a failed group.
+fn duplicate(e: &Error) -> Error {
+    match e {
+        Error::Io { path, source } => Error::Io {
+            path: path.clone(),
+            source: std::io::Error::new(source.kind(), source.to_string()),
+        },
+        Error::Corruption {
+            file,
+            offset,
+            reason,
+        } => Error::Corruption {
+            file: file.clone(),
+            offset: *offset,
+            reason: reason.clone(),
+        },
+        Error::EmptyKey => Error::EmptyKey,
+        Error::KeyTooLarge { len, max } => Error::KeyTooLarge {
+            len: *len,
+            max: *max,
+        },
+        Error::ValueTooLarge { len, max } => Error::ValueTooLarge {
+            len: *len,
+            max: *max,
+        },
+        Error::BatchTooLarge { bytes, max } => Error::BatchTooLarge {
+            bytes: *bytes,
+            max: *max,
+        },
+        Error::InvalidOptions(s) => Error::InvalidOptions(s),
+        Error::Locked(p) => Error::Locked(p.clone()),
+        Error::Closed => Error::Closed,
+        Error::Background(s) => Error::Background(s.clone()),
+    }
+}
+
+fn flush_worker(s: &Shared) {
+    loop {
+        {
+            let mut bg = s.bg.lock();
+            loop {
+                if bg.stop || bg.error.is_some() {
+                    return;
+                }
+                if !s.current().imms.is_empty() {
+                    break;
+                }
+                let tick = match s.opts.sync {
+                    SyncPolicy::Interval(d) => d,
+                    _ => Duration::from_millis(500),
+                };
+                if s.bg_cv.wait_for(&mut bg, tick).timed_out()
+                    && let SyncPolicy::Interval(d) = s.opts.sync
+                {
+                    drop(bg);
+                    sync_if_due(s, d);
+                    bg = s.bg.lock();
+                }
+            }
+        }
+        match s.flush_one() {
+            Ok(_) => s.bump_progress(),
+            Err(e) => {
+                s.set_background_error(&e);
+                return;
+            }
+        }
+    }
+}
+
+fn sync_if_due(s: &Shared, interval: Duration) {
+    if let Some(mut wal) = s.wal.try_lock()
+        && wal.dirty
+        && wal.last_sync.elapsed() >= interval
+    {
+        match wal.writer.sync() {
+            Ok(()) => {
+                wal.dirty = false;
+                wal.last_sync = Instant::now();
+                s.stats.add(&s.stats.wal_syncs, 1);
+            }
+            Err(e) => s.set_background_error(&e),
+        }
+    }
+}
+
+fn compaction_worker(s: &Shared) {
+    loop {
+        {
+            let mut bg = s.bg.lock();
+            if bg.stop || bg.error.is_some() {
+                return;
+            }
+            bg.compaction_running = true;
+        }
+        let r = s.compact_once();
+        let mut bg = s.bg.lock();
+        bg.compaction_running = false;
+        match r {
+            Ok(true) => {
+                bg.progress += 1;
+                s.bg_cv.notify_all();
+            }
+            Ok(false) => {
+                s.bg_cv.notify_all();
+                if bg.stop {
+                    return;
+                }
+                let seen = bg.progress;
+                while bg.progress == seen && !bg.stop {
+                    s.bg_cv.wait_for(&mut bg, Duration::from_millis(500));
+                }
+            }
+            Err(e) => {
+                drop(bg);
+                s.set_background_error(&e);
+                return;
+            }
+        }
+    }
+}
+
+/// Opens the state on disk: manifest, tables, WAL replay, a fresh manifest, and cleanup.
+fn recover(dir: &Path, opts: Options, ctx: TableContext, stats: Arc<StatsInner>) -> Result<Shared> {
+    let recovered = version::recover(dir)?;
+    let listing = list_dir(dir)?;
+    let rec = match recovered {
+        Some(r) => r,
+        None => {
+            if listing.iter().any(|(_, kind, _)| *kind == FileKind::Table) {
+                return Err(Error::corruption(
+                    dir.join("CURRENT"),
+                    0,
+                    CorruptionKind::Malformed("CURRENT is missing but table files exist"),
+                ));
+            }
+            version::Recovered {
+                next_file_number: 1,
+                ..Default::default()
+            }
+        }
+    };
+    let mut next_file = rec.next_file_number;
+    for (number, _, _) in &listing {
+        next_file = next_file.max(number + 1);
+    }
+    // Open every live table.
+    let mut opened = Vec::new();
+    for &(level, number, size) in &rec.files {
+        if level >= opts.num_levels {
+            return Err(Error::InvalidOptions(
+                "the database has more levels than num_levels",
+            ));
+        }
+        let path = dir.join(version::table_name(number));
+        let t = Table::open(&path, number, ctx.clone())?;
+        if t.file_size() != size {
+            return Err(Error::corruption(
+                &path,
+                t.file_size(),
+                CorruptionKind::Truncated("table size differs from the manifest"),
+            ));
+        }
+        opened.push(Arc::new(t));
+    }
+    let snapshot = VersionEdit {
+        added: rec.files.clone(),
+        ..Default::default()
+    };
+    let mut version = Version::empty(opts.num_levels).apply(&snapshot, &opened)?;
+    let mut last_seq = rec.last_sequence;
+
+    // Replay WALs not yet flushed, oldest first, into L0 tables.
+    let mut wals: Vec<u64> = listing
+        .iter()
+        .filter(|(n, kind, _)| *kind == FileKind::Wal && *n >= rec.log_number)
+        .map(|(n, _, _)| *n)
+        .collect();
+    wals.sort_unstable();
+    let build = BuildOptions::from_options(&opts);
+    let mut mem = Arc::new(MemTable::new(0));
+    let mut new_tables: Vec<(u64, u64)> = Vec::new();
+    let mut flush_mem = |mem: &Arc<MemTable>, next_file: &mut u64| -> Result<()> {
+        if mem.is_empty() {
+            return Ok(());
+        }
+        let number = *next_file;
+        *next_file += 1;
+        let mut b = TableBuilder::create(&dir.join(version::table_name(number)), build)?;
+        let mut it = mem.iter();
+        it.seek_to_first();
+        let mut last_user: Option<Vec<u8>> = None;
+        while it.valid() {
+            let user = types::user_key(it.key());
+            if last_user.as_deref() != Some(user) {
+                b.add(it.key(), it.value())?;
+                last_user = Some(user.to_vec());
+            }
+            it.next();
+        }
+        let (size, _) = b.finish()?;
+        new_tables.push((number, size));
+        Ok(())
+    };
+    for &number in &wals {
+        let path = dir.join(version::wal_name(number));
+        let end = read_log(&path, number, |payload, offset| {
+            let (h, entries) = decode_batch(payload).ok_or_else(|| {
+                Error::corruption(&path, offset, CorruptionKind::Malformed("write batch"))
+            })?;
+            for e in entries {
+                let value: &[u8] = match e.kind {
+                    ValueKind::Put => e.value,
+                    ValueKind::Delete => &types::tombstone_value(h.commit_millis),
+                };
+                mem.insert(e.key, e.seq, e.kind, value);
+                last_seq = last_seq.max(e.seq);
+            }
+            Ok(())
+        })?;
+        if end.torn_tail {
+            tracing::warn!(wal = %path.display(), at = end.valid_len, "dropped a torn WAL tail");
+        }
+        if mem.approx_bytes() >= opts.memtable_bytes {
+            flush_mem(&mem, &mut next_file)?;
+            mem = Arc::new(MemTable::new(0));
+        }
+    }
+    flush_mem(&mem, &mut next_file)?;
+    let mut edit = VersionEdit::default();
+    let mut replay_tables = Vec::new();
+    for &(number, size) in &new_tables {
+        edit.added.push((0, number, size));
+        let path = dir.join(version::table_name(number));
+        replay_tables.push(Arc::new(Table::open(&path, number, ctx.clone())?));
+    }
+    version = version.apply(&edit, &replay_tables)?;
+
+    // A fresh WAL, then a fresh manifest that makes the replayed logs obsolete.
+    let wal_number = next_file;
+    let manifest_number = next_file + 1;
+    next_file += 2;
+    let wal_path = dir.join(version::wal_name(wal_number));
+    let writer = LogWriter::create(&wal_path, wal_number, true)?;
+    let mut snap = version.snapshot_edit();
+    snap.log_number = Some(wal_number);
+    snap.next_file_number = Some(next_file);
+    snap.last_sequence = Some(last_seq);
+    let manifest = Manifest::create(dir, manifest_number, &snap)?;
+
+    // Remove what the new manifest does not name.
+    let live: std::collections::HashSet<u64> = version.tables().map(|t| t.number()).collect();
+    for (number, kind, path) in list_dir(dir)? {
+        let obsolete = match kind {
+            FileKind::Table => !live.contains(&number),
+            FileKind::Wal => number != wal_number,
+            FileKind::Manifest => number != manifest_number,
+            FileKind::Temp => true,
+        };
+        if obsolete && let Err(e) = std::fs::remove_file(&path) {
+            tracing::warn!(path = %path.display(), error = %e, "could not remove an obsolete file");
+        }
+    }
+    version::sync_dir(dir)?;
+
+    let mem = Arc::new(MemTable::new(wal_number));
+    Ok(Shared {
+        dir: dir.to_path_buf(),
+        state: RwLock::new(Arc::new(SuperVersion {
+            mem,
+            imms: Vec::new(),
+            version: Arc::new(version),
+        })),
+        visible_seq: AtomicU64::new(last_seq),
+        next_file: AtomicU64::new(next_file),
+        wal: Mutex::new(WalState {
+            writer,
+            last_seq,
+            last_sync: Instant::now(),
+            dirty: false,
+        }),
+        queue: Mutex::new(CommitQueue::default()),
+        queue_cv: Condvar::new(),
+        manifest: Mutex::new(manifest),
+        compaction_lock: Mutex::new(()),
+        bg: Mutex::new(Background::default()),
+        bg_cv: Condvar::new(),
+        recycled_wals: Mutex::new(Vec::new()),
+        ctx,
+        stats,
+        opts,
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FileKind {
+    Table,
+    Wal,
+    Manifest,
+    Temp,
+}
+
+/// The engine's files in `dir`: (number, kind, path).
+fn list_dir(dir: &Path) -> Result<Vec<(u64, FileKind, PathBuf)>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).at(dir)? {
+        let entry = entry.at(dir)?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let parsed = if let Some(n) = name.strip_suffix(".sst") {
+            n.parse().ok().map(|n| (n, FileKind::Table))
+        } else if let Some(n) = name.strip_suffix(".log") {
+            n.parse().ok().map(|n| (n, FileKind::Wal))
+        } else if let Some(n) = name.strip_prefix("MANIFEST-") {
+            n.parse().ok().map(|n| (n, FileKind::Manifest))
+        } else if name == "CURRENT.tmp" {
+            Some((0, FileKind::Temp))
+        } else {
+            None
+        };
+        if let Some((number, kind)) = parsed {
+            out.push((number, kind, entry.path()));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_successor_handles_ff_bytes() {
+        assert_eq!(prefix_successor(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_successor(b"a\xff"), Some(b"b".to_vec()));
+        assert_eq!(prefix_successor(b"\xff\xff"), None);
+        assert_eq!(prefix_successor(b""), None);
+    }
+}

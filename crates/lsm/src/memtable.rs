@@ -1,0 +1,237 @@
+//! The memtable: a concurrent skiplist of internal keys that takes writes before they are flushed.
+//!
+//! Writers insert without locks (crossbeam's epoch-based skiplist); readers see an entry once the
+//! database publishes its sequence number, which happens only after the whole batch is inserted,
+//! so batches are atomic to readers. `approx_bytes` counts keys, values and per-entry overhead and
+//! decides when the memtable is full.
+
+use std::borrow::Borrow;
+use std::cmp::Ordering;
+use std::ops::Bound;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
+
+use bytes::Bytes;
+use crossbeam_skiplist::SkipMap;
+use crossbeam_skiplist::map::Entry;
+
+use crate::iter::InternalIterator;
+use crate::types::{self, KIND_SEEK, SeqNo, ValueKind, compare_internal};
+
+/// Bytes of bookkeeping per entry beyond key and value (skiplist node, `Bytes` headers).
+const ENTRY_OVERHEAD: usize = 80;
+
+/// An encoded internal key ordered by [`compare_internal`].
+#[derive(Debug, Clone)]
+pub(crate) struct MemKey(Bytes);
+
+/// A borrowed internal key, the lookup form of [`MemKey`].
+#[repr(transparent)]
+pub(crate) struct IKey([u8]);
+
+impl IKey {
+    pub(crate) fn new(b: &[u8]) -> &IKey {
+        // SAFETY: IKey is a transparent wrapper around [u8].
+        unsafe { &*(b as *const [u8] as *const IKey) }
+    }
+}
+
+impl Borrow<IKey> for MemKey {
+    fn borrow(&self) -> &IKey {
+        IKey::new(&self.0)
+    }
+}
+
+impl PartialEq for IKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for IKey {}
+impl PartialOrd for IKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for IKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        compare_internal(&self.0, &other.0)
+    }
+}
+impl PartialEq for MemKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for MemKey {}
+impl PartialOrd for MemKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for MemKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        compare_internal(&self.0, &other.0)
+    }
+}
+
+/// A sorted in-memory table of internal keys.
+pub(crate) struct MemTable {
+    map: SkipMap<MemKey, Bytes>,
+    approx_bytes: AtomicUsize,
+    /// Number of the WAL file that holds this memtable's writes.
+    wal_number: u64,
+    max_seq: AtomicU64,
+}
+
+impl MemTable {
+    pub(crate) fn new(wal_number: u64) -> Self {
+        MemTable {
+            map: SkipMap::new(),
+            approx_bytes: AtomicUsize::new(0),
+            wal_number,
+            max_seq: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn wal_number(&self) -> u64 {
+        self.wal_number
+    }
+
+    pub(crate) fn insert(&self, key: &[u8], seq: SeqNo, kind: ValueKind, value: &[u8]) {
+        let ikey = types::internal_key(key, seq, kind as u8);
+        let n = ikey.len() + value.len() + ENTRY_OVERHEAD;
+        self.map
+            .insert(MemKey(Bytes::from(ikey)), Bytes::copy_from_slice(value));
+        self.approx_bytes.fetch_add(n, AtomicOrdering::Relaxed);
+        self.max_seq.fetch_max(seq, AtomicOrdering::Relaxed);
+    }
+
+    /// The newest entry for `key` with sequence number at most `snapshot`.
+    pub(crate) fn get(&self, key: &[u8], snapshot: SeqNo) -> Option<(ValueKind, Bytes)> {
+        let probe = types::internal_key(key, snapshot, KIND_SEEK);
+        let entry = self.map.lower_bound(Bound::Included(IKey::new(&probe)))?;
+        let ikey = &entry.key().0;
+        if types::user_key(ikey) != key {
+            return None;
+        }
+        Some((types::kind_of(ikey)?, entry.value().clone()))
+    }
+
+    pub(crate) fn approx_bytes(&self) -> usize {
+        self.approx_bytes.load(AtomicOrdering::Relaxed)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub(crate) fn iter(self: &Arc<Self>) -> MemTableIter {
+        MemTableIter {
+            entry: None,
+            table: Arc::clone(self),
+        }
+    }
+}
+
+/// An iterator over a memtable that keeps it alive.
+pub(crate) struct MemTableIter {
+    // Declared before `table` so it is dropped first: it borrows from the table's skiplist.
+    entry: Option<Entry<'static, MemKey, Bytes>>,
+    table: Arc<MemTable>,
+}
+
+impl MemTableIter {
+    fn set(&mut self, entry: Option<Entry<'_, MemKey, Bytes>>) {
+        // SAFETY: the entry borrows from `self.table.map`, which lives on the heap behind the Arc
+        // held in `self.table` and is never moved or dropped while `self` exists; `entry` is
+        // dropped before `table` (field order).
+        self.entry = entry.map(|e| unsafe {
+            std::mem::transmute::<Entry<'_, MemKey, Bytes>, Entry<'static, MemKey, Bytes>>(e)
+        });
+    }
+}
+
+impl InternalIterator for MemTableIter {
+    fn valid(&self) -> bool {
+        self.entry.is_some()
+    }
+
+    fn seek_to_first(&mut self) {
+        let table = Arc::clone(&self.table);
+        let e = table.map.front();
+        self.set(e);
+    }
+
+    fn seek(&mut self, target: &[u8]) {
+        let table = Arc::clone(&self.table);
+        let e = table.map.lower_bound(Bound::Included(IKey::new(target)));
+        self.set(e);
+    }
+
+    fn next(&mut self) {
+        let next = self.entry.as_ref().and_then(|e| e.next());
+        self.entry = next;
+    }
+
+    fn key(&self) -> &[u8] {
+        self.entry.as_ref().map_or(&[], |e| &e.key().0)
+    }
+
+    fn value(&self) -> &[u8] {
+        self.entry.as_ref().map_or(&[], |e| e.value())
+    }
+
+    fn value_bytes(&self) -> Bytes {
+        self.entry
+            .as_ref()
+            .map_or_else(Bytes::new, |e| e.value().clone())
+    }
+
+    fn take_error(&mut self) -> Option<crate::Error> {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn get_sees_the_newest_version_at_a_snapshot() {
+        let m = MemTable::new(1);
+        m.insert(b"k", 1, ValueKind::Put, b"v1");
+        m.insert(b"k", 3, ValueKind::Put, b"v3");
+        m.insert(b"k", 5, ValueKind::Delete, b"");
+        m.insert(b"j", 9, ValueKind::Put, b"j");
+        assert_eq!(m.get(b"k", 0), None);
+        assert_eq!(m.get(b"k", 2).unwrap().1, Bytes::from_static(b"v1"));
+        assert_eq!(m.get(b"k", 4).unwrap().1, Bytes::from_static(b"v3"));
+        assert_eq!(m.get(b"k", 9).unwrap().0, ValueKind::Delete);
+        assert_eq!(m.get(b"kk", 9), None);
+        assert!(m.approx_bytes() > 4 * ENTRY_OVERHEAD);
+    }
+
+    #[test]
+    fn iterator_yields_internal_order() {
+        let m = Arc::new(MemTable::new(1));
+        m.insert(b"b", 2, ValueKind::Put, b"b2");
+        m.insert(b"a", 1, ValueKind::Put, b"a1");
+        m.insert(b"b", 4, ValueKind::Put, b"b4");
+        let mut it = m.iter();
+        it.seek_to_first();
+        let mut got = Vec::new();
+        while it.valid() {
+            got.push((types::user_key(it.key()).to_vec(), it.value().to_vec()));
+            it.next();
+        }
+        let want: Vec<(Vec<u8>, Vec<u8>)> = vec![
+            (b"a".to_vec(), b"a1".to_vec()),
+            (b"b".to_vec(), b"b4".to_vec()),
+            (b"b".to_vec(), b"b2".to_vec()),
+        ];
+        assert_eq!(got, want);
+        it.seek(&types::internal_key(b"b", 3, KIND_SEEK));
+        assert_eq!(it.value(), b"b2");
+    }
+}
