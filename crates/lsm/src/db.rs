@@ -40,7 +40,7 @@ use crate::cache::new_block_cache;
 use crate::compaction::{self, CompactionTask, FileSummary};
 use crate::error::{CorruptionKind, Error, IoContext, Result};
 use crate::iter::{BoxedIter, DbIterator, InternalIterator, MergingIterator};
-use crate::log::{LogWriter, read_log};
+use crate::log::{LogWriter, TailMode, read_log};
 use crate::memtable::MemTable;
 use crate::options::{CompactionStyle, Options, SyncPolicy, WriteOptions};
 use crate::sst::bloom;
@@ -600,17 +600,22 @@ impl Shared {
         }
         wal.writer = writer;
         wal.dirty = false;
-        let mut imms = Vec::with_capacity(sv.imms.len() + 1);
-        imms.push(Arc::clone(&sv.mem));
-        imms.extend(sv.imms.iter().cloned());
         {
+            // Read the state again under the lock: a flush may have retired an immutable memtable
+            // since `sv` was taken.
             let mut state = self.state.write();
+            debug_assert!(Arc::ptr_eq(&state.mem, &sv.mem));
+            let mut imms = Vec::with_capacity(state.imms.len() + 1);
+            imms.push(Arc::clone(&state.mem));
+            imms.extend(state.imms.iter().cloned());
             *state = Arc::new(SuperVersion {
                 mem: Arc::new(MemTable::new(number)),
                 imms,
                 version: Arc::clone(&state.version),
             });
         }
+        // Notify under the lock so a worker between its check and its wait cannot miss it.
+        let _bg = self.bg.lock();
         self.bg_cv.notify_all();
         Ok(())
     }
@@ -1099,6 +1104,32 @@ impl Shared {
             };
             self.run_compaction(&v, &task)?;
         }
+        // Rewrite the deepest level in place where it still holds tombstones, so those whose TTL
+        // has passed are dropped.
+        let v = Arc::clone(&self.current().version);
+        let sums = self.summaries(&v);
+        // All files of the range, not only those with tombstones: outputs must not straddle a file
+        // left in place.
+        let in_range_files: Vec<&Arc<Table>> = v.levels[deepest]
+            .iter()
+            .zip(&sums[deepest])
+            .filter(|(_, s)| in_range(s))
+            .map(|(t, _)| t)
+            .collect();
+        if in_range_files
+            .iter()
+            .any(|t| t.properties().num_deletes > 0)
+        {
+            let task = CompactionTask {
+                input_level: deepest,
+                output_level: deepest,
+                inputs: in_range_files.iter().map(|t| t.number()).collect(),
+                output_inputs: Vec::new(),
+                trivial_move: false,
+                bottommost: sums[deepest + 1..].iter().all(|l| l.is_empty()),
+            };
+            self.run_compaction(&v, &task)?;
+        }
         drop(_guard);
         self.bump_progress();
         Ok(())
@@ -1350,7 +1381,7 @@ fn recover(dir: &Path, opts: Options, ctx: TableContext, stats: Arc<StatsInner>)
     };
     for &number in &wals {
         let path = dir.join(version::wal_name(number));
-        let end = read_log(&path, number, |payload, offset| {
+        let end = read_log(&path, number, TailMode::DropTorn, |payload, offset| {
             let (h, entries) = decode_batch(payload).ok_or_else(|| {
                 Error::corruption(&path, offset, CorruptionKind::Malformed("write batch"))
             })?;

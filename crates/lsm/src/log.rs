@@ -138,10 +138,22 @@ pub(crate) struct LogEnd {
     pub(crate) torn_tail: bool,
 }
 
+/// How replay treats a damaged last record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TailMode {
+    /// WAL: a damaged record with nothing valid after it is a torn write and is dropped. Files are
+    /// pre-zeroed, so a torn record can have its full length on disk.
+    DropTorn,
+    /// Manifest: only a record cut short by the end of the file is torn; a complete record that
+    /// fails its checksum is corruption, because dropping a synced edit would lose files.
+    Strict,
+}
+
 /// Replays the records of the log numbered `log_number` at `path`, calling `f(payload, offset)`.
 pub(crate) fn read_log(
     path: &Path,
     log_number: u64,
+    mode: TailMode,
     mut f: impl FnMut(&[u8], u64) -> Result<()>,
 ) -> Result<LogEnd> {
     let data = std::fs::read(path).at(path)?;
@@ -159,6 +171,10 @@ pub(crate) fn read_log(
                 });
             }
             Parsed::Bad(reason) => {
+                let cut_short = matches!(reason, CorruptionKind::Truncated(_));
+                if mode == TailMode::Strict && !cut_short {
+                    return Err(Error::corruption(path, pos as u64, reason));
+                }
                 let later = (pos + 1..data.len().saturating_sub(HEADER_LEN - 1))
                     .any(|at| matches!(parse_record(&data, at, log_number), Parsed::Record { .. }));
                 if later {
@@ -253,7 +269,7 @@ mod tests {
 
     fn read_all(path: &Path, number: u64) -> Result<(Vec<Vec<u8>>, LogEnd)> {
         let mut out = Vec::new();
-        let end = read_log(path, number, |p, _| {
+        let end = read_log(path, number, TailMode::DropTorn, |p, _| {
             out.push(p.to_vec());
             Ok(())
         })?;
@@ -300,6 +316,21 @@ mod tests {
         bad[HEADER_LEN + 4 + 4] ^= 0xff;
         std::fs::write(&p, &bad).unwrap();
         assert!(read_all(&p, 1).unwrap_err().is_corruption());
+
+        // Strict mode: a complete last record with a bad checksum is corruption, a cut one is not.
+        let mut bad = full.clone();
+        let n = bad.len();
+        bad[n - 1] ^= 1;
+        std::fs::write(&p, &bad).unwrap();
+        assert!(read_all(&p, 1).unwrap().1.torn_tail);
+        let strict = read_log(&p, 1, TailMode::Strict, |_, _| Ok(()));
+        assert!(strict.unwrap_err().is_corruption());
+        std::fs::write(&p, &full[..n - 1]).unwrap();
+        assert!(
+            read_log(&p, 1, TailMode::Strict, |_, _| Ok(()))
+                .unwrap()
+                .torn_tail
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use crate::coding::{Reader, put_varint};
 use crate::error::{CorruptionKind, Error, IoContext, Result};
-use crate::log::{LogWriter, read_log};
+use crate::log::{LogWriter, TailMode, read_log};
 use crate::sst::reader::Table;
 use crate::types::compare_internal;
 
@@ -237,7 +237,7 @@ pub(crate) fn recover(dir: &Path) -> Result<Option<Recovered>> {
     let path = dir.join(name);
     let mut rec = Recovered::default();
     let mut live: Vec<(usize, u64, u64)> = Vec::new();
-    let end = read_log(&path, number, |payload, offset| {
+    let end = read_log(&path, number, TailMode::Strict, |payload, offset| {
         let edit = VersionEdit::decode(payload).ok_or_else(|| {
             Error::corruption(&path, offset, CorruptionKind::Malformed("version edit"))
         })?;

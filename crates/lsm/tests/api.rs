@@ -1,0 +1,180 @@
+//! Bad input, limits, tombstone TTL, statistics and lifecycle.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use distkv_lsm::{
+    BloomConfig, Db, Error, ManualClock, Options, SyncPolicy, WriteBatch, WriteOptions,
+};
+
+fn small() -> Options {
+    Options {
+        memtable_bytes: 16 * 1024,
+        max_memtable_memory: 128 * 1024,
+        sync: SyncPolicy::Never,
+        ..Options::default()
+    }
+}
+
+#[test]
+fn bad_input_gets_typed_errors_and_the_database_keeps_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        max_key_bytes: 100,
+        max_value_bytes: 1000,
+        max_batch_bytes: 4000,
+        ..small()
+    };
+    let db = Db::open(dir.path(), opts).unwrap();
+    assert!(matches!(db.put(b"", b"v"), Err(Error::EmptyKey)));
+    assert!(matches!(db.get(b""), Err(Error::EmptyKey)));
+    assert!(matches!(db.delete(b""), Err(Error::EmptyKey)));
+    assert!(matches!(
+        db.put(&[b'k'; 101], b"v"),
+        Err(Error::KeyTooLarge { len: 101, max: 100 })
+    ));
+    assert!(matches!(
+        db.put(b"k", &[0; 1001]),
+        Err(Error::ValueTooLarge {
+            len: 1001,
+            max: 1000
+        })
+    ));
+    let mut b = WriteBatch::new();
+    for i in 0..10 {
+        b.put(format!("k{i}").as_bytes(), &[0; 900]);
+    }
+    let err = db.write(b, &WriteOptions::default()).unwrap_err();
+    assert!(
+        matches!(err, Error::BatchTooLarge { max: 4000, .. }),
+        "{err}"
+    );
+    assert!(err.is_invalid_argument());
+    // A batch with one bad entry is refused whole.
+    let mut b = WriteBatch::new();
+    b.put(b"good", b"v").put(b"", b"v");
+    assert!(matches!(
+        db.write(b, &WriteOptions::default()),
+        Err(Error::EmptyKey)
+    ));
+    assert_eq!(db.get(b"good").unwrap(), None);
+    // Limits are inclusive and the database still works.
+    db.put(&[b'k'; 100], &[1; 1000]).unwrap();
+    assert_eq!(db.get(&[b'k'; 100]).unwrap().unwrap().len(), 1000);
+    assert_eq!(
+        Error::KeyTooLarge { len: 101, max: 100 }.to_string(),
+        "key is 101 bytes, the limit is 100"
+    );
+}
+
+#[test]
+fn invalid_options_and_a_second_opener_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Db::open(
+        dir.path(),
+        Options {
+            max_memtable_memory: 1024 * 1024,
+            memtable_bytes: 1024 * 1024,
+            ..Options::default()
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::InvalidOptions(_)), "{err}");
+    let db = Db::open(dir.path(), small()).unwrap();
+    let err = Db::open(dir.path(), small()).unwrap_err();
+    assert!(matches!(err, Error::Locked(_)), "{err}");
+    db.close().unwrap();
+    assert!(matches!(db.get(b"k"), Err(Error::Closed)));
+    drop(db);
+    Db::open(dir.path(), small()).unwrap();
+}
+
+#[test]
+fn tombstones_are_dropped_only_at_the_bottom_and_after_their_ttl() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let opts = Options {
+        tombstone_ttl: Duration::from_secs(3600),
+        clock: clock.clone(),
+        ..small()
+    };
+    let db = Db::open(dir.path(), opts).unwrap();
+    for i in 0..100 {
+        db.put(format!("k{i:03}").as_bytes(), b"v").unwrap();
+    }
+    db.flush().unwrap();
+    for i in 0..50 {
+        db.delete(format!("k{i:03}").as_bytes()).unwrap();
+    }
+    db.compact_range(..).unwrap();
+    // Values under the tombstones are gone; the young tombstones stay.
+    let s = db.stats();
+    assert_eq!(s.sst_entries, 100, "50 values + 50 tombstones");
+    assert_eq!(db.range(..).unwrap().count(), 50);
+    clock.advance(Duration::from_secs(3599));
+    db.compact_range(..).unwrap();
+    assert_eq!(db.stats().sst_entries, 100);
+    clock.advance(Duration::from_secs(2));
+    db.compact_range(..).unwrap();
+    let s = db.stats();
+    assert_eq!(s.sst_entries, 50);
+    assert_eq!(s.counters.tombstones_dropped, 50);
+    assert_eq!(db.get(b"k010").unwrap(), None);
+    assert_eq!(db.range(..).unwrap().count(), 50);
+}
+
+#[test]
+fn stats_report_levels_cache_and_bloom_false_positives_within_twice_the_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        bloom: BloomConfig::FalsePositiveRate(0.01),
+        ..small()
+    };
+    let db = Db::open(dir.path(), opts).unwrap();
+    for i in 0..20_000 {
+        db.put(format!("present-{i}").as_bytes(), b"value").unwrap();
+    }
+    db.flush().unwrap();
+    db.wait_for_compactions().unwrap();
+    for i in 0..20_000 {
+        // Inside the tables' key ranges, so only the bloom filter can skip them.
+        assert_eq!(
+            db.get(format!("present-{i}-absent").as_bytes()).unwrap(),
+            None
+        );
+    }
+    for i in 0..1000 {
+        assert!(db.get(format!("present-{i}").as_bytes()).unwrap().is_some());
+    }
+    let s = db.stats();
+    let fpr = s.bloom_false_positive_rate();
+    assert!(fpr > 0.0 && fpr <= 0.02, "measured bloom FPR {fpr}");
+    assert!(s.sst_files() > 0 && s.sst_bytes > 0);
+    assert_eq!(s.levels.len(), 7);
+    assert!(s.counters.cache_hits + s.counters.cache_misses > 0);
+    assert!(s.cache_hit_rate() > 0.0);
+    assert!(s.write_amplification() > 1.0);
+    assert_eq!(s.counters.gets, 21_000);
+    assert_eq!(s.counters.gets_found, 1000);
+    assert!(s.get_latency.p99 >= s.get_latency.p50 && s.get_latency.count == 21_000);
+    assert!(s.memory_bytes > 0 && s.memory_bytes <= s.memory_limit);
+}
+
+#[test]
+fn interval_sync_policy_syncs_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(
+        dir.path(),
+        Options {
+            sync: SyncPolicy::Interval(Duration::from_millis(20)),
+            ..small()
+        },
+    )
+    .unwrap();
+    db.put(b"k", b"v").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while db.stats().counters.wal_syncs == 0 {
+        assert!(std::time::Instant::now() < deadline, "no background sync");
+        std::thread::yield_now();
+    }
+}
