@@ -9,7 +9,8 @@
 //!
 //! After each write workload the runner flushes the memtable and waits for compactions
 //! (untimed), then reads the bytes written and the directory size, so write and space
-//! amplification describe the data at rest rather than a moment mid-compaction.
+//! amplification describe the data at rest rather than a moment mid-compaction. The
+//! counters are process-wide, which is one reason engines never run at the same time.
 //!
 //! Engines run one after another, never at once, each in its own subdirectory, which is
 //! removed afterwards unless the user chose the directory with `--dir`.
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use crate::engine::{BenchEngine, EngineKind, EngineSettings};
-use crate::measure::{disk_usage, process_write_bytes};
+use crate::measure::{WriteCounters, disk_usage};
 use crate::report::{self, WorkloadResult};
 use crate::workloads::{self, ENTRY_BYTES, Values, Workload, WorkloadContext};
 
@@ -97,7 +98,7 @@ pub fn run(config: &BenchConfig) -> Result<Vec<WorkloadResult>> {
             temp.path().to_path_buf()
         }
     };
-    if process_write_bytes().is_none() {
+    if WriteCounters::read().is_none() {
         eprintln!("note: /proc/self/io is unreadable here, so write amplification is not measured");
     }
     eprintln!("data directory: {}", root.display());
@@ -163,7 +164,7 @@ impl<'a> EngineRun<'a> {
             seed: config.seed,
         };
         eprintln!("{}: {} ...", self.kind.name(), w.name());
-        let written_before = process_write_bytes();
+        let written_before = WriteCounters::read();
         let measured = workloads::run(w, &ctx).with_context(|| w.name().to_string())?;
 
         let mut result = WorkloadResult {
@@ -174,6 +175,7 @@ impl<'a> EngineRun<'a> {
             p50: Duration::from_nanos(measured.latency.value_at_quantile(0.50)),
             p99: Duration::from_nanos(measured.latency.value_at_quantile(0.99)),
             write_amp: None,
+            dirtied_amp: None,
             space_amp: None,
             disk_bytes: None,
             engine_write_amp: None,
@@ -188,8 +190,10 @@ impl<'a> EngineRun<'a> {
                 .context("waiting for compactions after the workload")?;
             result.settle = Some(settle_started.elapsed());
             let user_bytes = measured.ops * ENTRY_BYTES;
-            if let (Some(before), Some(after)) = (written_before, process_write_bytes()) {
-                result.write_amp = ratio(after.saturating_sub(before), user_bytes);
+            if let (Some(before), Some(after)) = (written_before, WriteCounters::read()) {
+                let written = after.since(before);
+                result.write_amp = ratio(written.syscall_bytes, user_bytes);
+                result.dirtied_amp = ratio(written.dirtied_bytes, user_bytes);
             }
             // The synced fills write distinct keys; the others leave keys 0..num.
             let logical_bytes = match w.sync_writers() {

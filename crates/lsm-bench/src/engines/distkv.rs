@@ -20,22 +20,26 @@ pub struct DistkvEngine {
 impl DistkvEngine {
     pub fn open(path: &Path, settings: &EngineSettings) -> Result<Self> {
         let defaults = Options::default();
-        let mut opts = Options::default();
-        opts.block_cache_bytes = settings.cache_bytes;
-        opts.memtable_bytes = settings.memtable_bytes;
-        opts.bloom = BloomConfig::BitsPerKey(settings.bloom_bits_per_key);
-        opts.compression = Compression::Lz4;
-        opts.sync = SyncPolicy::Never;
         // The memory ceiling must cover memtables plus cache: grow it with a large
         // --cache-mb, keeping the default headroom for indexes and filters.
         let headroom = defaults
             .max_memory
             .saturating_sub(defaults.max_memtable_memory + defaults.block_cache_bytes);
-        opts.max_memory = defaults.max_memory.max(
-            opts.max_memtable_memory
-                .saturating_add(opts.block_cache_bytes)
+        let max_memory = defaults.max_memory.max(
+            defaults
+                .max_memtable_memory
+                .saturating_add(settings.cache_bytes)
                 .saturating_add(headroom),
         );
+        let opts = Options {
+            block_cache_bytes: settings.cache_bytes,
+            memtable_bytes: settings.memtable_bytes,
+            bloom: BloomConfig::BitsPerKey(settings.bloom_bits_per_key),
+            compression: Compression::Lz4,
+            sync: SyncPolicy::Never,
+            max_memory,
+            ..defaults
+        };
         let db = Db::open(path, opts)
             .with_context(|| format!("opening distkv-lsm at {}", path.display()))?;
         Ok(Self { db })
