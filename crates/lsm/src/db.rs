@@ -592,7 +592,7 @@ impl Shared {
         let recycled = self.recycled_wals.lock().pop();
         let writer = match recycled {
             Some(old) => LogWriter::recycle(&old, &path, number)?,
-            None => LogWriter::create(&path, number, true)?,
+            None => LogWriter::create(&path, number, self.opts.sync == SyncPolicy::EveryCommit)?,
         };
         version::sync_dir(&self.dir)?;
         if self.opts.sync != SyncPolicy::Never || wal.dirty {
@@ -830,7 +830,9 @@ impl Shared {
     fn retire_wal(&self, number: u64) {
         let path = self.dir.join(version::wal_name(number));
         let mut recycled = self.recycled_wals.lock();
-        if recycled.len() < self.opts.wal_recycle_files {
+        // Recycling (overwriting instead of appending) only speeds up synced commits.
+        if self.opts.sync == SyncPolicy::EveryCommit && recycled.len() < self.opts.wal_recycle_files
+        {
             recycled.push(path);
         } else if let Err(e) = std::fs::remove_file(&path) {
             tracing::warn!(path = %path.display(), error = %e, "could not delete an obsolete WAL");
@@ -1418,7 +1420,8 @@ fn recover(dir: &Path, opts: Options, ctx: TableContext, stats: Arc<StatsInner>)
     let manifest_number = next_file + 1;
     next_file += 2;
     let wal_path = dir.join(version::wal_name(wal_number));
-    let writer = LogWriter::create(&wal_path, wal_number, true)?;
+    // Pre-zeroing pays off only when every commit syncs.
+    let writer = LogWriter::create(&wal_path, wal_number, opts.sync == SyncPolicy::EveryCommit)?;
     let mut snap = version.snapshot_edit();
     snap.log_number = Some(wal_number);
     snap.next_file_number = Some(next_file);

@@ -11,8 +11,8 @@
 //! all little-endian, where the CRC32C covers `len`, `log_number` and the payload. The log number
 //! is the file's own number: a recycled file (an old WAL renamed and overwritten from the start)
 //! still holds records of its previous life after the new tail, and those carry another number,
-//! so replay stops there. Files are extended in pre-zeroed chunks so that steady-state syncs
-//! overwrite allocated blocks and need no metadata update; zeros also end replay.
+//! so replay stops there. Once a log is synced it is extended in pre-zeroed chunks, so that
+//! steady-state syncs overwrite allocated blocks and need no metadata update; zeros end replay.
 //!
 //! Replay distinguishes a torn tail from corruption: when a record is short or fails its checksum,
 //! the rest of the file is searched for any valid record of this log. None means the write was torn
@@ -123,8 +123,10 @@ impl LogWriter {
         Ok(n)
     }
 
-    /// Makes every appended record durable.
+    /// Makes every appended record durable. A log that is synced once is likely synced again,
+    /// so from then on it grows in pre-zeroed chunks.
     pub(crate) fn sync(&mut self) -> Result<()> {
+        self.prezero = true;
         self.file.sync_data().at(&self.path)
     }
 }

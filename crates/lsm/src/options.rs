@@ -145,7 +145,8 @@ pub struct Options {
     pub max_key_bytes: usize,
     pub max_value_bytes: usize,
     pub max_batch_bytes: usize,
-    /// Obsolete WAL files kept for reuse: overwriting a written file syncs faster than appending.
+    /// Obsolete WAL files kept for reuse when every commit syncs: overwriting a written file syncs
+    /// faster than appending, since the file size (metadata) does not change.
     pub wal_recycle_files: usize,
     /// Time source for tombstone ages.
     pub clock: Arc<dyn Clock>,

@@ -124,7 +124,11 @@ fn fixture_opens_with_its_contents() {
             "key {i}"
         );
     }
-    let n = db.range(..).unwrap().inspect(|r| assert!(r.is_ok())).count();
+    let n = db
+        .range(..)
+        .unwrap()
+        .inspect(|r| assert!(r.is_ok()))
+        .count();
     assert_eq!(n as u32, FLUSHED + IN_WAL - 1);
 }
 

@@ -1,0 +1,51 @@
+# DistKV — see README.md. Every target is a thin wrapper over cargo or scripts/.
+CARGO ?= cargo
+BUILD_DIR ?= build
+
+.PHONY: all build run test test-heavy bench bench-engine bench-engine-full fmt lint clean
+
+all: build
+
+## build: release binaries into ./build
+build:
+	$(CARGO) build --release --workspace
+	@mkdir -p $(BUILD_DIR)
+	@cp target/release/engine-bench $(BUILD_DIR)/ 2>/dev/null || true
+
+## run: the engine quickstart: write, read back, scan, delete, reopen, report
+run:
+	$(CARGO) run --release -p distkv-lsm --example quickstart
+
+## test: the whole test suite (what CI runs)
+test:
+	$(CARGO) test --workspace
+
+## test-heavy: 50 SIGKILL crash cycles and 1000 cases per model property
+test-heavy:
+	DISTKV_CRASH_CYCLES=50 $(CARGO) test --release -p distkv-lsm --test crash
+	PROPTEST_CASES=1000 $(CARGO) test --release -p distkv-lsm --test model
+
+## bench: the quick engine benchmark against fjall (and RocksDB when installed)
+bench: bench-engine
+
+bench-engine:
+	@if ls /usr/lib/x86_64-linux-gnu/librocksdb.so* >/dev/null 2>&1; then \
+		scripts/bench-engine.sh --quick; \
+	else \
+		echo "librocksdb not installed (scripts/install-bench-deps.sh): benchmarking distkv and fjall only"; \
+		BENCH_FEATURES= scripts/bench-engine.sh --quick --engines distkv,fjall; \
+	fi
+
+bench-engine-full:
+	scripts/bench-engine.sh --full
+
+fmt:
+	$(CARGO) fmt --all
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean
+	rm -rf $(BUILD_DIR) data
