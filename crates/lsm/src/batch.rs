@@ -17,6 +17,7 @@ pub(crate) const BATCH_HEADER_LEN: usize = 20;
 #[derive(Debug, Clone)]
 pub struct WriteBatch {
     rep: Vec<u8>,
+    deletes: u32,
     count: u32,
     /// Largest key and value in the batch, for limit checks.
     max_key: usize,
@@ -31,8 +32,16 @@ impl Default for WriteBatch {
 
 impl WriteBatch {
     pub fn new() -> Self {
+        Self::with_capacity(0)
+    }
+
+    /// A batch with room for `bytes` of entries before it reallocates.
+    pub fn with_capacity(bytes: usize) -> Self {
+        let mut rep = Vec::with_capacity(BATCH_HEADER_LEN + bytes);
+        rep.resize(BATCH_HEADER_LEN, 0);
         WriteBatch {
-            rep: vec![0; BATCH_HEADER_LEN],
+            rep,
+            deletes: 0,
             count: 0,
             max_key: 0,
             max_value: 0,
@@ -41,8 +50,7 @@ impl WriteBatch {
 
     /// Adds a put of `key` to `value`.
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> &mut Self {
-        self.rep
-            .reserve(1 + varint_len(key.len() as u64) + key.len() + 5 + value.len());
+        self.rep.reserve(Self::entry_bytes(key.len(), value.len()));
         self.rep.push(ValueKind::Put as u8);
         put_bytes(&mut self.rep, key);
         put_bytes(&mut self.rep, value);
@@ -54,6 +62,7 @@ impl WriteBatch {
     pub fn delete(&mut self, key: &[u8]) -> &mut Self {
         self.rep.push(ValueKind::Delete as u8);
         put_bytes(&mut self.rep, key);
+        self.deletes += 1;
         self.note(key.len(), 0);
         self
     }
@@ -83,6 +92,16 @@ impl WriteBatch {
 
     pub fn clear(&mut self) {
         *self = Self::new();
+    }
+
+    /// True when the batch holds a delete (whose tombstone needs the commit time).
+    pub(crate) fn has_deletes(&self) -> bool {
+        self.deletes > 0
+    }
+
+    /// Encoded size of one entry, for sizing a batch up front.
+    pub(crate) fn entry_bytes(key: usize, value: usize) -> usize {
+        1 + varint_len(key as u64) + key + varint_len(value as u64) + value
     }
 
     pub(crate) fn max_key_len(&self) -> usize {
@@ -118,19 +137,25 @@ pub(crate) struct BatchEntry<'a> {
 /// A decoded batch header.
 pub(crate) struct BatchHeader {
     pub(crate) base_seq: SeqNo,
-    pub(crate) commit_millis: u64,
     pub(crate) count: u32,
 }
 
-/// Decodes a batch payload; `None` when it is malformed.
-pub(crate) fn decode_batch(payload: &[u8]) -> Option<(BatchHeader, Vec<BatchEntry<'_>>)> {
+/// The commit time recorded in a sealed batch (the time of its tombstones).
+pub(crate) fn commit_millis(payload: &[u8]) -> u64 {
+    u64_at(payload, 8).unwrap_or(0)
+}
+
+/// Decodes a batch payload, calling `f` for each entry in order. `None` when it is malformed
+/// (entries before the damage may already have been visited).
+pub(crate) fn for_each_entry<'a>(
+    payload: &'a [u8],
+    mut f: impl FnMut(BatchEntry<'a>),
+) -> Option<BatchHeader> {
     let header = BatchHeader {
         base_seq: u64_at(payload, 0)?,
-        commit_millis: u64_at(payload, 8)?,
         count: u32_at(payload, 16)?,
     };
     let mut r = Reader::new(&payload[BATCH_HEADER_LEN..]);
-    let mut entries = Vec::with_capacity(header.count as usize);
     for i in 0..u64::from(header.count) {
         let kind = ValueKind::from_u8(r.u8()?)?;
         let key = r.bytes()?;
@@ -138,14 +163,14 @@ pub(crate) fn decode_batch(payload: &[u8]) -> Option<(BatchHeader, Vec<BatchEntr
             ValueKind::Put => r.bytes()?,
             ValueKind::Delete => &[],
         };
-        entries.push(BatchEntry {
+        f(BatchEntry {
             seq: header.base_seq + i,
             kind,
             key,
             value,
         });
     }
-    r.is_empty().then_some((header, entries))
+    r.is_empty().then_some(header)
 }
 
 #[cfg(test)]
@@ -157,12 +182,13 @@ mod tests {
         let mut b = WriteBatch::new();
         b.put(b"k1", b"v1").delete(b"k2").put(b"k3", b"");
         let payload = b.seal(100, 42).to_vec();
-        let (h, entries) = decode_batch(&payload).unwrap();
-        assert_eq!((h.base_seq, h.commit_millis, h.count), (100, 42, 3));
-        let got: Vec<_> = entries
-            .iter()
-            .map(|e| (e.seq, e.kind, e.key.to_vec(), e.value.to_vec()))
-            .collect();
+        let mut got = Vec::new();
+        let h = for_each_entry(&payload, |e| {
+            got.push((e.seq, e.kind, e.key.to_vec(), e.value.to_vec()))
+        })
+        .unwrap();
+        assert_eq!((h.base_seq, h.count), (100, 3));
+        assert_eq!(commit_millis(&payload), 42);
         assert_eq!(
             got,
             vec![
@@ -171,6 +197,7 @@ mod tests {
                 (102, ValueKind::Put, b"k3".to_vec(), vec![]),
             ]
         );
-        assert!(decode_batch(&payload[..payload.len() - 1]).is_none());
+        assert!(for_each_entry(&payload[..payload.len() - 1], |_| {}).is_none());
+        assert!(b.has_deletes());
     }
 }

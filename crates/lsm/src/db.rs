@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use crate::batch::{WriteBatch, decode_batch};
+use crate::batch::{WriteBatch, for_each_entry};
 use crate::cache::new_block_cache;
 use crate::compaction::{self, CompactionTask, FileSummary};
 use crate::error::{CorruptionKind, Error, IoContext, Result};
@@ -239,7 +239,7 @@ impl Db {
     }
 
     pub fn put_opt(&self, key: &[u8], value: &[u8], opts: &WriteOptions) -> Result<()> {
-        let mut b = WriteBatch::new();
+        let mut b = WriteBatch::with_capacity(WriteBatch::entry_bytes(key.len(), value.len()));
         b.put(key, value);
         self.write(b, opts)
     }
@@ -249,7 +249,7 @@ impl Db {
     }
 
     pub fn delete_opt(&self, key: &[u8], opts: &WriteOptions) -> Result<()> {
-        let mut b = WriteBatch::new();
+        let mut b = WriteBatch::with_capacity(WriteBatch::entry_bytes(key.len(), 0));
         b.delete(key);
         self.write(b, opts)
     }
@@ -439,6 +439,18 @@ impl Shared {
 
     fn commit(&self, batch: WriteBatch, sync: bool) -> Result<()> {
         let mut q = self.queue.lock();
+        if !q.leader_active && q.pending.is_empty() {
+            // Nobody else is writing: lead a group of one without queueing.
+            q.leader_active = true;
+            drop(q);
+            let result = self.commit_group(&mut [(0, batch, sync)]);
+            let mut q = self.queue.lock();
+            q.leader_active = false;
+            if !q.pending.is_empty() {
+                self.queue_cv.notify_all();
+            }
+            return result;
+        }
         let id = q.next_id;
         q.next_id += 1;
         q.pending.push_back((id, batch, sync));
@@ -478,7 +490,12 @@ impl Shared {
     fn commit_group(&self, group: &mut [(u64, WriteBatch, bool)]) -> Result<()> {
         let mut wal = self.wal.lock();
         self.make_room(&mut wal)?;
-        let now = self.opts.clock.now_millis();
+        // Only tombstones need the time; skip the clock read for put-only groups.
+        let now = if group.iter().any(|(_, b, _)| b.has_deletes()) {
+            self.opts.clock.now_millis()
+        } else {
+            0
+        };
         let first_seq = wal.last_seq + 1;
         let mut seq = first_seq;
         let mut need_sync = self.opts.sync == SyncPolicy::EveryCommit;
@@ -507,20 +524,18 @@ impl Shared {
         let mem = Arc::clone(&self.state.read().mem);
         let (mut puts, mut deletes) = (0, 0);
         for (_, b, _) in group.iter() {
-            let (_, entries) = decode_batch(b.payload())
-                .ok_or(Error::Background("a sealed batch failed to decode".into()))?;
-            for e in entries {
-                match e.kind {
-                    ValueKind::Put => {
-                        puts += 1;
-                        mem.insert(e.key, e.seq, e.kind, e.value);
-                    }
-                    ValueKind::Delete => {
-                        deletes += 1;
-                        mem.insert(e.key, e.seq, e.kind, &types::tombstone_value(now));
-                    }
+            // The batch was encoded by us and validated; it decodes.
+            for_each_entry(b.payload(), |e| match e.kind {
+                ValueKind::Put => {
+                    puts += 1;
+                    mem.insert(e.key, e.seq, e.kind, e.value);
                 }
-            }
+                ValueKind::Delete => {
+                    deletes += 1;
+                    mem.insert(e.key, e.seq, e.kind, &types::tombstone_value(now));
+                }
+            })
+            .ok_or(Error::Background("a sealed batch failed to decode".into()))?;
         }
         wal.last_seq = seq - 1;
         self.visible_seq.store(wal.last_seq, Ordering::Release);
@@ -1073,9 +1088,15 @@ impl Shared {
         for level in 0..deepest {
             let v = Arc::clone(&self.current().version);
             let sums = self.summaries(&v);
-            let inputs: Vec<&FileSummary> = sums[level].iter().filter(|s| in_range(s)).collect();
+            let mut inputs: Vec<&FileSummary> =
+                sums[level].iter().filter(|s| in_range(s)).collect();
             if inputs.is_empty() {
                 continue;
+            }
+            if level == 0 {
+                // L0 files overlap and are ordered by age: moving some of them below older ones
+                // would let stale data shadow newer data. Take all of L0.
+                inputs = sums[0].iter().collect();
             }
             let lo2 = inputs
                 .iter()
@@ -1384,17 +1405,18 @@ fn recover(dir: &Path, opts: Options, ctx: TableContext, stats: Arc<StatsInner>)
     for &number in &wals {
         let path = dir.join(version::wal_name(number));
         let end = read_log(&path, number, TailMode::DropTorn, |payload, offset| {
-            let (h, entries) = decode_batch(payload).ok_or_else(|| {
-                Error::corruption(&path, offset, CorruptionKind::Malformed("write batch"))
-            })?;
-            for e in entries {
+            let millis = crate::batch::commit_millis(payload);
+            for_each_entry(payload, |e| {
                 let value: &[u8] = match e.kind {
                     ValueKind::Put => e.value,
-                    ValueKind::Delete => &types::tombstone_value(h.commit_millis),
+                    ValueKind::Delete => &types::tombstone_value(millis),
                 };
                 mem.insert(e.key, e.seq, e.kind, value);
                 last_seq = last_seq.max(e.seq);
-            }
+            })
+            .ok_or_else(|| {
+                Error::corruption(&path, offset, CorruptionKind::Malformed("write batch"))
+            })?;
             Ok(())
         })?;
         if end.torn_tail {

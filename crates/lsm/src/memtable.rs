@@ -21,9 +21,39 @@ use crate::types::{self, KIND_SEEK, SeqNo, ValueKind, compare_internal};
 /// Bytes of bookkeeping per entry beyond key and value (skiplist node, `Bytes` headers).
 const ENTRY_OVERHEAD: usize = 80;
 
-/// An encoded internal key ordered by [`compare_internal`].
+/// Internal keys up to this length are stored inside the skiplist node.
+const INLINE_KEY: usize = 38;
+
+/// An encoded internal key ordered by [`compare_internal`]. Short keys live inline, so a search
+/// touches one cache line per node instead of chasing a pointer to the key bytes.
 #[derive(Debug, Clone)]
-pub(crate) struct MemKey(Bytes);
+pub(crate) enum MemKey {
+    Inline { len: u8, bytes: [u8; INLINE_KEY] },
+    Heap(Box<[u8]>),
+}
+
+impl MemKey {
+    fn new(ikey: &[u8]) -> Self {
+        if ikey.len() <= INLINE_KEY {
+            let mut bytes = [0u8; INLINE_KEY];
+            bytes[..ikey.len()].copy_from_slice(ikey);
+            MemKey::Inline {
+                len: ikey.len() as u8,
+                bytes,
+            }
+        } else {
+            MemKey::Heap(ikey.into())
+        }
+    }
+
+    #[inline]
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            MemKey::Inline { len, bytes } => &bytes[..*len as usize],
+            MemKey::Heap(b) => b,
+        }
+    }
+}
 
 /// A borrowed internal key, the lookup form of [`MemKey`].
 #[repr(transparent)]
@@ -38,7 +68,7 @@ impl IKey {
 
 impl Borrow<IKey> for MemKey {
     fn borrow(&self) -> &IKey {
-        IKey::new(&self.0)
+        IKey::new(self.as_bytes())
     }
 }
 
@@ -71,7 +101,7 @@ impl PartialOrd for MemKey {
 }
 impl Ord for MemKey {
     fn cmp(&self, other: &Self) -> Ordering {
-        compare_internal(&self.0, &other.0)
+        compare_internal(self.as_bytes(), other.as_bytes())
     }
 }
 
@@ -99,10 +129,18 @@ impl MemTable {
     }
 
     pub(crate) fn insert(&self, key: &[u8], seq: SeqNo, kind: ValueKind, value: &[u8]) {
-        let ikey = types::internal_key(key, seq, kind as u8);
-        let n = ikey.len() + value.len() + ENTRY_OVERHEAD;
-        self.map
-            .insert(MemKey(Bytes::from(ikey)), Bytes::copy_from_slice(value));
+        let mut buf = [0u8; INLINE_KEY];
+        let ikey = if key.len() + types::TRAILER_LEN <= INLINE_KEY {
+            let n = key.len();
+            buf[..n].copy_from_slice(key);
+            buf[n..n + types::TRAILER_LEN]
+                .copy_from_slice(&types::trailer(seq, kind as u8).to_le_bytes());
+            MemKey::new(&buf[..n + types::TRAILER_LEN])
+        } else {
+            MemKey::new(&types::internal_key(key, seq, kind as u8))
+        };
+        let n = key.len() + types::TRAILER_LEN + value.len() + ENTRY_OVERHEAD;
+        self.map.insert(ikey, Bytes::copy_from_slice(value));
         self.approx_bytes.fetch_add(n, AtomicOrdering::Relaxed);
         self.max_seq.fetch_max(seq, AtomicOrdering::Relaxed);
     }
@@ -111,7 +149,7 @@ impl MemTable {
     pub(crate) fn get(&self, key: &[u8], snapshot: SeqNo) -> Option<(ValueKind, Bytes)> {
         let probe = types::internal_key(key, snapshot, KIND_SEEK);
         let entry = self.map.lower_bound(Bound::Included(IKey::new(&probe)))?;
-        let ikey = &entry.key().0;
+        let ikey = entry.key().as_bytes();
         if types::user_key(ikey) != key {
             return None;
         }
@@ -175,7 +213,7 @@ impl InternalIterator for MemTableIter {
     }
 
     fn key(&self) -> &[u8] {
-        self.entry.as_ref().map_or(&[], |e| &e.key().0)
+        self.entry.as_ref().map_or(&[], |e| e.key().as_bytes())
     }
 
     fn value(&self) -> &[u8] {

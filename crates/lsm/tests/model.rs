@@ -169,7 +169,11 @@ fn run(style: CompactionStyle, ops: Vec<Op>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    // PROPTEST_CASES overrides the count (the heavy suite runs 1000).
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(128),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn leveled_matches_the_model(ops in prop::collection::vec(op(), 1..200)) {
