@@ -397,6 +397,10 @@ impl Shared {
         Arc::clone(&self.state.read())
     }
 
+    fn wal_map_bytes(&self) -> u64 {
+        wal_map_bytes(&self.opts)
+    }
+
     fn validate_key(&self, key: &[u8]) -> Result<()> {
         if key.is_empty() {
             return Err(Error::EmptyKey);
@@ -506,15 +510,15 @@ impl Shared {
             need_sync |= *sync;
             user_bytes += b.size_bytes() as u64;
         }
-        let written = wal
-            .writer
-            .append(group.iter().map(|(_, b, _)| b.payload()))?;
-        wal.dirty = true;
         if let SyncPolicy::Interval(d) = self.opts.sync
             && wal.last_sync.elapsed() >= d
         {
             need_sync = true;
         }
+        let written = wal
+            .writer
+            .append(group.iter().map(|(_, b, _)| b.payload()), need_sync)?;
+        wal.dirty = true;
         if need_sync {
             wal.writer.sync()?;
             wal.last_sync = Instant::now();
@@ -606,8 +610,13 @@ impl Shared {
         let path = self.dir.join(version::wal_name(number));
         let recycled = self.recycled_wals.lock().pop();
         let writer = match recycled {
-            Some(old) => LogWriter::recycle(&old, &path, number)?,
-            None => LogWriter::create(&path, number, self.opts.sync == SyncPolicy::EveryCommit)?,
+            Some(old) => LogWriter::recycle(&old, &path, number, self.wal_map_bytes())?,
+            None => LogWriter::create(
+                &path,
+                number,
+                self.opts.sync == SyncPolicy::EveryCommit,
+                self.wal_map_bytes(),
+            )?,
         };
         version::sync_dir(&self.dir)?;
         if self.opts.sync != SyncPolicy::Never || wal.dirty {
@@ -1198,6 +1207,12 @@ impl Shared {
     }
 }
 
+/// Size of the memory mapping of a WAL: a memtable's worth of records and some slack (the
+/// memtable counts more bytes per entry than the WAL holds); larger tails use `pwrite`.
+fn wal_map_bytes(opts: &Options) -> u64 {
+    opts.memtable_bytes as u64 + (1 << 20)
+}
+
 /// Copies an error for every writer of a failed group.
 fn duplicate(e: &Error) -> Error {
     match e {
@@ -1443,7 +1458,12 @@ fn recover(dir: &Path, opts: Options, ctx: TableContext, stats: Arc<StatsInner>)
     next_file += 2;
     let wal_path = dir.join(version::wal_name(wal_number));
     // Pre-zeroing pays off only when every commit syncs.
-    let writer = LogWriter::create(&wal_path, wal_number, opts.sync == SyncPolicy::EveryCommit)?;
+    let writer = LogWriter::create(
+        &wal_path,
+        wal_number,
+        opts.sync == SyncPolicy::EveryCommit,
+        wal_map_bytes(&opts),
+    )?;
     let mut snap = version.snapshot_edit();
     snap.log_number = Some(wal_number);
     snap.next_file_number = Some(next_file);

@@ -27,57 +27,106 @@ use crate::coding::{u32_at, u64_at};
 use crate::error::{CorruptionKind, Error, IoContext, Result};
 
 pub(crate) const HEADER_LEN: usize = 16;
-/// Files grow by writing this many zero bytes ahead of the tail.
+/// Synced files grow by writing this many zero bytes ahead of the tail.
 const PREZERO_CHUNK: u64 = 1 << 20;
+/// Mapped files reserve blocks this far ahead of the tail.
+const RESERVE_CHUNK: u64 = 4 << 20;
 
 fn record_crc(len_and_number: &[u8], payload: &[u8]) -> u32 {
     crc32c::crc32c_append(crc32c::crc32c(len_and_number), payload)
 }
 
 /// Appends records to a log file.
+///
+/// Appends that are not synced right away are stored through a shared memory mapping of the
+/// file when it has one: the bytes land in the kernel's page cache without a system call, so they
+/// survive a crash of the process (not of the machine), exactly like a `write` that is not
+/// synced. Blocks under the mapping are reserved with `fallocate` ahead of the tail, so a full
+/// disk is an error from `fallocate`, never a `SIGBUS`. Appends that will be synced go through
+/// `pwrite` into pre-zeroed blocks. Both paths share the page cache, and `fdatasync` makes both
+/// durable.
 pub(crate) struct LogWriter {
     file: File,
     path: PathBuf,
     log_number: u64,
     offset: u64,
-    /// Bytes of the file known to exist (written or pre-zeroed); writes below it need no size
-    /// change.
-    allocated: u64,
+    /// Bytes known to be written (data or zeros): synced writes below it change no metadata.
+    zeroed: u64,
+    /// Bytes of the mapping backed by reserved blocks: stores below it cannot fault.
+    reserved: u64,
     prezero: bool,
+    map: Option<memmap2::MmapMut>,
     buf: Vec<u8>,
 }
 
 impl LogWriter {
-    /// Creates a new log file (fails if it exists).
-    pub(crate) fn create(path: &Path, log_number: u64, prezero: bool) -> Result<Self> {
+    /// Creates a new log file (fails if it exists). With `map_bytes > 0` the file is sized to
+    /// that and mapped, and unsynced appends within it are stores into the mapping.
+    pub(crate) fn create(
+        path: &Path,
+        log_number: u64,
+        prezero: bool,
+        map_bytes: u64,
+    ) -> Result<Self> {
         let file = File::options()
             .read(true)
             .write(true)
             .create_new(true)
             .open(path)
             .at(path)?;
-        Ok(Self::with_file(file, path, log_number, 0, prezero))
+        let mut w = Self::with_file(file, path, log_number, 0, prezero);
+        w.map_file(map_bytes)?;
+        Ok(w)
     }
 
     /// Reuses an obsolete log file under a new name and number; its old records are overwritten
     /// from the start and ignored by replay because their log number differs.
-    pub(crate) fn recycle(old: &Path, path: &Path, log_number: u64) -> Result<Self> {
+    pub(crate) fn recycle(
+        old: &Path,
+        path: &Path,
+        log_number: u64,
+        map_bytes: u64,
+    ) -> Result<Self> {
         std::fs::rename(old, path).at(path)?;
         let file = File::options().read(true).write(true).open(path).at(path)?;
         let len = file.metadata().at(path)?.len();
-        Ok(Self::with_file(file, path, log_number, len, true))
+        let mut w = Self::with_file(file, path, log_number, len, true);
+        w.map_file(map_bytes)?;
+        Ok(w)
     }
 
-    fn with_file(file: File, path: &Path, log_number: u64, allocated: u64, prezero: bool) -> Self {
+    fn with_file(file: File, path: &Path, log_number: u64, zeroed: u64, prezero: bool) -> Self {
         LogWriter {
             file,
             path: path.to_path_buf(),
             log_number,
             offset: 0,
-            allocated,
+            zeroed,
+            reserved: 0,
             prezero,
+            map: None,
             buf: Vec::new(),
         }
+    }
+
+    fn map_file(&mut self, map_bytes: u64) -> Result<()> {
+        if map_bytes == 0 {
+            return Ok(());
+        }
+        let len = self.file.metadata().at(&self.path)?.len();
+        if len < map_bytes {
+            self.file.set_len(map_bytes).at(&self.path)?;
+        }
+        // SAFETY: the file is private to this engine (the directory is locked) and is never
+        // truncated while mapped; stores only go below `reserved`, which is backed by blocks.
+        let map = unsafe {
+            memmap2::MmapOptions::new()
+                .len(map_bytes as usize)
+                .map_mut(&self.file)
+        }
+        .at(&self.path)?;
+        self.map = Some(map);
+        Ok(())
     }
 
     pub(crate) fn log_number(&self) -> u64 {
@@ -89,10 +138,36 @@ impl LogWriter {
         self.offset
     }
 
-    /// Writes one record per payload with a single write call. Not durable until [`Self::sync`].
+    /// Reserves disk blocks for the file up to beyond `end`.
+    fn reserve(&mut self, end: u64) -> Result<()> {
+        if end <= self.reserved {
+            return Ok(());
+        }
+        let target = end.div_ceil(RESERVE_CHUNK) * RESERVE_CHUNK + RESERVE_CHUNK;
+        let from = self.reserved;
+        // SAFETY: plain system call on an open descriptor.
+        let rc = unsafe {
+            libc::fallocate(
+                std::os::fd::AsRawFd::as_raw_fd(&self.file),
+                libc::FALLOC_FL_KEEP_SIZE,
+                from as libc::off_t,
+                (target - from) as libc::off_t,
+            )
+        };
+        if rc != 0 {
+            return Err(Error::io(&self.path, std::io::Error::last_os_error()));
+        }
+        self.reserved = target;
+        Ok(())
+    }
+
+    /// Writes one record per payload. `will_sync` says a sync follows at once (then `pwrite`
+    /// into pre-zeroed blocks is cheaper than dirtying mapped pages). Not durable until
+    /// [`Self::sync`].
     pub(crate) fn append<'a>(
         &mut self,
         payloads: impl IntoIterator<Item = &'a [u8]>,
+        will_sync: bool,
     ) -> Result<u64> {
         self.buf.clear();
         for payload in payloads {
@@ -107,24 +182,32 @@ impl LogWriter {
         }
         let n = self.buf.len() as u64;
         let end = self.offset + n;
-        if self.prezero && end > self.allocated {
-            let target = end.div_ceil(PREZERO_CHUNK) * PREZERO_CHUNK + PREZERO_CHUNK;
-            let zeros = vec![0u8; (target - self.allocated) as usize];
+        let map_len = self.map.as_ref().map_or(0, |m| m.len() as u64);
+        if !will_sync && end <= map_len {
+            self.reserve(end)?;
+            if let Some(map) = &mut self.map {
+                map[self.offset as usize..end as usize].copy_from_slice(&self.buf);
+            }
+        } else {
+            if self.prezero && end > self.zeroed {
+                let target = end.div_ceil(PREZERO_CHUNK) * PREZERO_CHUNK + PREZERO_CHUNK;
+                let from = self.zeroed.max(self.offset);
+                let zeros = vec![0u8; (target - from) as usize];
+                self.file.write_all_at(&zeros, from).at(&self.path)?;
+                self.zeroed = target;
+            }
             self.file
-                .write_all_at(&zeros, self.allocated)
+                .write_all_at(&self.buf, self.offset)
                 .at(&self.path)?;
-            self.allocated = target;
         }
-        self.file
-            .write_all_at(&self.buf, self.offset)
-            .at(&self.path)?;
         self.offset = end;
-        self.allocated = self.allocated.max(end);
+        self.zeroed = self.zeroed.max(end);
         Ok(n)
     }
 
-    /// Makes every appended record durable. A log that is synced once is likely synced again,
-    /// so from then on it grows in pre-zeroed chunks.
+    /// Makes every appended record durable (stores through the mapping included: they are the
+    /// same page-cache pages). A log that is synced once is likely synced again, so from then on
+    /// synced appends grow it in pre-zeroed chunks.
     pub(crate) fn sync(&mut self) -> Result<()> {
         self.prezero = true;
         self.file.sync_data().at(&self.path)
@@ -262,9 +345,9 @@ mod tests {
     use super::*;
 
     fn write(path: &Path, number: u64, records: &[&[u8]], prezero: bool) {
-        let mut w = LogWriter::create(path, number, prezero).unwrap();
+        let mut w = LogWriter::create(path, number, prezero, 0).unwrap();
         for r in records {
-            w.append([*r]).unwrap();
+            w.append([*r], false).unwrap();
         }
         w.sync().unwrap();
     }
@@ -289,6 +372,29 @@ mod tests {
             assert!(!end.torn_tail);
             assert_eq!(end.valid_len, 3 * HEADER_LEN as u64 + 8);
         }
+    }
+
+    #[test]
+    fn mapped_and_written_appends_read_back_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("5.log");
+        let mut w = LogWriter::create(&p, 5, false, 64 * 1024).unwrap();
+        let big = vec![7u8; 40 * 1024];
+        w.append([&b"mapped"[..]], false).unwrap();
+        w.append([&b"synced"[..]], true).unwrap();
+        w.sync().unwrap();
+        w.append([&b"mapped again"[..]], false).unwrap();
+        // Past the end of the mapping: falls back to pwrite.
+        w.append([big.as_slice()], false).unwrap();
+        w.append([big.as_slice()], false).unwrap();
+        drop(w);
+        let (recs, end) = read_all(&p, 5).unwrap();
+        assert_eq!(recs.len(), 5);
+        assert_eq!(recs[0], b"mapped");
+        assert_eq!(recs[1], b"synced");
+        assert_eq!(recs[2], b"mapped again");
+        assert_eq!(recs[4], big);
+        assert!(!end.torn_tail);
     }
 
     #[test]
@@ -341,8 +447,8 @@ mod tests {
         let old = dir.path().join("3.log");
         write(&old, 3, &[b"old-1", b"old-2", b"old-3", b"old-4"], true);
         let new = dir.path().join("9.log");
-        let mut w = LogWriter::recycle(&old, &new, 9).unwrap();
-        w.append([&b"new"[..]]).unwrap();
+        let mut w = LogWriter::recycle(&old, &new, 9, 0).unwrap();
+        w.append([&b"new"[..]], true).unwrap();
         w.sync().unwrap();
         // The tail of the overwritten record looks torn; that is expected and not corruption.
         let (recs, _) = read_all(&new, 9).unwrap();

@@ -172,8 +172,8 @@ impl Manifest {
     /// Writes a new manifest holding `snapshot` and points `CURRENT` at it.
     pub(crate) fn create(dir: &Path, number: u64, snapshot: &VersionEdit) -> Result<Self> {
         let path = dir.join(manifest_name(number));
-        let mut writer = LogWriter::create(&path, number, false)?;
-        writer.append([snapshot.encode().as_slice()])?;
+        let mut writer = LogWriter::create(&path, number, false, 0)?;
+        writer.append([snapshot.encode().as_slice()], true)?;
         writer.sync()?;
         let tmp = dir.join("CURRENT.tmp");
         std::fs::write(&tmp, format!("{}\n", manifest_name(number))).at(&tmp)?;
@@ -187,7 +187,7 @@ impl Manifest {
     }
 
     pub(crate) fn append(&mut self, edit: &VersionEdit) -> Result<()> {
-        self.writer.append([edit.encode().as_slice()])?;
+        self.writer.append([edit.encode().as_slice()], true)?;
         self.writer.sync()
     }
 
