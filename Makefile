@@ -2,15 +2,27 @@
 CARGO ?= cargo
 BUILD_DIR ?= build
 
-.PHONY: all build run test test-heavy bench bench-engine bench-engine-full fmt lint clean
+.PHONY: all build run dev-cluster test-cluster stop-cluster test test-heavy bench bench-engine bench-engine-full bench-cluster fmt lint clean
 
 all: build
 
-## build: release binaries into ./build
+## build: release binaries into ./build (distkv-server, distkv-client, distkv-bench, engine-bench)
 build:
-	$(CARGO) build --release --workspace
+	$(CARGO) build --release --workspace --bins
 	@mkdir -p $(BUILD_DIR)
-	@cp target/release/engine-bench $(BUILD_DIR)/ 2>/dev/null || true
+	cp target/release/distkv-server target/release/distkv-client target/release/distkv-bench target/release/engine-bench $(BUILD_DIR)/
+
+## dev-cluster: build, then start 3 nodes on localhost:8080-8082 (data and logs in data/dev-cluster)
+dev-cluster: build
+	scripts/dev-cluster.sh
+
+## test-cluster: put, get, batch, scan, delete and status against the dev cluster
+test-cluster:
+	scripts/test-cluster.sh
+
+## stop-cluster: stop the dev cluster by its recorded PIDs
+stop-cluster:
+	scripts/stop-cluster.sh
 
 ## run: the engine quickstart: write, read back, scan, delete, reopen, report
 run:
@@ -38,6 +50,10 @@ bench-engine:
 
 bench-engine-full:
 	scripts/bench-engine.sh --full
+
+## bench-cluster: distkv-bench against one node and against the dev cluster (50 clients)
+bench-cluster:
+	scripts/bench-cluster.sh
 
 fmt:
 	$(CARGO) fmt --all

@@ -1,0 +1,615 @@
+//! The connection to one DistKV node and the requests it can carry.
+//!
+//! Any node can coordinate any request (Dynamo §4.1: a client may talk to any node, which then
+//! routes to the key's preference list), so a client holds one channel to one node. The channel
+//! is opened eagerly by [`Client::connect`], like the original's blocking dial, so a wrong
+//! address fails at once with the address in the message. Every request carries the configured
+//! timeout as its gRPC deadline.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use distkv_flags::format_go_duration;
+use distkv_proto::distkv as pb;
+use distkv_proto::distkv::admin_service_client::AdminServiceClient;
+use distkv_proto::distkv::dist_kv_client::DistKvClient;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+use crate::convert;
+use crate::error::{ClientError, Operation, Result, error_chain};
+use crate::types::{
+    BatchResult, ClusterStatus, Consistency, GetResult, PutResult, RingInfo, ScanOptions, ScanPage,
+};
+
+/// The server a client talks to unless told otherwise.
+pub const DEFAULT_SERVER: &str = "localhost:8080";
+/// The connect and per-request timeout unless told otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The name a server certificate must carry unless told otherwise (the original's default).
+pub const DEFAULT_TLS_SERVER_NAME: &str = "localhost";
+/// The largest gRPC message the client sends or accepts: room for a page of large values or a
+/// key with several large siblings (the engine accepts values up to 256 MiB).
+pub const MAX_MESSAGE_BYTES: usize = 512 * 1024 * 1024;
+
+/// Where and how to connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// `host:port` of any node; a full URI (`http://host:port`) is accepted too.
+    pub server: String,
+    /// Bounds connecting and every request.
+    pub timeout: Duration,
+    /// TLS settings; `None` for plaintext.
+    pub tls: Option<TlsConfig>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            server: DEFAULT_SERVER.to_string(),
+            timeout: DEFAULT_TIMEOUT,
+            tls: None,
+        }
+    }
+}
+
+/// TLS settings, as the original client's `-tls-*` flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// PEM CA certificate that signed the server's certificate; `None` trusts the system's
+    /// roots.
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate, for mutual TLS; needs `key_file`.
+    pub cert_file: Option<PathBuf>,
+    /// PEM client private key, for mutual TLS; needs `cert_file`.
+    pub key_file: Option<PathBuf>,
+    /// The name the server's certificate must carry.
+    pub server_name: String,
+    /// Skip verifying the server's certificate. Not supported yet: connecting with it set
+    /// fails with [`ClientError::TlsUnsupported`].
+    pub insecure_skip_verify: bool,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            server_name: DEFAULT_TLS_SERVER_NAME.to_string(),
+            insecure_skip_verify: false,
+        }
+    }
+}
+
+impl TlsConfig {
+    async fn to_tonic(&self) -> Result<ClientTlsConfig> {
+        if self.insecure_skip_verify {
+            return Err(ClientError::TlsUnsupported {
+                feature: "TLS without certificate verification (insecure_skip_verify)",
+            });
+        }
+        let mut config = ClientTlsConfig::new().domain_name(self.server_name.clone());
+        config = match &self.ca_file {
+            Some(path) => config.ca_certificate(Certificate::from_pem(read(path).await?)),
+            None => config.with_native_roots(),
+        };
+        match (&self.cert_file, &self.key_file) {
+            (Some(cert), Some(key)) => {
+                config = config.identity(Identity::from_pem(read(cert).await?, read(key).await?));
+            }
+            (None, None) => {}
+            (Some(_), None) => {
+                return Err(ClientError::InvalidTls {
+                    reason: "a client certificate needs its key file too",
+                });
+            }
+            (None, Some(_)) => {
+                return Err(ClientError::InvalidTls {
+                    reason: "a client key needs its certificate file too",
+                });
+            }
+        }
+        Ok(config)
+    }
+}
+
+async fn read(path: &PathBuf) -> Result<Vec<u8>> {
+    tokio::fs::read(path)
+        .await
+        .map_err(|source| ClientError::TlsFile {
+            path: path.clone(),
+            source,
+        })
+}
+
+/// A connection to one DistKV node. Cheap to clone; clones share the connection.
+#[derive(Debug, Clone)]
+pub struct Client {
+    server: String,
+    timeout: Duration,
+    kv: DistKvClient<Channel>,
+    admin: AdminServiceClient<Channel>,
+}
+
+impl Client {
+    /// Connects to `config.server`, waiting at most `config.timeout`.
+    pub async fn connect(config: ClientConfig) -> Result<Client> {
+        let ClientConfig {
+            server,
+            timeout,
+            tls,
+        } = config;
+        if server.trim().is_empty() {
+            return Err(ClientError::InvalidAddress {
+                server,
+                reason: "the address is empty".to_string(),
+            });
+        }
+        let uri = if server.contains("://") {
+            server.clone()
+        } else if tls.is_some() {
+            format!("https://{server}")
+        } else {
+            format!("http://{server}")
+        };
+        let mut endpoint = Endpoint::from_shared(uri)
+            .map_err(|e| ClientError::InvalidAddress {
+                server: server.clone(),
+                reason: error_chain(&e),
+            })?
+            .connect_timeout(timeout)
+            .timeout(timeout);
+        if let Some(tls) = &tls {
+            endpoint =
+                endpoint
+                    .tls_config(tls.to_tonic().await?)
+                    .map_err(|e| ClientError::Connect {
+                        server: server.clone(),
+                        detail: error_chain(&e),
+                    })?;
+        }
+        let channel = match tokio::time::timeout(timeout, endpoint.connect()).await {
+            Ok(Ok(channel)) => channel,
+            Ok(Err(e)) => {
+                return Err(ClientError::Connect {
+                    server,
+                    detail: error_chain(&e),
+                });
+            }
+            Err(_) => {
+                return Err(ClientError::Connect {
+                    server,
+                    detail: format!("timed out after {}", format_go_duration(timeout)),
+                });
+            }
+        };
+        Ok(Client {
+            kv: DistKvClient::new(channel.clone())
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            admin: AdminServiceClient::new(channel)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            server,
+            timeout,
+        })
+    }
+
+    /// The address this client was connected to, as given.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// The per-request timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(self.timeout);
+        request
+    }
+
+    fn status_error(&self, op: Operation, status: tonic::Status) -> ClientError {
+        ClientError::from_status(op, &self.server, self.timeout, status)
+    }
+
+    /// Stores `value` under `key`. With `context` from an earlier [`Client::get`], the new
+    /// value supersedes exactly the versions that get returned (Dynamo §4.4); without it, the
+    /// server treats the write as causally after nothing in particular.
+    pub async fn put(
+        &self,
+        key: impl Into<String>,
+        value: impl Into<Vec<u8>>,
+        consistency: Option<Consistency>,
+        context: Option<Vec<u8>>,
+    ) -> Result<PutResult> {
+        let key = key.into();
+        let (consistency_level, consistency_set) = convert::consistency_fields(consistency);
+        let request = self.request(pb::PutRequest {
+            key: key.clone(),
+            value: value.into(),
+            consistency_level,
+            vector_clock: None,
+            context: context.unwrap_or_default(),
+            consistency_set,
+        });
+        let response = self
+            .kv
+            .clone()
+            .put(request)
+            .await
+            .map_err(|s| self.status_error(Operation::Put, s))?
+            .into_inner();
+        if !response.success {
+            return Err(ClientError::PutFailed {
+                key,
+                message: server_message(response.error_message),
+            });
+        }
+        Ok(PutResult {
+            clock: convert::clock(response.vector_clock),
+            context: response.context,
+        })
+    }
+
+    /// Reads `key`. A missing key is `found: false`, not an error.
+    pub async fn get(
+        &self,
+        key: impl Into<String>,
+        consistency: Option<Consistency>,
+    ) -> Result<GetResult> {
+        let key = key.into();
+        let (consistency_level, consistency_set) = convert::consistency_fields(consistency);
+        let request = self.request(pb::GetRequest {
+            key: key.clone(),
+            consistency_level,
+            consistency_set,
+        });
+        let response = self
+            .kv
+            .clone()
+            .get(request)
+            .await
+            .map_err(|s| self.status_error(Operation::Get, s))?
+            .into_inner();
+        if !response.error_message.is_empty() {
+            return Err(ClientError::GetFailed {
+                key,
+                message: response.error_message,
+            });
+        }
+        Ok(convert::get_result(response))
+    }
+
+    /// Deletes `key`; `context` as for [`Client::put`].
+    pub async fn delete(
+        &self,
+        key: impl Into<String>,
+        consistency: Option<Consistency>,
+        context: Option<Vec<u8>>,
+    ) -> Result<()> {
+        let key = key.into();
+        let (consistency_level, consistency_set) = convert::consistency_fields(consistency);
+        let request = self.request(pb::DeleteRequest {
+            key: key.clone(),
+            consistency_level,
+            context: context.unwrap_or_default(),
+            consistency_set,
+        });
+        let response = self
+            .kv
+            .clone()
+            .delete(request)
+            .await
+            .map_err(|s| self.status_error(Operation::Delete, s))?
+            .into_inner();
+        if !response.success {
+            return Err(ClientError::DeleteFailed {
+                key,
+                message: server_message(response.error_message),
+            });
+        }
+        Ok(())
+    }
+
+    /// Stores several pairs in one request. When a key appears twice the later value wins.
+    /// A partial failure is reported in the result, not as an error.
+    pub async fn batch_put(
+        &self,
+        items: Vec<(String, Vec<u8>)>,
+        consistency: Option<Consistency>,
+    ) -> Result<BatchResult> {
+        let (consistency_level, consistency_set) = convert::consistency_fields(consistency);
+        let items: HashMap<String, Vec<u8>> = items.into_iter().collect();
+        let request = self.request(pb::BatchPutRequest {
+            items,
+            consistency_level,
+            consistency_set,
+        });
+        let response = self
+            .kv
+            .clone()
+            .batch_put(request)
+            .await
+            .map_err(|s| self.status_error(Operation::BatchPut, s))?
+            .into_inner();
+        let mut failed_keys = response.failed_keys;
+        failed_keys.sort();
+        Ok(BatchResult {
+            success: response.success,
+            error_message: response.error_message,
+            failed_keys,
+        })
+    }
+
+    /// Reads one page of a key range or prefix, in key order.
+    pub async fn scan(&self, options: ScanOptions) -> Result<ScanPage> {
+        let (consistency_level, consistency_set) = convert::consistency_fields(options.consistency);
+        let request = self.request(pb::ScanRequest {
+            start_key: options.start.unwrap_or_default(),
+            end_key: options.end.unwrap_or_default(),
+            prefix: options.prefix.unwrap_or_default(),
+            limit: options.limit.unwrap_or(0),
+            page_token: options.page_token.unwrap_or_default(),
+            consistency_level,
+            consistency_set,
+        });
+        let response = self
+            .kv
+            .clone()
+            .scan(request)
+            .await
+            .map_err(|s| self.status_error(Operation::Scan, s))?
+            .into_inner();
+        Ok(ScanPage {
+            items: response
+                .items
+                .into_iter()
+                .filter(|kv| !kv.is_deleted)
+                .map(|kv| (kv.key, kv.value))
+                .collect(),
+            next_page_token: Some(response.next_page_token).filter(|t| !t.is_empty()),
+        })
+    }
+
+    /// Reads every page of a scan, starting at `options.page_token`, and returns all pairs in
+    /// key order. Use [`Client::scan`] to process a large range page by page instead.
+    pub async fn scan_all(&self, mut options: ScanOptions) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut items = Vec::new();
+        loop {
+            let page = self.scan(options.clone()).await?;
+            items.extend(page.items);
+            match page.next_page_token {
+                None => return Ok(items),
+                Some(token) => {
+                    check_progress(options.page_token.as_deref(), &token)?;
+                    options.page_token = Some(token);
+                }
+            }
+        }
+    }
+
+    /// The cluster's membership, health and metrics as the connected node sees them.
+    pub async fn cluster_status(&self) -> Result<ClusterStatus> {
+        let response = self
+            .admin
+            .clone()
+            .get_cluster_status(self.request(pb::ClusterStatusRequest {}))
+            .await
+            .map_err(|s| self.status_error(Operation::ClusterStatus, s))?
+            .into_inner();
+        Ok(convert::cluster_status(response))
+    }
+
+    /// The hash ring and the N/R/W settings as the connected node sees them.
+    pub async fn ring(&self) -> Result<RingInfo> {
+        let response = self
+            .admin
+            .clone()
+            .get_ring(self.request(pb::RingRequest {}))
+            .await
+            .map_err(|s| self.status_error(Operation::Ring, s))?
+            .into_inner();
+        Ok(convert::ring(response))
+    }
+
+    /// Asks the cluster to add a node with `virtual_nodes` tokens on the ring.
+    pub async fn add_node(
+        &self,
+        node_id: impl Into<String>,
+        address: impl Into<String>,
+        virtual_nodes: u32,
+    ) -> Result<()> {
+        let node_id = node_id.into();
+        let request = self.request(pb::AddNodeRequest {
+            node_id: node_id.clone(),
+            node_address: address.into(),
+            virtual_nodes: i32::try_from(virtual_nodes).unwrap_or(i32::MAX),
+        });
+        let response = self
+            .admin
+            .clone()
+            .add_node(request)
+            .await
+            .map_err(|s| self.status_error(Operation::AddNode, s))?
+            .into_inner();
+        if !response.success {
+            return Err(ClientError::AddNodeFailed {
+                node_id,
+                message: server_message(response.error_message),
+            });
+        }
+        Ok(())
+    }
+
+    /// Asks the cluster to remove a node, named by address or node id.
+    pub async fn remove_node(&self, node: impl Into<String>) -> Result<()> {
+        let node = node.into();
+        let request = self.request(pb::RemoveNodeRequest {
+            node_address: node.clone(),
+        });
+        let response = self
+            .admin
+            .clone()
+            .remove_node(request)
+            .await
+            .map_err(|s| self.status_error(Operation::RemoveNode, s))?
+            .into_inner();
+        if !response.success {
+            return Err(ClientError::RemoveNodeFailed {
+                node,
+                message: server_message(response.error_message),
+            });
+        }
+        Ok(())
+    }
+
+    /// Asks the node to move keys to their current owners; returns how many keys moved.
+    pub async fn rebalance(&self, force: bool) -> Result<u64> {
+        let response = self
+            .admin
+            .clone()
+            .rebalance(self.request(pb::RebalanceRequest { force }))
+            .await
+            .map_err(|s| self.status_error(Operation::Rebalance, s))?
+            .into_inner();
+        if !response.success {
+            return Err(ClientError::RebalanceFailed {
+                message: server_message(response.error_message),
+            });
+        }
+        Ok(u64::try_from(response.keys_moved).unwrap_or(0))
+    }
+}
+
+/// A failed response's message, or a stand-in when the server sent none.
+fn server_message(message: String) -> String {
+    if message.is_empty() {
+        "the server gave no reason".to_string()
+    } else {
+        message
+    }
+}
+
+/// Refuses a page token that repeats the one just used: following it would loop forever.
+pub(crate) fn check_progress(previous: Option<&str>, next: &str) -> Result<()> {
+    if previous == Some(next) {
+        return Err(ClientError::ScanStalled {
+            page_token: next.to_string(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_original_client() {
+        let config = ClientConfig::default();
+        assert_eq!(config.server, "localhost:8080");
+        assert_eq!(config.timeout, Duration::from_secs(5));
+        assert_eq!(config.tls, None);
+        assert_eq!(TlsConfig::default().server_name, "localhost");
+    }
+
+    #[test]
+    fn repeated_page_token_is_refused() {
+        assert!(check_progress(None, "a").is_ok());
+        assert!(check_progress(Some("a"), "b").is_ok());
+        assert!(matches!(
+            check_progress(Some("b"), "b"),
+            Err(ClientError::ScanStalled { page_token }) if page_token == "b"
+        ));
+    }
+
+    #[test]
+    fn empty_server_message_gets_a_stand_in() {
+        assert_eq!(server_message(String::new()), "the server gave no reason");
+        assert_eq!(server_message("disk full".into()), "disk full");
+    }
+
+    #[tokio::test]
+    async fn empty_address_is_refused_before_dialing() {
+        let err = Client::connect(ClientConfig {
+            server: " ".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+        assert!(matches!(err, ClientError::InvalidAddress { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn refused_connection_names_the_server() {
+        // Port 1 on loopback: nothing listens there, so the dial is refused at once.
+        let err = Client::connect(ClientConfig {
+            server: "127.0.0.1:1".into(),
+            timeout: Duration::from_secs(2),
+            tls: None,
+        })
+        .await
+        .unwrap_err();
+        assert!(matches!(err, ClientError::Connect { .. }), "{err:?}");
+        assert!(
+            err.to_string()
+                .starts_with("failed to connect to server 127.0.0.1:1: "),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn insecure_skip_verify_is_not_supported_yet() {
+        let err = Client::connect(ClientConfig {
+            server: "127.0.0.1:1".into(),
+            timeout: Duration::from_secs(1),
+            tls: Some(TlsConfig {
+                insecure_skip_verify: true,
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+        assert!(matches!(err, ClientError::TlsUnsupported { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn missing_ca_file_is_named() {
+        let err = Client::connect(ClientConfig {
+            server: "127.0.0.1:1".into(),
+            timeout: Duration::from_secs(1),
+            tls: Some(TlsConfig {
+                ca_file: Some("/nonexistent/ca.pem".into()),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("cannot read TLS file /nonexistent/ca.pem: "),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn certificate_without_key_is_refused() {
+        let dir = std::env::temp_dir();
+        let err = Client::connect(ClientConfig {
+            server: "127.0.0.1:1".into(),
+            timeout: Duration::from_secs(1),
+            tls: Some(TlsConfig {
+                ca_file: None,
+                cert_file: Some(dir.join("cert.pem")),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+        assert!(matches!(err, ClientError::InvalidTls { .. }), "{err:?}");
+    }
+}

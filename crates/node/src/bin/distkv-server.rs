@@ -1,0 +1,95 @@
+//! `distkv-server`: parse flags (Go syntax, as the original's), set up logging, open the node,
+//! serve until SIGINT or SIGTERM.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use distkv_node::{Flags, Node, server};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let args = distkv_flags::normalize_go_args(std::env::args());
+    let flags = match Flags::try_parse_from(args) {
+        Ok(f) => f,
+        Err(e) => e.exit(),
+    };
+    let (log_level, log_format) = (flags.log_level.clone(), flags.log_format.clone());
+    let mut config = match flags.into_config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("distkv-server: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let filter = match EnvFilter::try_new(&log_level) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("distkv-server: invalid configuration: -log-level {log_level:?}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    if log_format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+    if let Err(e) = config.resolve_node_id() {
+        eprintln!(
+            "distkv-server: cannot use data directory {}: {e}",
+            config.data_dir.display()
+        );
+        return ExitCode::from(1);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("distkv-server: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("distkv-server: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(config: distkv_node::NodeConfig) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(&config.listen_address)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen_address))?;
+    let node = Node::open(config).map_err(|e| anyhow::anyhow!("cannot open storage: {e}"))?;
+    server::serve(node, listener, shutdown_signal()).await
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("signal received");
+}

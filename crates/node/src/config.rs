@@ -1,0 +1,343 @@
+//! Server configuration: the original's flags (same names and defaults, Go syntax accepted) plus
+//! DistKV's own, validated once into typed values.
+//!
+//! Differences from the original, on purpose: `-mem-table-size` defaults to 64 MiB (the
+//! original's 1024 bytes was a bug its README contradicts); an empty `-node-id` is generated once
+//! and kept in `<data-dir>/NODE_ID`, so a restarted node keeps its identity; `-tls-enabled` is
+//! refused until TLS lands rather than silently serving plaintext.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use distkv_cluster::{ConflictMode, Quorum};
+use distkv_flags::{parse_go_bool, parse_go_duration};
+
+/// Flags of `distkv-server`.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "distkv-server",
+    version,
+    // As with Go's flag package, a repeated flag takes its last value.
+    args_override_self = true,
+    about = "A DistKV node: stores, replicates and serves data.",
+    long_about = "A DistKV node: stores, replicates and serves data. Flags use Go syntax as the original's do: -name=value, -name value, --name=value; booleans may be bare (-sloppy-quorum)."
+)]
+pub struct Flags {
+    /// Unique node id; generated once (and kept in <data-dir>/NODE_ID) when empty
+    #[arg(long = "node-id", default_value = "")]
+    pub node_id: String,
+    /// Address to listen on (host:port)
+    #[arg(long, default_value = "localhost:8080")]
+    pub address: String,
+    /// Address peers and clients use to reach this node (default: -address)
+    #[arg(long = "advertise-address", default_value = "")]
+    pub advertise_address: String,
+    /// Directory for data
+    #[arg(long = "data-dir", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Comma-separated host:port of nodes to join through
+    #[arg(long = "seed-nodes", default_value = "")]
+    pub seed_nodes: String,
+    /// Virtual nodes (tokens) of this node on the hash ring
+    #[arg(long = "virtual-nodes", default_value_t = 150)]
+    pub virtual_nodes: u32,
+    /// Memtable flush threshold in bytes
+    #[arg(long = "mem-table-size", default_value_t = 64 << 20)]
+    pub mem_table_size: usize,
+    /// Target size of SSTables written by compaction, in bytes
+    #[arg(long = "sstable-size", default_value_t = 268_435_456)]
+    pub sstable_size: u64,
+    /// Bloom filter bits per key
+    #[arg(long = "bloom-filter-bits", default_value_t = 10)]
+    pub bloom_filter_bits: u32,
+    /// Number of L0 SSTables that triggers a compaction
+    #[arg(long = "compaction-threshold", default_value_t = 4)]
+    pub compaction_threshold: usize,
+    /// Replicas per key (N)
+    #[arg(long, default_value_t = 3)]
+    pub replicas: usize,
+    /// Replies a read waits for (R) when the request does not say
+    #[arg(long = "read-quorum", default_value_t = 2)]
+    pub read_quorum: usize,
+    /// Acks a write waits for (W) when the request does not say
+    #[arg(long = "write-quorum", default_value_t = 2)]
+    pub write_quorum: usize,
+    /// How often this node announces it is alive
+    #[arg(long = "heartbeat-interval", default_value = "1s", value_parser = parse_go_duration)]
+    pub heartbeat_interval: Duration,
+    /// Silence after which a node is suspected
+    #[arg(long = "suspect-timeout", default_value = "30s", value_parser = parse_go_duration)]
+    pub suspect_timeout: Duration,
+    /// Silence after which a node is declared dead
+    #[arg(long = "dead-timeout", default_value = "2m0s", value_parser = parse_go_duration)]
+    pub dead_timeout: Duration,
+    /// Interval between membership exchanges
+    #[arg(long = "gossip-interval", default_value = "1s", value_parser = parse_go_duration)]
+    pub gossip_interval: Duration,
+    /// Peers contacted per membership exchange
+    #[arg(long = "gossip-fanout", default_value_t = 3)]
+    pub gossip_fanout: usize,
+    /// Serve with TLS
+    #[arg(long = "tls-enabled", num_args = 0..=1, default_value = "false", default_missing_value = "true", value_parser = parse_go_bool)]
+    pub tls_enabled: bool,
+    #[arg(long = "tls-cert-file", default_value = "")]
+    pub tls_cert_file: String,
+    #[arg(long = "tls-key-file", default_value = "")]
+    pub tls_key_file: String,
+    #[arg(long = "tls-ca-file", default_value = "")]
+    pub tls_ca_file: String,
+    #[arg(long = "tls-client-auth", default_value = "NoClientCert")]
+    pub tls_client_auth: String,
+    /// Deadline of each request to a peer and of each client request's quorum wait
+    #[arg(long = "request-timeout", default_value = "5s", value_parser = parse_go_duration)]
+    pub request_timeout: Duration,
+    /// Concurrent versions: keep them as siblings (vclock) or keep the last writer's (lww)
+    #[arg(long = "conflict-resolution", default_value = "vclock", value_parser = ["vclock", "lww"])]
+    pub conflict_resolution: String,
+    /// Count hinted writes toward W (Dynamo's sloppy quorum: availability over consistency)
+    #[arg(long = "sloppy-quorum", num_args = 0..=1, default_value = "false", default_missing_value = "true", value_parser = parse_go_bool)]
+    pub sloppy_quorum: bool,
+    /// When replica writes reach the disk: always (fdatasync before acknowledging), never
+    /// (the OS decides; a process crash still loses nothing), or an interval such as 100ms
+    #[arg(long = "wal-sync", default_value = "always")]
+    pub wal_sync: String,
+    /// Largest key accepted, in bytes
+    #[arg(long = "max-key-size", default_value_t = 64 * 1024)]
+    pub max_key_size: usize,
+    /// Largest value accepted, in bytes
+    #[arg(long = "max-value-size", default_value_t = 4 << 20)]
+    pub max_value_size: usize,
+    /// Most items accepted in one BatchPut
+    #[arg(long = "max-batch-items", default_value_t = 10_000)]
+    pub max_batch_items: usize,
+    /// How often held hints are offered to their nodes
+    #[arg(long = "hint-interval", default_value = "1s", value_parser = parse_go_duration)]
+    pub hint_interval: Duration,
+    /// Log level: error, warn, info, debug, trace (or a tracing filter)
+    #[arg(long = "log-level", default_value = "info")]
+    pub log_level: String,
+    /// Log format: text or json
+    #[arg(long = "log-format", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+}
+
+/// How replica writes are synced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WalSync {
+    Always,
+    Never,
+    Every(Duration),
+}
+
+/// The validated configuration of a node.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub node_id: String,
+    pub listen_address: String,
+    pub advertise_address: String,
+    pub data_dir: PathBuf,
+    pub seeds: Vec<String>,
+    pub virtual_nodes: u32,
+    pub quorum: Quorum,
+    pub request_timeout: Duration,
+    pub conflict_mode: ConflictMode,
+    pub sloppy_quorum: bool,
+    pub wal_sync: WalSync,
+    pub max_key_bytes: usize,
+    pub max_value_bytes: usize,
+    pub max_batch_items: usize,
+    pub gossip_interval: Duration,
+    pub gossip_fanout: usize,
+    pub hint_interval: Duration,
+    pub engine: distkv_lsm::Options,
+}
+
+/// A configuration that cannot work, in one line.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Flags {
+    /// Validates the flags into a configuration.
+    pub fn into_config(self) -> Result<NodeConfig, ConfigError> {
+        let bad = |m: String| Err(ConfigError(m));
+        let quorum = Quorum::new(self.replicas, self.read_quorum, self.write_quorum)
+            .map_err(|e| ConfigError(e.to_string()))?;
+        if self.tls_enabled {
+            return bad(
+                "-tls-enabled: TLS is not available in this build yet; refusing to serve plaintext"
+                    .into(),
+            );
+        }
+        if self.virtual_nodes == 0 || self.virtual_nodes > 4096 {
+            return bad(format!(
+                "-virtual-nodes must be between 1 and 4096, got {}",
+                self.virtual_nodes
+            ));
+        }
+        if self.address.is_empty() {
+            return bad("-address must not be empty".into());
+        }
+        if self.request_timeout.is_zero() {
+            return bad("-request-timeout must be positive".into());
+        }
+        if self.gossip_interval.is_zero() || self.hint_interval.is_zero() {
+            return bad("-gossip-interval and -hint-interval must be positive".into());
+        }
+        if self.max_key_size == 0 || self.max_key_size > distkv_lsm::MAX_KEY_BYTES {
+            return bad(format!(
+                "-max-key-size must be between 1 and {}",
+                distkv_lsm::MAX_KEY_BYTES
+            ));
+        }
+        let wal_sync = match self.wal_sync.as_str() {
+            "always" => WalSync::Always,
+            "never" => WalSync::Never,
+            other => match parse_go_duration(other) {
+                Ok(d) if !d.is_zero() => WalSync::Every(d),
+                _ => {
+                    return bad(format!(
+                        "-wal-sync must be always, never or a duration such as 100ms, got {other:?}"
+                    ));
+                }
+            },
+        };
+        let conflict_mode = match self.conflict_resolution.as_str() {
+            "lww" => ConflictMode::LastWriteWins,
+            _ => ConflictMode::Siblings,
+        };
+        let mut engine = distkv_lsm::Options {
+            memtable_bytes: self.mem_table_size,
+            target_file_bytes: self.sstable_size,
+            bloom: distkv_lsm::BloomConfig::BitsPerKey(f64::from(self.bloom_filter_bits)),
+            l0_compaction_trigger: self.compaction_threshold,
+            sync: match wal_sync {
+                WalSync::Always => distkv_lsm::SyncPolicy::EveryCommit,
+                WalSync::Never => distkv_lsm::SyncPolicy::Never,
+                WalSync::Every(d) => distkv_lsm::SyncPolicy::Interval(d),
+            },
+            ..distkv_lsm::Options::default()
+        };
+        // Versions, clocks and framing add to each value: leave room for them.
+        engine.max_value_bytes = engine.max_value_bytes.max(self.max_value_size * 2 + 4096);
+        engine.max_key_bytes = self.max_key_size;
+        engine.max_memtable_memory = engine.max_memtable_memory.max(self.mem_table_size * 2);
+        engine.l0_slowdown_trigger = engine.l0_slowdown_trigger.max(self.compaction_threshold);
+        engine.l0_stop_trigger = engine.l0_stop_trigger.max(engine.l0_slowdown_trigger);
+        engine.max_memory = engine
+            .max_memory
+            .max(engine.max_memtable_memory + engine.block_cache_bytes);
+        engine
+            .validate()
+            .map_err(|e| ConfigError(format!("storage: {e}")))?;
+        let seeds = self
+            .seed_nodes
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+        let advertise_address = if self.advertise_address.is_empty() {
+            self.address.clone()
+        } else {
+            self.advertise_address.clone()
+        };
+        Ok(NodeConfig {
+            node_id: self.node_id,
+            listen_address: self.address,
+            advertise_address,
+            data_dir: self.data_dir,
+            seeds,
+            virtual_nodes: self.virtual_nodes,
+            quorum,
+            request_timeout: self.request_timeout,
+            conflict_mode,
+            sloppy_quorum: self.sloppy_quorum,
+            wal_sync,
+            max_key_bytes: self.max_key_size,
+            max_value_bytes: self.max_value_size,
+            max_batch_items: self.max_batch_items,
+            gossip_interval: self.gossip_interval,
+            gossip_fanout: self.gossip_fanout,
+            hint_interval: self.hint_interval,
+            engine,
+        })
+    }
+}
+
+impl NodeConfig {
+    /// The node id: the configured one, or the one kept in `<data-dir>/NODE_ID`, or a new one
+    /// (the original's format, `node-<address with ':' as '-'>-<unix seconds>`) saved there.
+    pub fn resolve_node_id(&mut self) -> std::io::Result<()> {
+        let path = self.data_dir.join("NODE_ID");
+        if self.node_id.is_empty() {
+            match std::fs::read_to_string(&path) {
+                Ok(s) if !s.trim().is_empty() => self.node_id = s.trim().to_string(),
+                _ => {
+                    let secs = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs());
+                    self.node_id =
+                        format!("node-{}-{secs}", self.advertise_address.replace(':', "-"));
+                    std::fs::create_dir_all(&self.data_dir)?;
+                    std::fs::write(&path, format!("{}\n", self.node_id))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<NodeConfig, String> {
+        let argv = distkv_flags::normalize_go_args(
+            std::iter::once("distkv-server".to_string()).chain(args.iter().map(|s| s.to_string())),
+        );
+        let flags = Flags::try_parse_from(argv).map_err(|e| e.to_string())?;
+        flags.into_config().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn original_flags_in_go_syntax() {
+        let c = parse(&[
+            "-node-id=n1",
+            "-address",
+            "127.0.0.1:9000",
+            "--data-dir=/tmp/x",
+            "-seed-nodes= a:1 ,b:2",
+            "-dead-timeout=2m0s",
+            "-sloppy-quorum",
+            "-replicas=3",
+            "-read-quorum=1",
+        ])
+        .unwrap();
+        assert_eq!(c.node_id, "n1");
+        assert_eq!(c.listen_address, "127.0.0.1:9000");
+        assert_eq!(c.advertise_address, "127.0.0.1:9000");
+        assert_eq!(c.seeds, vec!["a:1".to_string(), "b:2".to_string()]);
+        assert!(c.sloppy_quorum);
+        assert_eq!((c.quorum.n, c.quorum.r, c.quorum.w), (3, 1, 2));
+        assert_eq!(c.engine.memtable_bytes, 64 << 20);
+    }
+
+    #[test]
+    fn a_repeated_flag_takes_its_last_value() {
+        let c = parse(&["-hint-interval=200ms", "-hint-interval=1h"]).unwrap();
+        assert_eq!(c.hint_interval, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn invalid_quorums_and_values_are_one_clear_line() {
+        let e = parse(&["-read-quorum=4"]).unwrap_err();
+        assert!(e.contains("R must be between 1 and N"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+        let e = parse(&["-wal-sync=sometimes"]).unwrap_err();
+        assert!(e.contains("-wal-sync"), "{e}");
+        assert!(parse(&["-tls-enabled"]).unwrap_err().contains("TLS"));
+        assert!(parse(&["-no-such-flag=1"]).is_err());
+    }
+}

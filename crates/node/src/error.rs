@@ -1,0 +1,60 @@
+//! Errors of a node. One place ([`NodeError::to_status`]) maps them to gRPC status codes; the
+//! original's services report them as `success=false` plus `error_message` instead.
+
+use distkv_cluster::QuorumError;
+
+pub type Result<T, E = NodeError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("key must not be empty")]
+    EmptyKey,
+    #[error("key is {len} bytes, the limit is {max}")]
+    KeyTooLarge { len: usize, max: usize },
+    #[error("value is {len} bytes, the limit is {max}")]
+    ValueTooLarge { len: usize, max: usize },
+    #[error("batch has {items} items, the limit is {max}")]
+    BatchTooLarge { items: usize, max: usize },
+    #[error("invalid causal context: {0}")]
+    BadContext(String),
+    #[error(transparent)]
+    Quorum(#[from] QuorumError),
+    #[error("no replicas: the ring is empty")]
+    EmptyRing,
+    #[error("storage: {0}")]
+    Storage(#[from] distkv_lsm::Error),
+    #[error("stored versions of {key:?} do not decode: {reason}")]
+    CorruptVersions { key: String, reason: String },
+    #[error("peer {peer}: {message}")]
+    Peer { peer: String, message: String },
+    /// The replica a write was forwarded to could not complete it; its message is the reason.
+    #[error("{message}")]
+    Coordinator { peer: String, message: String },
+    #[error("unknown node {0}")]
+    UnknownNode(String),
+    #[error("node is shutting down")]
+    ShuttingDown,
+}
+
+impl NodeError {
+    /// The gRPC status for the new RPCs (the original's report errors in the message body).
+    pub fn to_status(&self) -> tonic::Status {
+        use tonic::Status;
+        match self {
+            NodeError::EmptyKey
+            | NodeError::KeyTooLarge { .. }
+            | NodeError::ValueTooLarge { .. }
+            | NodeError::BatchTooLarge { .. }
+            | NodeError::BadContext(_) => Status::invalid_argument(self.to_string()),
+            NodeError::Quorum(_)
+            | NodeError::EmptyRing
+            | NodeError::Peer { .. }
+            | NodeError::Coordinator { .. } => Status::unavailable(self.to_string()),
+            NodeError::UnknownNode(_) => Status::not_found(self.to_string()),
+            NodeError::ShuttingDown => Status::unavailable(self.to_string()),
+            NodeError::Storage(_) | NodeError::CorruptVersions { .. } => {
+                Status::internal(self.to_string())
+            }
+        }
+    }
+}

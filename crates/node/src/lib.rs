@@ -1,0 +1,20 @@
+//! # distkv-node
+//!
+//! A DistKV node: the original's gRPC API (`distkv.DistKV`, `distkv.AdminService`) over a
+//! replicated store. [`node::Node`] coordinates requests with quorums, versions them with
+//! dotted vector clocks, hands off writes for unreachable replicas and repairs stale ones;
+//! [`server::serve`] puts it on the network. The pure rules (ring, clocks, quorum rounds,
+//! membership) live in `distkv-cluster`; the bytes on disk in `distkv-lsm`.
+
+pub mod config;
+pub mod error;
+pub mod hints;
+pub mod node;
+pub mod peers;
+pub mod server;
+pub mod service;
+pub mod storage;
+
+pub use config::{Flags, NodeConfig};
+pub use error::{NodeError, Result};
+pub use node::Node;

@@ -1,0 +1,964 @@
+//! A node: the coordinator of client requests and a replica of its share of the keys.
+//!
+//! Any node coordinates any request (Dynamo 4.5). For a key it computes the preference list of
+//! N distinct nodes on the ring (4.2), sends the request to all of them in parallel, and answers
+//! once the round from `distkv-cluster` decides: W acks for a write, R replies for a read, where
+//! the request's consistency level sets W and R (ONE, QUORUM, ALL) or the server's defaults apply.
+//! A round that cannot succeed fails with "quorum not reached: needed X, got Y"; every peer call
+//! has the request timeout, so a dead peer delays nothing past it.
+//!
+//! Writes create a new version whose dot is (this node, a counter unique to it) and whose context
+//! is what the client had read; replicas merge it into what they hold, so concurrent writes stay
+//! siblings (4.4). A replica that fails to take a write gets a hint kept durably here and
+//! delivered when it answers again (4.6); by default hints do not count toward W (Cassandra's
+//! strict quorum), with `-sloppy-quorum` they do (Dynamo's). After a read, replicas that answered
+//! with less than the merged result are sent the merged versions off the request path (read
+//! repair, 4.7).
+//!
+//! Membership comes from `-seed-nodes` and the admin RPCs and is exchanged push-pull with peers
+//! every gossip interval, so every node ends up with the same members and the same ring. Failure
+//! detection, join/leave streaming and Merkle anti-entropy are not part of this module yet.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use distkv_cluster::{
+    Consistency, Dot, Member, Membership, NodeId, NodeStatus, Outcome, QuorumError, ReadRound,
+    Ring, Siblings, VectorClock, WriteRound,
+};
+use distkv_proto::internal;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::config::NodeConfig;
+use crate::error::{NodeError, Result};
+use crate::hints::HintStore;
+use crate::peers::{Peers, peer_error};
+use crate::storage::Store;
+
+/// Keys of this node's own bookkeeping in the hint store (no `\0`, so never a hint).
+const DOT_HWM_KEY: &[u8] = b"meta:dot-high-water-mark";
+/// Where the member table is kept between runs.
+const MEMBERS_FILE: &str = "members.pb";
+/// Dots reserved durably at a time.
+const DOT_RESERVE: u64 = 100_000;
+
+type ReplicaCall =
+    std::pin::Pin<Box<dyn std::future::Future<Output = (NodeId, Result<Siblings>)> + Send>>;
+type ReplicaCalls = FuturesUnordered<ReplicaCall>;
+
+/// Counters behind the status RPC (Prometheus comes later).
+#[derive(Default)]
+pub struct Metrics {
+    pub requests: AtomicU64,
+    pub request_micros: AtomicU64,
+    pub quorum_failures: AtomicU64,
+    pub read_repairs: AtomicU64,
+    pub hints_stored: AtomicU64,
+    pub hints_delivered: AtomicU64,
+    pub siblings_returned: AtomicU64,
+}
+
+pub struct Node {
+    cfg: NodeConfig,
+    store: Store,
+    hints: HintStore,
+    peers: Peers,
+    membership: RwLock<Membership>,
+    ring: RwLock<Arc<Ring>>,
+    dot_counter: AtomicU64,
+    dot_reserved: Mutex<u64>,
+    pub metrics: Metrics,
+    tasks: Mutex<JoinSet<()>>,
+    shutdown: watch::Sender<bool>,
+    started: Instant,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn now_secs() -> i64 {
+    (now_ms() / 1000) as i64
+}
+
+impl Node {
+    /// Opens the node's storage and hint store; does no networking.
+    pub fn open(cfg: NodeConfig) -> Result<Arc<Node>> {
+        let store = Store::open(
+            &cfg.data_dir.join("storage"),
+            cfg.engine.clone(),
+            cfg.conflict_mode,
+        )?;
+        let hints = HintStore::open(&cfg.data_dir.join("hints"))?;
+        let hwm = match hints.db().get(DOT_HWM_KEY)? {
+            Some(b) => std::str::from_utf8(&b)
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+                .unwrap_or(0),
+            None => 0,
+        };
+        // Dots must never repeat: start past both the wall clock (in microseconds) and what an
+        // earlier run reserved.
+        let start = hwm.max(now_ms() * 1000);
+        let local = Member {
+            id: cfg.node_id.clone(),
+            address: cfg.advertise_address.clone(),
+            vnodes: cfg.virtual_nodes,
+            status: NodeStatus::Alive,
+            generation: now_ms(),
+            version: 1,
+            last_seen_secs: now_secs(),
+        };
+        let mut membership = Membership::new(local);
+        // Remember the peers of the last run, so a restarted node finds its cluster again even
+        // without seeds.
+        if let Some(known) = load_members(&cfg.data_dir.join(MEMBERS_FILE)) {
+            membership.merge(known);
+        }
+        let ring = Arc::new(membership.ring());
+        let (shutdown, _) = watch::channel(false);
+        let node = Arc::new(Node {
+            peers: Peers::new(
+                cfg.request_timeout.min(Duration::from_secs(2)),
+                cfg.request_timeout,
+            ),
+            cfg,
+            store,
+            hints,
+            membership: RwLock::new(membership),
+            ring: RwLock::new(ring),
+            dot_counter: AtomicU64::new(start),
+            dot_reserved: Mutex::new(start),
+            metrics: Metrics::default(),
+            tasks: Mutex::new(JoinSet::new()),
+            shutdown,
+            started: Instant::now(),
+        });
+        node.reserve_dots(start)?;
+        Ok(node)
+    }
+
+    pub fn id(&self) -> &str {
+        &self.cfg.node_id
+    }
+
+    pub fn config(&self) -> &NodeConfig {
+        &self.cfg
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn hints(&self) -> &HintStore {
+        &self.hints
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    pub fn ring(&self) -> Arc<Ring> {
+        Arc::clone(&self.ring.read())
+    }
+
+    pub fn members(&self) -> Vec<Member> {
+        self.membership.read().members()
+    }
+
+    fn reserve_dots(&self, upto: u64) -> Result<()> {
+        let mut reserved = self.dot_reserved.lock();
+        if upto >= *reserved {
+            let next = upto + DOT_RESERVE;
+            self.hints.db().put_opt(
+                DOT_HWM_KEY,
+                next.to_string().as_bytes(),
+                &distkv_lsm::WriteOptions { sync: true },
+            )?;
+            *reserved = next;
+        }
+        Ok(())
+    }
+
+    /// A dot counter never used before by this node, across restarts.
+    fn next_dot(&self) -> Result<Dot> {
+        let counter = self.dot_counter.fetch_add(1, Ordering::Relaxed);
+        if counter >= *self.dot_reserved.lock() {
+            self.reserve_dots(counter)?;
+        }
+        Ok(Dot {
+            node: self.cfg.node_id.clone(),
+            counter,
+        })
+    }
+
+    fn address_of(&self, id: &str) -> Option<String> {
+        self.membership.read().get(id).map(|m| m.address.clone())
+    }
+
+    fn spawn_task(&self, f: impl std::future::Future<Output = ()> + Send + 'static) {
+        let mut tasks = self.tasks.lock();
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(f);
+    }
+
+    /// A receiver that turns true when the node shuts down.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Stops background work and waits (bounded) for tasks in flight, then closes storage.
+    pub async fn shutdown(&self) -> Result<()> {
+        let _ = self.shutdown.send(true);
+        let mut tasks = std::mem::take(&mut *self.tasks.lock());
+        let drain = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(self.cfg.request_timeout * 2, drain)
+            .await
+            .is_err()
+        {
+            tracing::warn!("background tasks still running at shutdown were cancelled");
+        }
+        let store = self.store.clone();
+        let hints = self.hints.clone();
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            store.flush()?;
+            store.close()?;
+            hints.close()
+        })
+        .await
+        .map_err(|_| NodeError::ShuttingDown)?
+    }
+
+    // ---- validation ----
+
+    pub fn validate_key(&self, key: &str) -> Result<()> {
+        if key.is_empty() {
+            return Err(NodeError::EmptyKey);
+        }
+        if key.len() > self.cfg.max_key_bytes {
+            return Err(NodeError::KeyTooLarge {
+                len: key.len(),
+                max: self.cfg.max_key_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    pub fn validate_value(&self, value: &[u8]) -> Result<()> {
+        if value.len() > self.cfg.max_value_bytes {
+            return Err(NodeError::ValueTooLarge {
+                len: value.len(),
+                max: self.cfg.max_value_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    pub fn record_request(&self, started: Instant) {
+        self.metrics.requests.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .request_micros
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    }
+
+    // ---- replica operations (local or remote) ----
+
+    async fn replica_write(
+        self: &Arc<Self>,
+        node: &str,
+        key: &str,
+        versions: &Siblings,
+    ) -> Result<Siblings> {
+        if node == self.cfg.node_id {
+            return self.store.merge(key.to_string(), versions.clone()).await;
+        }
+        let address = self
+            .address_of(node)
+            .ok_or_else(|| NodeError::UnknownNode(node.to_string()))?;
+        let mut client = self.peers.replica(&address)?;
+        let reply = client
+            .write(internal::ReplicaWriteRequest {
+                key: key.to_string(),
+                versions: versions.encode(),
+                coordinator: self.cfg.node_id.clone(),
+            })
+            .await
+            .map_err(|s| peer_error(&address, s))?;
+        Siblings::decode(&reply.into_inner().versions).map_err(|e| NodeError::Peer {
+            peer: address,
+            message: format!("undecodable versions: {e}"),
+        })
+    }
+
+    async fn replica_read(self: &Arc<Self>, node: &str, key: &str) -> Result<Siblings> {
+        if node == self.cfg.node_id {
+            return self.store.read(key.to_string()).await;
+        }
+        let address = self
+            .address_of(node)
+            .ok_or_else(|| NodeError::UnknownNode(node.to_string()))?;
+        let mut client = self.peers.replica(&address)?;
+        let reply = client
+            .read(internal::ReplicaReadRequest {
+                key: key.to_string(),
+            })
+            .await
+            .map_err(|s| peer_error(&address, s))?
+            .into_inner();
+        if !reply.found {
+            return Ok(Siblings::new());
+        }
+        Siblings::decode(&reply.versions).map_err(|e| NodeError::Peer {
+            peer: address,
+            message: format!("undecodable versions: {e}"),
+        })
+    }
+
+    fn store_hint(&self, target: &str, key: &str, versions: &Siblings) {
+        match self.hints.add(target, key, versions) {
+            Ok(()) => {
+                self.metrics.hints_stored.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::error!(target_node = target, key, error = %e, "could not store a hint")
+            }
+        }
+    }
+
+    // ---- coordination ----
+
+    fn preference_list(&self, key: &str) -> Result<Vec<NodeId>> {
+        let ring = self.ring();
+        if ring.is_empty() {
+            return Err(NodeError::EmptyRing);
+        }
+        Ok(ring.preference_list(key.as_bytes(), self.cfg.quorum.n))
+    }
+
+    /// Writes a new version of `key` (`None` deletes) that supersedes what `context` covers.
+    /// Returns the versions of the key as written by the coordinator.
+    pub async fn coordinate_write(
+        self: &Arc<Self>,
+        key: &str,
+        value: Option<Vec<u8>>,
+        context: &VectorClock,
+        level: Option<Consistency>,
+    ) -> Result<Siblings> {
+        self.coordinate_write_here(key, value, context, level, false)
+            .await
+    }
+
+    /// Coordinates a write on this node. A node that is not a replica of the key forwards the
+    /// write to one that is (unless it was itself forwarded the write, when ring views differ).
+    pub async fn coordinate_write_here(
+        self: &Arc<Self>,
+        key: &str,
+        value: Option<Vec<u8>>,
+        context: &VectorClock,
+        level: Option<Consistency>,
+        forwarded: bool,
+    ) -> Result<Siblings> {
+        let replicas = self.preference_list(key)?;
+        let is_replica = replicas.iter().any(|r| *r == self.cfg.node_id);
+        if !is_replica && !forwarded {
+            return self
+                .forward_write(&replicas, key, value, context, level)
+                .await;
+        }
+        let required = self.cfg.quorum.writes(level);
+        let dot = self.next_dot()?;
+        let mut round = WriteRound::new(replicas.clone(), required);
+        // The coordinator applies the write to its own copy first, under the key's lock, and
+        // then sends the whole resulting set: every replica that gets this version also gets
+        // the concurrent versions its dot does not cover.
+        let written = if is_replica {
+            let set = self
+                .store
+                .apply_write(key.to_string(), dot, context.clone(), value, now_ms())
+                .await?;
+            round.on_ack(&self.cfg.node_id);
+            set
+        } else {
+            Siblings::new().write(dot, context, value, now_ms(), self.cfg.conflict_mode)
+        };
+        let mut calls: FuturesUnordered<_> = replicas
+            .iter()
+            .filter(|r| **r != self.cfg.node_id)
+            .map(|r| {
+                let this = Arc::clone(self);
+                let (r, key, v) = (r.clone(), key.to_string(), written.clone());
+                async move {
+                    let res = this.replica_write(&r, &key, &v).await;
+                    (r, res)
+                }
+            })
+            .collect();
+        let deadline = tokio::time::sleep(self.cfg.request_timeout);
+        tokio::pin!(deadline);
+        // Until decided; after a failure, until every replica answered, so that the error
+        // reports how many really acknowledged.
+        loop {
+            let decided = !matches!(round.outcome(), Outcome::Pending);
+            if decided && (matches!(round.outcome(), Outcome::Succeeded) || calls.is_empty()) {
+                break;
+            }
+            tokio::select! {
+                next = calls.next() => match next {
+                    Some((node, Ok(_))) => { round.on_ack(&node); }
+                    Some((node, Err(e))) => {
+                        self.store_hint(&node, key, &written);
+                        if self.cfg.sloppy_quorum {
+                            round.on_ack(&node);
+                        } else {
+                            round.on_failure(&node, e.to_string());
+                        }
+                    }
+                    None => break,
+                },
+                _ = &mut deadline => { round.on_timeout(); break; }
+            }
+        }
+        // Replicas still answering finish in the background; those that fail get hints.
+        if !calls.is_empty() {
+            let this = Arc::clone(self);
+            let (key, versions) = (key.to_string(), written.clone());
+            self.spawn_task(async move {
+                while let Some((node, res)) = calls.next().await {
+                    if res.is_err() {
+                        this.store_hint(&node, &key, &versions);
+                    }
+                }
+            });
+        }
+        match round.outcome() {
+            Outcome::Succeeded => Ok(written),
+            _ => {
+                self.metrics.quorum_failures.fetch_add(1, Ordering::Relaxed);
+                Err(NodeError::Quorum(QuorumError::NotReached {
+                    required,
+                    acked: round.acked().len(),
+                    failures: round.failed(),
+                }))
+            }
+        }
+    }
+
+    /// Hands a write to the first replica of the key that answers.
+    async fn forward_write(
+        self: &Arc<Self>,
+        replicas: &[NodeId],
+        key: &str,
+        value: Option<Vec<u8>>,
+        context: &VectorClock,
+        level: Option<Consistency>,
+    ) -> Result<Siblings> {
+        let (consistency_level, consistency_set) = match level {
+            None => (0, false),
+            Some(Consistency::One) => (0, true),
+            Some(Consistency::Quorum) => (1, true),
+            Some(Consistency::All) => (2, true),
+        };
+        let request = internal::CoordinateRequest {
+            key: key.to_string(),
+            is_delete: value.is_none(),
+            value: value.unwrap_or_default(),
+            context: context.encode(),
+            consistency_level,
+            consistency_set,
+        };
+        let mut last_error = NodeError::EmptyRing;
+        for target in replicas {
+            let Some(address) = self.address_of(target) else {
+                continue;
+            };
+            let mut client = self.peers.replica(&address)?;
+            match client.coordinate(request.clone()).await {
+                Ok(reply) => {
+                    let reply = reply.into_inner();
+                    if !reply.error_message.is_empty() {
+                        return Err(NodeError::Coordinator {
+                            peer: target.clone(),
+                            message: reply.error_message,
+                        });
+                    }
+                    return Siblings::decode(&reply.versions).map_err(|e| NodeError::Peer {
+                        peer: address,
+                        message: format!("undecodable versions: {e}"),
+                    });
+                }
+                Err(status) => last_error = peer_error(&address, status),
+            }
+        }
+        self.metrics.quorum_failures.fetch_add(1, Ordering::Relaxed);
+        Err(last_error)
+    }
+
+    /// Runs a read round for `key` until it is decided (after a failure: until every replica
+    /// answered or the deadline). Returns the round and the calls still out.
+    async fn read_round(
+        self: &Arc<Self>,
+        key: &str,
+        required: usize,
+    ) -> Result<(ReadRound, ReplicaCalls)> {
+        let replicas = self.preference_list(key)?;
+        let mut round = ReadRound::new(replicas.clone(), required);
+        let mut calls: ReplicaCalls = replicas
+            .iter()
+            .map(|r| {
+                let this = Arc::clone(self);
+                let (r, key) = (r.clone(), key.to_string());
+                let call: ReplicaCall = Box::pin(async move {
+                    let res = this.replica_read(&r, &key).await;
+                    (r, res)
+                });
+                call
+            })
+            .collect();
+        let deadline = tokio::time::sleep(self.cfg.request_timeout);
+        tokio::pin!(deadline);
+        loop {
+            let decided = !matches!(round.outcome(), Outcome::Pending);
+            if decided && (matches!(round.outcome(), Outcome::Succeeded) || calls.is_empty()) {
+                break;
+            }
+            tokio::select! {
+                next = calls.next() => match next {
+                    Some((node, Ok(v))) => { round.on_reply(&node, v); }
+                    Some((node, Err(e))) => { round.on_failure(&node, e.to_string()); }
+                    None => break,
+                },
+                _ = &mut deadline => { round.on_timeout(); break; }
+            }
+        }
+        Ok((round, calls))
+    }
+
+    /// Reads `key` from R replicas (per `level`); repairs stale replicas in the background.
+    pub async fn coordinate_read(
+        self: &Arc<Self>,
+        key: &str,
+        level: Option<Consistency>,
+    ) -> Result<Siblings> {
+        let required = self.cfg.quorum.reads(level);
+        let (round, calls) = self.read_round(key, required).await?;
+        let result = match round.outcome() {
+            Outcome::Succeeded => Ok(round.merged()),
+            _ => {
+                self.metrics.quorum_failures.fetch_add(1, Ordering::Relaxed);
+                Err(NodeError::Quorum(QuorumError::NotReached {
+                    required,
+                    acked: round.acked().len(),
+                    failures: round.failed(),
+                }))
+            }
+        };
+        self.repair_after(key, round, calls);
+        result
+    }
+
+    /// The causal context for a write that came without one: what a read at `level` sees now,
+    /// or, if that read cannot reach its quorum, whatever the replicas that answered hold (the
+    /// write itself then decides whether enough replicas are up).
+    pub async fn current_context(
+        self: &Arc<Self>,
+        key: &str,
+        level: Option<Consistency>,
+    ) -> Result<VectorClock> {
+        let required = self.cfg.quorum.reads(level);
+        let (round, calls) = self.read_round(key, required).await?;
+        let context = round.merged().context();
+        self.repair_after(key, round, calls);
+        Ok(context)
+    }
+
+    /// Read repair: waits (bounded) for the replies still out, then sends the merged versions
+    /// to every replica that answered with less.
+    fn repair_after(self: &Arc<Self>, key: &str, mut round: ReadRound, mut calls: ReplicaCalls) {
+        let this = Arc::clone(self);
+        let key = key.to_string();
+        let timeout = self.cfg.request_timeout;
+        self.spawn_task(async move {
+            let rest = async {
+                while let Some((node, res)) = calls.next().await {
+                    match res {
+                        Ok(v) => {
+                            round.on_reply(&node, v);
+                        }
+                        Err(e) => {
+                            round.on_failure(&node, e.to_string());
+                        }
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(timeout, rest).await;
+            for (node, needed) in round.stale_replicas() {
+                match this.replica_write(&node, &key, &needed).await {
+                    Ok(_) => {
+                        this.metrics.read_repairs.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(key, node, "read repair");
+                    }
+                    Err(e) => tracing::debug!(key, node, error = %e, "read repair failed"),
+                }
+            }
+        });
+    }
+
+    /// One page of keys in `[start, end)` (empty `end`: unbounded) across the cluster.
+    pub async fn coordinate_scan(
+        self: &Arc<Self>,
+        start: Vec<u8>,
+        end: Vec<u8>,
+        limit: usize,
+        level: Option<Consistency>,
+    ) -> Result<(Vec<(String, Siblings)>, Option<String>)> {
+        let nodes: Vec<NodeId> = self.ring().nodes();
+        let mut calls: FuturesUnordered<_> = nodes
+            .iter()
+            .map(|n| {
+                let this = Arc::clone(self);
+                let (n, start, end) = (n.clone(), start.clone(), end.clone());
+                async move {
+                    let res = this.replica_scan(&n, start, end, limit).await;
+                    (n, res)
+                }
+            })
+            .collect();
+        let mut merged: BTreeMap<String, Siblings> = BTreeMap::new();
+        let mut bound: Option<String> = None;
+        let mut failures = 0usize;
+        let deadline = tokio::time::sleep(self.cfg.request_timeout);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                next = calls.next() => match next {
+                    Some((_, Ok((entries, more)))) => {
+                        if more && let Some((last, _)) = entries.last() {
+                            bound = Some(match bound { Some(b) if b <= *last => b, _ => last.clone() });
+                        }
+                        for (k, v) in entries {
+                            let e = merged.entry(k).or_default();
+                            *e = e.merge(&v);
+                        }
+                    }
+                    Some((node, Err(e))) => {
+                        failures += 1;
+                        tracing::debug!(node, error = %e, "scan: replica failed");
+                    }
+                    None => break,
+                },
+                _ = &mut deadline => { failures += calls.len(); break; }
+            }
+        }
+        // Every key must have had enough replicas answering.
+        let n = self.cfg.quorum.n.min(nodes.len());
+        let required = self.cfg.quorum.reads(level).min(n);
+        if n.saturating_sub(failures) < required {
+            return Err(NodeError::Quorum(QuorumError::NotReached {
+                required,
+                acked: n.saturating_sub(failures),
+                failures: Vec::new(),
+            }));
+        }
+        let mut page = Vec::new();
+        let mut next = None;
+        for (k, v) in merged {
+            if bound.as_ref().is_some_and(|b| k > *b) {
+                break;
+            }
+            if v.is_deleted() {
+                continue;
+            }
+            if page.len() == limit {
+                next = page.last().map(|(k, _): &(String, Siblings)| k.clone());
+                break;
+            }
+            page.push((k, v));
+        }
+        if next.is_none() && bound.is_some() {
+            // Cut by a replica's page: continue after the last key this page covered.
+            next = bound;
+        }
+        Ok((page, next))
+    }
+
+    async fn replica_scan(
+        self: &Arc<Self>,
+        node: &str,
+        start: Vec<u8>,
+        end: Vec<u8>,
+        limit: usize,
+    ) -> Result<(Vec<(String, Siblings)>, bool)> {
+        if node == self.cfg.node_id {
+            return self.store.scan(start, end, limit).await;
+        }
+        let address = self
+            .address_of(node)
+            .ok_or_else(|| NodeError::UnknownNode(node.to_string()))?;
+        let mut client = self.peers.replica(&address)?;
+        let reply = client
+            .scan(internal::ReplicaScanRequest {
+                start,
+                end,
+                limit: limit as u32,
+            })
+            .await
+            .map_err(|s| peer_error(&address, s))?
+            .into_inner();
+        let mut out = Vec::with_capacity(reply.entries.len());
+        for e in reply.entries {
+            let v = Siblings::decode(&e.versions).map_err(|err| NodeError::Peer {
+                peer: address.clone(),
+                message: format!("undecodable versions: {err}"),
+            })?;
+            out.push((e.key, v));
+        }
+        Ok((out, reply.more))
+    }
+
+    // ---- membership ----
+
+    /// Merges members learned from a peer; rebuilds the ring when anything changed.
+    pub fn merge_members(&self, remote: Vec<Member>) -> bool {
+        let mut m = self.membership.write();
+        let changed = m.merge(remote);
+        if changed {
+            self.membership_changed(&m);
+        }
+        changed
+    }
+
+    /// Rebuilds the ring and saves the member table (called with the membership lock held, so
+    /// saves happen in order).
+    fn membership_changed(&self, m: &Membership) {
+        *self.ring.write() = Arc::new(m.ring());
+        let state = internal::MembershipState {
+            sender_id: self.cfg.node_id.clone(),
+            members: m.members().iter().map(member_to_proto).collect(),
+        };
+        let path = self.cfg.data_dir.join(MEMBERS_FILE);
+        let tmp = path.with_extension("tmp");
+        let bytes = prost::Message::encode_to_vec(&state);
+        if let Err(e) = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, &path)) {
+            tracing::warn!(path = %path.display(), error = %e, "could not save the member table");
+        }
+    }
+
+    /// Adds (or updates) a member by admin request.
+    pub fn add_member(&self, id: &str, address: &str, vnodes: u32) {
+        let mut m = self.membership.write();
+        let version = m.get(id).map_or(1, |x| x.version + 1);
+        let generation = m.get(id).map_or(0, |x| x.generation);
+        m.upsert(Member {
+            id: id.to_string(),
+            address: address.to_string(),
+            vnodes,
+            status: NodeStatus::Alive,
+            generation,
+            version,
+            last_seen_secs: now_secs(),
+        });
+        self.membership_changed(&m);
+    }
+
+    /// Marks a member (by id or address) as having left.
+    pub fn remove_member(&self, id_or_address: &str) -> Result<String> {
+        let mut m = self.membership.write();
+        let id = match m.get(id_or_address) {
+            Some(x) => x.id.clone(),
+            None => m
+                .find_by_address(id_or_address)
+                .map(|x| x.id.clone())
+                .ok_or_else(|| NodeError::UnknownNode(id_or_address.to_string()))?,
+        };
+        m.mark_left(&id);
+        self.membership_changed(&m);
+        Ok(id)
+    }
+
+    fn touch_self(&self) {
+        let mut m = self.membership.write();
+        let id = m.local_id().to_string();
+        m.set_status(&id, NodeStatus::Alive, now_secs());
+    }
+
+    /// One push-pull exchange with the node at `address`.
+    pub async fn exchange_membership(&self, address: &str) -> Result<()> {
+        let mut client = self.peers.replica(address)?;
+        let reply = client
+            .membership(internal::MembershipState {
+                sender_id: self.cfg.node_id.clone(),
+                members: self.members().iter().map(member_to_proto).collect(),
+            })
+            .await
+            .map_err(|s| peer_error(address, s))?
+            .into_inner();
+        let members = reply.members.into_iter().map(member_from_proto).collect();
+        self.merge_members(members);
+        Ok(())
+    }
+
+    /// Periodic membership exchange with up to `fanout` peers, rotating through them.
+    pub async fn membership_loop(self: Arc<Self>) {
+        let mut stop = self.shutdown_signal();
+        // Join through the seeds first.
+        for seed in self.cfg.seeds.clone() {
+            if seed == self.cfg.advertise_address {
+                continue;
+            }
+            match self.exchange_membership(&seed).await {
+                Ok(()) => tracing::info!(seed, "joined through seed"),
+                Err(e) => tracing::warn!(seed, error = %e, "seed did not answer"),
+            }
+        }
+        let mut tick = tokio::time::interval(self.cfg.gossip_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut round: usize = 0;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => return,
+            }
+            self.touch_self();
+            let peers: Vec<String> = self
+                .members()
+                .into_iter()
+                .filter(|m| m.id != self.cfg.node_id && m.status != NodeStatus::Left)
+                .map(|m| m.address)
+                .collect();
+            // Seeds not yet known as members are tried too, so a node started before its seed
+            // still joins.
+            let mut targets: Vec<String> = Vec::new();
+            if !peers.is_empty() {
+                for i in 0..self.cfg.gossip_fanout.min(peers.len()) {
+                    targets.push(peers[(round + i) % peers.len()].clone());
+                }
+            }
+            for seed in &self.cfg.seeds {
+                if !peers.contains(seed) && *seed != self.cfg.advertise_address {
+                    targets.push(seed.clone());
+                }
+            }
+            round = round.wrapping_add(1);
+            let calls = targets.iter().map(|a| self.exchange_membership(a));
+            for r in futures::future::join_all(calls).await {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "membership exchange failed");
+                }
+            }
+            self.peers.evict_idle(Duration::from_secs(300));
+        }
+    }
+
+    /// Delivers held hints to their nodes every hint interval.
+    pub async fn hint_loop(self: Arc<Self>) {
+        let mut stop = self.shutdown_signal();
+        let mut tick = tokio::time::interval(self.cfg.hint_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => return,
+            }
+            if let Err(e) = self.deliver_hints().await {
+                tracing::debug!(error = %e, "hint delivery incomplete");
+            }
+        }
+    }
+
+    /// One pass of hint delivery; returns how many hints were delivered.
+    pub async fn deliver_hints(&self) -> Result<usize> {
+        let hints = self.hints.clone();
+        let targets = tokio::task::spawn_blocking(move || hints.targets())
+            .await
+            .map_err(|_| NodeError::ShuttingDown)??;
+        let mut delivered = 0;
+        for target in targets {
+            let Some(address) = self.address_of(&target) else {
+                continue;
+            };
+            loop {
+                let hints = self.hints.clone();
+                let t = target.clone();
+                let batch = tokio::task::spawn_blocking(move || hints.pending(&t, 128))
+                    .await
+                    .map_err(|_| NodeError::ShuttingDown)??;
+                if batch.is_empty() {
+                    break;
+                }
+                let mut client = self.peers.replica(&address)?;
+                client
+                    .handoff(internal::HandoffBatch {
+                        sender_id: self.cfg.node_id.clone(),
+                        writes: batch
+                            .iter()
+                            .map(|h| internal::HintedWrite {
+                                key: h.key.clone(),
+                                versions: h.versions.encode(),
+                            })
+                            .collect(),
+                    })
+                    .await
+                    .map_err(|s| peer_error(&address, s))?;
+                let n = batch.len();
+                let hints = self.hints.clone();
+                tokio::task::spawn_blocking(move || -> Result<()> {
+                    for h in batch {
+                        hints.remove(&h.id)?;
+                    }
+                    Ok(())
+                })
+                .await
+                .map_err(|_| NodeError::ShuttingDown)??;
+                delivered += n;
+                self.metrics
+                    .hints_delivered
+                    .fetch_add(n as u64, Ordering::Relaxed);
+                tracing::info!(target_node = target, n, "delivered hints");
+            }
+        }
+        Ok(delivered)
+    }
+}
+
+fn load_members(path: &std::path::Path) -> Option<Vec<Member>> {
+    let bytes = std::fs::read(path).ok()?;
+    match <internal::MembershipState as prost::Message>::decode(bytes.as_slice()) {
+        Ok(state) => Some(state.members.into_iter().map(member_from_proto).collect()),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "ignoring an unreadable member table");
+            None
+        }
+    }
+}
+
+pub fn member_to_proto(m: &Member) -> internal::Member {
+    internal::Member {
+        node_id: m.id.clone(),
+        address: m.address.clone(),
+        virtual_nodes: m.vnodes,
+        status: m.status.as_u32(),
+        generation: m.generation,
+        version: m.version,
+        last_seen: m.last_seen_secs,
+    }
+}
+
+pub fn member_from_proto(m: internal::Member) -> Member {
+    Member {
+        id: m.node_id,
+        address: m.address,
+        vnodes: m.virtual_nodes,
+        status: NodeStatus::from_u32(m.status).unwrap_or(NodeStatus::Alive),
+        generation: m.generation,
+        version: m.version,
+        last_seen_secs: m.last_seen,
+    }
+}

@@ -1,0 +1,194 @@
+//! `distkv.AdminService`: membership changes and cluster status.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use distkv_cluster::NodeStatus;
+use distkv_proto::distkv::{self as pb, admin_service_server::AdminService};
+use tonic::{Request, Response, Status};
+
+use crate::node::Node;
+
+pub struct AdminServiceImpl {
+    node: Arc<Node>,
+}
+
+impl AdminServiceImpl {
+    pub fn new(node: Arc<Node>) -> Self {
+        AdminServiceImpl { node }
+    }
+}
+
+fn status_to_proto(s: NodeStatus) -> pb::NodeStatus {
+    match s {
+        NodeStatus::Alive => pb::NodeStatus::Alive,
+        NodeStatus::Suspect => pb::NodeStatus::Suspect,
+        NodeStatus::Dead => pb::NodeStatus::Dead,
+        NodeStatus::Left => pb::NodeStatus::Left,
+    }
+}
+
+#[tonic::async_trait]
+impl AdminService for AdminServiceImpl {
+    async fn add_node(
+        &self,
+        req: Request<pb::AddNodeRequest>,
+    ) -> Result<Response<pb::AddNodeResponse>, Status> {
+        let r = req.into_inner();
+        let fail = |m: &str| {
+            Ok(Response::new(pb::AddNodeResponse {
+                success: false,
+                error_message: m.to_string(),
+            }))
+        };
+        if r.node_id.is_empty() || r.node_address.is_empty() {
+            return fail("node_id and node_address are required");
+        }
+        let vnodes = match r.virtual_nodes {
+            0 => self.node.config().virtual_nodes,
+            n if (1..=4096).contains(&n) => n as u32,
+            _ => return fail("virtual_nodes must be between 1 and 4096"),
+        };
+        self.node.add_member(&r.node_id, &r.node_address, vnodes);
+        tracing::info!(
+            node = r.node_id,
+            address = r.node_address,
+            "node added by admin request"
+        );
+        Ok(Response::new(pb::AddNodeResponse {
+            success: true,
+            error_message: String::new(),
+        }))
+    }
+
+    async fn remove_node(
+        &self,
+        req: Request<pb::RemoveNodeRequest>,
+    ) -> Result<Response<pb::RemoveNodeResponse>, Status> {
+        let r = req.into_inner();
+        let reply = match self.node.remove_member(&r.node_address) {
+            Ok(id) => {
+                tracing::info!(node = id, "node removed by admin request");
+                pb::RemoveNodeResponse {
+                    success: true,
+                    error_message: String::new(),
+                }
+            }
+            Err(e) => pb::RemoveNodeResponse {
+                success: false,
+                error_message: e.to_string(),
+            },
+        };
+        Ok(Response::new(reply))
+    }
+
+    async fn rebalance(
+        &self,
+        _req: Request<pb::RebalanceRequest>,
+    ) -> Result<Response<pb::RebalanceResponse>, Status> {
+        // Data follows the ring through replica writes, read repair and hints; streaming whole
+        // ranges to new owners is not implemented yet, so nothing is moved here.
+        Ok(Response::new(pb::RebalanceResponse {
+            success: false,
+            error_message: "rebalance (range streaming) is not implemented yet".into(),
+            keys_moved: 0,
+        }))
+    }
+
+    async fn get_cluster_status(
+        &self,
+        _req: Request<pb::ClusterStatusRequest>,
+    ) -> Result<Response<pb::ClusterStatusResponse>, Status> {
+        let members = self.node.members();
+        let nodes: Vec<pb::NodeStatusInfo> = members
+            .iter()
+            .map(|m| pb::NodeStatusInfo {
+                node_id: m.id.clone(),
+                address: m.address.clone(),
+                status: status_to_proto(m.status) as i32,
+                last_seen: m.last_seen_secs,
+            })
+            .collect();
+        let in_cluster: Vec<_> = members
+            .iter()
+            .filter(|m| m.status != NodeStatus::Left)
+            .collect();
+        let total = in_cluster.len() as i32;
+        let alive = in_cluster
+            .iter()
+            .filter(|m| m.status == NodeStatus::Alive)
+            .count() as i32;
+        let dead = in_cluster
+            .iter()
+            .filter(|m| m.status == NodeStatus::Dead)
+            .count() as i32;
+        let m = &self.node.metrics;
+        let requests = m.requests.load(Ordering::Relaxed);
+        let micros = m.request_micros.load(Ordering::Relaxed);
+        let stats = self.node.store().db().stats();
+        let secs = self.node.uptime().as_secs_f64().max(1e-3);
+        let reply = pb::ClusterStatusResponse {
+            nodes,
+            health: Some(pb::ClusterHealth {
+                total_nodes: total,
+                alive_nodes: alive,
+                dead_nodes: dead,
+                availability_percentage: if total == 0 {
+                    0.0
+                } else {
+                    f64::from(alive) * 100.0 / f64::from(total)
+                },
+            }),
+            metrics: Some(pb::ClusterMetrics {
+                // Entries in this node's tables (versions and tombstones included): an estimate.
+                total_keys: stats.sst_entries as i64,
+                total_requests: requests as i64,
+                avg_latency_ms: if requests == 0 {
+                    0.0
+                } else {
+                    micros as f64 / requests as f64 / 1000.0
+                },
+                qps: requests as f64 / secs,
+            }),
+            storage: Some(pb::StorageMetrics {
+                reads: stats.counters.gets,
+                writes: stats.counters.puts + stats.counters.deletes,
+                sstables_per_level: stats.levels.iter().map(|l| l.files as u32).collect(),
+                compactions: stats.counters.compactions,
+                cache_hit_rate: stats.cache_hit_rate(),
+                memory_bytes: stats.memory_bytes,
+                memory_limit_bytes: stats.memory_limit,
+                sstable_bytes: stats.sst_bytes,
+                write_amplification: stats.write_amplification(),
+            }),
+        };
+        Ok(Response::new(reply))
+    }
+
+    async fn get_ring(
+        &self,
+        _req: Request<pb::RingRequest>,
+    ) -> Result<Response<pb::RingResponse>, Status> {
+        let ring = self.node.ring();
+        let ownership = ring.ownership();
+        let members = self.node.members();
+        let q = self.node.config().quorum;
+        let nodes = members
+            .iter()
+            .filter(|m| m.status != NodeStatus::Left)
+            .map(|m| pb::RingNode {
+                node_id: m.id.clone(),
+                address: m.address.clone(),
+                virtual_nodes: ring.vnodes(&m.id),
+                ownership: ownership.get(&m.id).copied().unwrap_or(0.0),
+                status: status_to_proto(m.status) as i32,
+            })
+            .collect();
+        Ok(Response::new(pb::RingResponse {
+            nodes,
+            replicas: q.n as u32,
+            read_quorum: q.r as u32,
+            write_quorum: q.w as u32,
+        }))
+    }
+}

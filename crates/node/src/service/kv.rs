@@ -1,0 +1,302 @@
+//! `distkv.DistKV`: the client API, wire-compatible with the original.
+//!
+//! The original's RPCs report failures in the body (`success=false` or `found=false` plus
+//! `error_message`), never as a gRPC status, because that is what its clients check. A missing
+//! key is `found=false` with no error. `Scan` is new and uses gRPC status codes.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use distkv_cluster::{Siblings, VectorClock};
+use distkv_proto::distkv::{self as pb, dist_kv_server::DistKv};
+use futures::StreamExt;
+use tonic::{Request, Response, Status};
+
+use super::consistency;
+use crate::error::{NodeError, Result};
+use crate::node::Node;
+
+pub struct KvService {
+    node: Arc<Node>,
+}
+
+impl KvService {
+    pub fn new(node: Arc<Node>) -> Self {
+        KvService { node }
+    }
+}
+
+fn clock_to_proto(c: VectorClock) -> pb::VectorClock {
+    pb::VectorClock {
+        clocks: c.into_map().into_iter().collect(),
+    }
+}
+
+/// The causal context of a put or delete: our opaque `context` bytes, or else the original's
+/// `vector_clock` map, or else (a blind write, as every original client makes) the context of
+/// what the coordinator reads now at the request's consistency level. So sequential writes
+/// without context overwrite, as the original's users expect, while writes that race (neither
+/// read the other) are kept as siblings.
+async fn resolve_context(
+    node: &Arc<Node>,
+    key: &str,
+    bytes: &[u8],
+    clock: Option<&pb::VectorClock>,
+    level: Option<distkv_cluster::Consistency>,
+) -> Result<VectorClock> {
+    if !bytes.is_empty() {
+        return VectorClock::decode(bytes).map_err(|e| NodeError::BadContext(e.to_string()));
+    }
+    if let Some(c) = clock.filter(|c| !c.clocks.is_empty()) {
+        return Ok(VectorClock::from_map(
+            c.clocks.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        ));
+    }
+    node.current_context(key, level).await
+}
+
+/// Builds a get response from the merged versions of a key.
+pub fn get_response(versions: &Siblings) -> pb::GetResponse {
+    let live = versions.live();
+    let Some(winner) = versions.winner() else {
+        return pb::GetResponse::default();
+    };
+    let context = versions.context();
+    pb::GetResponse {
+        value: winner.value.clone().unwrap_or_default(),
+        found: true,
+        vector_clock: Some(clock_to_proto(context.clone())),
+        error_message: String::new(),
+        siblings: live
+            .iter()
+            .map(|v| pb::Sibling {
+                value: v.value.clone().unwrap_or_default(),
+                vector_clock: Some(clock_to_proto(v.clock())),
+                timestamp_ms: v.timestamp_ms as i64,
+            })
+            .collect(),
+        context: context.encode(),
+    }
+}
+
+impl KvService {
+    async fn put_inner(&self, r: pb::PutRequest) -> Result<Siblings> {
+        self.node.validate_key(&r.key)?;
+        self.node.validate_value(&r.value)?;
+        let level = consistency(r.consistency_level, r.consistency_set);
+        let context = resolve_context(
+            &self.node,
+            &r.key,
+            &r.context,
+            r.vector_clock.as_ref(),
+            level,
+        )
+        .await?;
+        self.node
+            .coordinate_write(&r.key, Some(r.value), &context, level)
+            .await
+    }
+}
+
+#[tonic::async_trait]
+impl DistKv for KvService {
+    async fn put(&self, req: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
+        let started = Instant::now();
+        let r = req.into_inner();
+        let reply = match self.put_inner(r).await {
+            Ok(written) => {
+                let clock = written.context();
+                pb::PutResponse {
+                    success: true,
+                    error_message: String::new(),
+                    vector_clock: Some(clock_to_proto(clock.clone())),
+                    context: clock.encode(),
+                }
+            }
+            Err(e) => pb::PutResponse {
+                success: false,
+                error_message: e.to_string(),
+                ..Default::default()
+            },
+        };
+        self.node.record_request(started);
+        Ok(Response::new(reply))
+    }
+
+    async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
+        let started = Instant::now();
+        let r = req.into_inner();
+        let result = async {
+            self.node.validate_key(&r.key)?;
+            self.node
+                .coordinate_read(&r.key, consistency(r.consistency_level, r.consistency_set))
+                .await
+        }
+        .await;
+        let reply = match result {
+            Ok(versions) => {
+                let reply = get_response(&versions);
+                if reply.siblings.len() > 1 {
+                    self.node
+                        .metrics
+                        .siblings_returned
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                reply
+            }
+            Err(e) => pb::GetResponse {
+                error_message: e.to_string(),
+                ..Default::default()
+            },
+        };
+        self.node.record_request(started);
+        Ok(Response::new(reply))
+    }
+
+    async fn delete(
+        &self,
+        req: Request<pb::DeleteRequest>,
+    ) -> Result<Response<pb::DeleteResponse>, Status> {
+        let started = Instant::now();
+        let r = req.into_inner();
+        let result = async {
+            self.node.validate_key(&r.key)?;
+            let level = consistency(r.consistency_level, r.consistency_set);
+            let context = resolve_context(&self.node, &r.key, &r.context, None, level).await?;
+            self.node
+                .coordinate_write(&r.key, None, &context, level)
+                .await
+        }
+        .await;
+        let reply = match result {
+            Ok(_) => pb::DeleteResponse {
+                success: true,
+                error_message: String::new(),
+            },
+            Err(e) => pb::DeleteResponse {
+                success: false,
+                error_message: e.to_string(),
+            },
+        };
+        self.node.record_request(started);
+        Ok(Response::new(reply))
+    }
+
+    async fn batch_put(
+        &self,
+        req: Request<pb::BatchPutRequest>,
+    ) -> Result<Response<pb::BatchPutResponse>, Status> {
+        let started = Instant::now();
+        let r = req.into_inner();
+        let max = self.node.config().max_batch_items;
+        if r.items.len() > max {
+            let e = NodeError::BatchTooLarge {
+                items: r.items.len(),
+                max,
+            };
+            return Ok(Response::new(pb::BatchPutResponse {
+                success: false,
+                error_message: e.to_string(),
+                failed_keys: r.items.into_keys().collect(),
+            }));
+        }
+        let level = consistency(r.consistency_level, r.consistency_set);
+        let mut items: Vec<(String, Vec<u8>)> = r.items.into_iter().collect();
+        items.sort();
+        let results: Vec<(String, Result<Siblings>)> = futures::stream::iter(items)
+            .map(|(key, value)| {
+                let node = Arc::clone(&self.node);
+                async move {
+                    let res = async {
+                        node.validate_key(&key)?;
+                        node.validate_value(&value)?;
+                        let context = resolve_context(&node, &key, &[], None, level).await?;
+                        node.coordinate_write(&key, Some(value), &context, level)
+                            .await
+                    }
+                    .await;
+                    (key, res)
+                }
+            })
+            .buffer_unordered(64)
+            .collect()
+            .await;
+        let mut failed: Vec<(String, String)> = results
+            .into_iter()
+            .filter_map(|(k, r)| r.err().map(|e| (k, e.to_string())))
+            .collect();
+        failed.sort();
+        let reply = pb::BatchPutResponse {
+            success: failed.is_empty(),
+            error_message: failed
+                .first()
+                .map(|(k, e)| format!("{} of the keys failed; first, {k:?}: {e}", failed.len()))
+                .unwrap_or_default(),
+            failed_keys: failed.into_iter().map(|(k, _)| k).collect(),
+        };
+        self.node.record_request(started);
+        Ok(Response::new(reply))
+    }
+
+    async fn scan(
+        &self,
+        req: Request<pb::ScanRequest>,
+    ) -> Result<Response<pb::ScanResponse>, Status> {
+        let started = Instant::now();
+        let r = req.into_inner();
+        let limit = match r.limit {
+            0 => 100,
+            n => n.min(10_000) as usize,
+        };
+        let (mut start, end) = if r.prefix.is_empty() {
+            (r.start_key.into_bytes(), r.end_key.into_bytes())
+        } else {
+            let p = r.prefix.into_bytes();
+            let end = prefix_successor(&p);
+            (p, end)
+        };
+        if !r.page_token.is_empty() {
+            let mut after = r.page_token.into_bytes();
+            after.push(0);
+            start = start.max(after);
+        }
+        let level = consistency(r.consistency_level, r.consistency_set);
+        let result = self
+            .node
+            .coordinate_scan(start, end, limit, level)
+            .await
+            .map_err(|e| e.to_status());
+        self.node.record_request(started);
+        let (page, next) = result?;
+        Ok(Response::new(pb::ScanResponse {
+            items: page
+                .into_iter()
+                .map(|(key, v)| {
+                    let winner = v.winner().cloned();
+                    pb::KeyValue {
+                        key,
+                        value: winner
+                            .as_ref()
+                            .and_then(|w| w.value.clone())
+                            .unwrap_or_default(),
+                        vector_clock: Some(clock_to_proto(v.context())),
+                        is_deleted: false,
+                    }
+                })
+                .collect(),
+            next_page_token: next.unwrap_or_default(),
+        }))
+    }
+}
+
+/// The smallest byte string above every string starting with `prefix` (empty: unbounded).
+fn prefix_successor(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    Vec::new()
+}

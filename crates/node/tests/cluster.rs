@@ -1,0 +1,366 @@
+//! End to end over real server processes on 127.0.0.1: replication at each consistency level,
+//! a killed node, hinted handoff, read repair, siblings, parallel clients, durability across
+//! SIGKILL of every node, scans, and bad input.
+
+mod common;
+
+use common::{Cluster, eventually, get, put, put_with_context};
+use distkv_proto::distkv::{self as pb, ConsistencyLevel::*};
+use distkv_proto::internal;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_on_one_node_get_from_another_at_every_level() {
+    let c = Cluster::start(3, &[]).await;
+    let mut a = c.kv(0).await;
+    let mut b = c.kv(2).await;
+    for (i, l) in [Some(One), Some(Quorum), Some(All), None]
+        .into_iter()
+        .enumerate()
+    {
+        let key = format!("k{i}");
+        let r = put(&mut a, &key, &format!("v{i}"), l).await;
+        assert!(r.success, "{}", r.error_message);
+        // A write at ONE may not have reached the other replicas yet; read at ALL after a
+        // write at ALL, and wait for convergence otherwise.
+        let got = eventually("value visible on another node", || {
+            let mut b = b.clone();
+            let key = key.clone();
+            async move {
+                let g = get(&mut b, &key, l).await;
+                (g.found && g.value == format!("v{i}").into_bytes()).then_some(g)
+            }
+        })
+        .await;
+        assert_eq!(got.siblings.len(), 1);
+        assert!(got.error_message.is_empty());
+    }
+    // A write at ALL is on every replica before it is acknowledged.
+    assert!(put(&mut a, "all", "x", Some(All)).await.success);
+    for i in 0..3 {
+        let mut r = c.replica(i).await;
+        let local = r
+            .read(internal::ReplicaReadRequest { key: "all".into() })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            local.found,
+            "node{} lacks a write acknowledged at ALL",
+            i + 1
+        );
+    }
+    let missing = get(&mut b, "never-written", Some(Quorum)).await;
+    assert!(!missing.found);
+    assert!(missing.error_message.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_keeps_quorum_working_and_catches_up_through_hints() {
+    let mut c = Cluster::start(3, &[]).await;
+    c.kill(2);
+    let mut a = c.kv(0).await;
+    let w = put(&mut a, "during-outage", "v1", Some(Quorum)).await;
+    assert!(w.success, "{}", w.error_message);
+    let r = get(&mut a, "during-outage", Some(Quorum)).await;
+    assert_eq!(r.value, b"v1");
+    let w = put(&mut a, "one", "v", Some(One)).await;
+    assert!(w.success, "{}", w.error_message);
+    let all = put(&mut a, "all", "v", Some(All)).await;
+    assert!(!all.success);
+    assert!(
+        all.error_message
+            .contains("quorum not reached: needed 3, got 2"),
+        "{}",
+        all.error_message
+    );
+    let all = get(&mut a, "during-outage", Some(All)).await;
+    assert!(
+        all.error_message.contains("quorum not reached: needed 3"),
+        "{}",
+        all.error_message
+    );
+
+    // Back up: the hints held for it are delivered and it serves the writes it missed.
+    c.restart(2).await;
+    let r3 = c.replica(2).await;
+    eventually("restarted node received its hints", || {
+        let mut r3 = r3.clone();
+        async move {
+            let v = r3
+                .read(internal::ReplicaReadRequest {
+                    key: "during-outage".into(),
+                })
+                .await
+                .ok()?
+                .into_inner();
+            v.found.then_some(())
+        }
+    })
+    .await;
+    let mut c3 = c.kv(2).await;
+    let g = get(&mut c3, "during-outage", Some(All)).await;
+    assert_eq!(g.value, b"v1", "{}", g.error_message);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_repair_fixes_a_stale_replica() {
+    // Hints are held back (long interval) so that only read repair can fix the stale replica.
+    let mut c = Cluster::start(3, &["-hint-interval=1h"]).await;
+    let mut a = c.kv(0).await;
+    assert!(put(&mut a, "rr", "old", Some(All)).await.success);
+    c.kill(2);
+    assert!(put(&mut a, "rr", "new", Some(Quorum)).await.success);
+    c.restart(2).await;
+    let mut r3 = c.replica(2).await;
+    let stale = r3
+        .read(internal::ReplicaReadRequest { key: "rr".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(stale.found, "the restarted replica kept its old version");
+    let g = get(&mut a, "rr", Some(All)).await;
+    assert_eq!(g.value, b"new", "{}", g.error_message);
+    assert_eq!(g.siblings.len(), 1);
+    // The repair lands off the request path.
+    eventually("stale replica repaired", || {
+        let mut r3 = r3.clone();
+        async move {
+            let local = r3
+                .read(internal::ReplicaReadRequest { key: "rr".into() })
+                .await
+                .ok()?
+                .into_inner();
+            let versions = distkv_cluster::Siblings::decode(&local.versions).ok()?;
+            let values: Vec<_> = versions.live().iter().map(|v| v.value.clone()).collect();
+            (values == vec![Some(b"new".to_vec())]).then_some(())
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_become_siblings_and_a_put_with_context_resolves_them() {
+    let c = Cluster::start(3, &[]).await;
+    let mut a = c.kv(0).await;
+    let mut b = c.kv(1).await;
+    assert!(put(&mut a, "doc", "base", Some(All)).await.success);
+    let base = get(&mut a, "doc", Some(All)).await;
+    // Two writers that both read `base` write concurrently.
+    let w1 = put_with_context(&mut a, "doc", "from-a", base.context.clone()).await;
+    let w2 = put_with_context(&mut b, "doc", "from-b", base.context.clone()).await;
+    assert!(w1.success && w2.success);
+    let both = eventually("both siblings visible", || {
+        let mut a = a.clone();
+        async move {
+            let g = get(&mut a, "doc", Some(All)).await;
+            (g.siblings.len() == 2).then_some(g)
+        }
+    })
+    .await;
+    let mut values: Vec<Vec<u8>> = both.siblings.iter().map(|s| s.value.clone()).collect();
+    values.sort();
+    assert_eq!(values, vec![b"from-a".to_vec(), b"from-b".to_vec()]);
+    // The deterministic winner for old clients is one of them, the same on every node.
+    let other = get(&mut b, "doc", Some(All)).await;
+    assert_eq!(both.value, other.value);
+    // A put with the context of that read supersedes both.
+    let merged = put_with_context(&mut b, "doc", "merged", both.context.clone()).await;
+    assert!(merged.success);
+    let g = get(&mut a, "doc", Some(All)).await;
+    assert_eq!(g.siblings.len(), 1);
+    assert_eq!(g.value, b"merged");
+    // Sequential writes without a context overwrite, as the original's clients expect.
+    assert!(put(&mut a, "doc", "plain-1", Some(Quorum)).await.success);
+    assert!(put(&mut a, "doc", "plain-2", Some(Quorum)).await.success);
+    let g = get(&mut a, "doc", Some(Quorum)).await;
+    assert_eq!((g.value.as_slice(), g.siblings.len()), (&b"plain-2"[..], 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_clients_write_a_hundred_keys_each_in_parallel() {
+    let c = Cluster::start(3, &["-wal-sync=never"]).await;
+    let mut tasks = Vec::new();
+    for client in 0..10 {
+        let mut kv = c.kv(client % 3).await;
+        tasks.push(tokio::spawn(async move {
+            for i in 0..100 {
+                let r = put(
+                    &mut kv,
+                    &format!("c{client}-k{i}"),
+                    &format!("v{client}-{i}"),
+                    None,
+                )
+                .await;
+                assert!(r.success, "{}", r.error_message);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut kv = c.kv(1).await;
+    for client in 0..10 {
+        for i in 0..100 {
+            let g = get(&mut kv, &format!("c{client}-k{i}"), None).await;
+            assert_eq!(g.value, format!("v{client}-{i}").into_bytes());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_write_survives_sigkill_of_every_node() {
+    let mut c = Cluster::start(3, &[]).await;
+    let mut a = c.kv(0).await;
+    for i in 0..200 {
+        let r = put(&mut a, &format!("durable-{i}"), &format!("v{i}"), None).await;
+        assert!(r.success, "{}", r.error_message);
+    }
+    for i in 0..3 {
+        c.kill(i);
+    }
+    for i in 0..3 {
+        c.restart(i).await;
+    }
+    c.wait_converged().await;
+    let mut b = c.kv(1).await;
+    for i in 0..200 {
+        let g = get(&mut b, &format!("durable-{i}"), Some(All)).await;
+        assert_eq!(
+            g.value,
+            format!("v{i}").into_bytes(),
+            "durable-{i}: {}",
+            g.error_message
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scan_is_ordered_and_paged_across_the_cluster() {
+    let c = Cluster::start(3, &[]).await;
+    let mut a = c.kv(0).await;
+    for i in 0..57 {
+        assert!(
+            put(&mut a, &format!("scan/{i:03}"), &format!("{i}"), None)
+                .await
+                .success
+        );
+    }
+    assert!(put(&mut a, "other", "x", None).await.success);
+    let del = a
+        .delete(pb::DeleteRequest {
+            key: "scan/010".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(del.success, "{}", del.error_message);
+    let mut b = c.kv(2).await;
+    let mut keys = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = b
+            .scan(pb::ScanRequest {
+                prefix: "scan/".into(),
+                limit: 7,
+                page_token: token.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(page.items.len() <= 7);
+        keys.extend(page.items.into_iter().map(|kv| kv.key));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    let want: Vec<String> = (0..57)
+        .filter(|&i| i != 10)
+        .map(|i| format!("scan/{i:03}"))
+        .collect();
+    assert_eq!(keys, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_clear_errors() {
+    let c = Cluster::start(
+        1,
+        &[
+            "-replicas=1",
+            "-read-quorum=1",
+            "-write-quorum=1",
+            "-max-value-size=1000",
+        ],
+    )
+    .await;
+    let mut a = c.kv(0).await;
+    let r = put(&mut a, "", "v", None).await;
+    assert!(!r.success);
+    assert_eq!(r.error_message, "key must not be empty");
+    let big = "x".repeat(1001);
+    let r = put(&mut a, "k", &big, None).await;
+    assert_eq!(r.error_message, "value is 1001 bytes, the limit is 1000");
+    let g = get(&mut a, "", None).await;
+    assert_eq!(g.error_message, "key must not be empty");
+    let bad_ctx = put_with_context(&mut a, "k", "v", vec![0xff, 0xfe]).await;
+    assert!(
+        bad_ctx.error_message.contains("invalid causal context"),
+        "{}",
+        bad_ctx.error_message
+    );
+    let mut items = std::collections::HashMap::new();
+    items.insert("ok".to_string(), b"v".to_vec());
+    items.insert(String::new(), b"v".to_vec());
+    let b = a
+        .batch_put(pb::BatchPutRequest {
+            items,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!b.success);
+    assert_eq!(b.failed_keys, vec![String::new()]);
+    assert_eq!(get(&mut a, "ok", None).await.value, b"v");
+    let s = a
+        .scan(pb::ScanRequest {
+            prefix: "k".into(),
+            ..Default::default()
+        })
+        .await;
+    assert!(s.is_ok());
+}
+
+#[test]
+fn invalid_configuration_is_one_line_and_a_nonzero_exit() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_distkv-server"))
+        .args(["-replicas=3", "-read-quorum=5", "-data-dir=/nonexistent/x"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("R must be between 1 and N, got R=5, N=3"),
+        "{err}"
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_distkv-server"))
+        .args(["-no-such-flag"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_gracefully_with_exit_zero_and_keeps_data() {
+    let mut c = Cluster::start(1, &["-replicas=1", "-read-quorum=1", "-write-quorum=1"]).await;
+    let mut a = c.kv(0).await;
+    assert!(put(&mut a, "k", "v", None).await.success);
+    let status = c.terminate(0);
+    assert!(status.success(), "{status:?}");
+    c.restart(0).await;
+    let mut a = c.kv(0).await;
+    assert_eq!(get(&mut a, "k", None).await.value, b"v");
+}

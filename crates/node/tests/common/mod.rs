@@ -1,0 +1,262 @@
+//! A cluster of real `distkv-server` processes on 127.0.0.1 with ephemeral ports, for end-to-end
+//! tests. Every process is killed when the `Cluster` is dropped, also when a test fails.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use distkv_proto::distkv::admin_service_client::AdminServiceClient;
+use distkv_proto::distkv::dist_kv_client::DistKvClient;
+use distkv_proto::distkv::{self as pb, ConsistencyLevel};
+use distkv_proto::internal::replica_client::ReplicaClient;
+use tonic::transport::Channel;
+
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+pub struct Node {
+    pub id: String,
+    pub address: String,
+    pub dir: PathBuf,
+    pub args: Vec<String>,
+    pub child: Option<Child>,
+}
+
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+    _root: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `f` until it returns `Some`, failing the test after `DEADLINE`.
+pub async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+impl Cluster {
+    /// Starts `n` nodes that join through the first one, and waits until every node knows all.
+    pub async fn start(n: usize, extra: &[&str]) -> Cluster {
+        let root = tempfile::tempdir().unwrap();
+        let addresses: Vec<String> = (0..n)
+            .map(|_| format!("127.0.0.1:{}", free_port()))
+            .collect();
+        let mut nodes = Vec::new();
+        for (i, address) in addresses.iter().enumerate() {
+            let id = format!("node{}", i + 1);
+            let dir = root.path().join(&id);
+            let mut args = vec![
+                format!("-node-id={id}"),
+                format!("-address={address}"),
+                format!("-data-dir={}", dir.display()),
+                "-gossip-interval=100ms".to_string(),
+                "-hint-interval=200ms".to_string(),
+                "-request-timeout=2s".to_string(),
+                "-virtual-nodes=64".to_string(),
+                "-log-level=warn".to_string(),
+            ];
+            if i > 0 {
+                args.push(format!("-seed-nodes={}", addresses[0]));
+            }
+            args.extend(extra.iter().map(|s| s.to_string()));
+            nodes.push(Node {
+                id,
+                address: address.clone(),
+                dir,
+                args,
+                child: None,
+            });
+        }
+        let mut c = Cluster { nodes, _root: root };
+        for i in 0..n {
+            c.spawn(i);
+        }
+        c.wait_converged().await;
+        c
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        let log = std::fs::File::create(format!("{}.log", node.dir.display())).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_distkv-server"))
+            .args(&node.args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        node.child = Some(child);
+    }
+
+    /// SIGKILLs node `i`.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// Sends SIGTERM to node `i` and waits for it to exit; returns its exit status.
+    pub fn terminate(&mut self, i: usize) -> std::process::ExitStatus {
+        let mut c = self.nodes[i].child.take().expect("node is running");
+        // SAFETY: plain kill(2) on our own child.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        let start = Instant::now();
+        loop {
+            if let Some(status) = c.try_wait().unwrap() {
+                return status;
+            }
+            assert!(start.elapsed() < DEADLINE, "node did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Restarts node `i` with the same flags and waits until it serves and knows every member.
+    pub async fn restart(&mut self, i: usize) {
+        self.spawn(i);
+        let addr = self.nodes[i].address.clone();
+        let n = self.nodes.len();
+        eventually("restarted node serves and knows the cluster", || {
+            let addr = addr.clone();
+            async move {
+                let mut admin = AdminServiceClient::new(connect(&addr).await.ok()?);
+                let s = admin
+                    .get_cluster_status(pb::ClusterStatusRequest {})
+                    .await
+                    .ok()?
+                    .into_inner();
+                (s.nodes.len() == n).then_some(())
+            }
+        })
+        .await;
+    }
+
+    pub async fn wait_converged(&self) {
+        let n = self.nodes.len();
+        for node in &self.nodes {
+            let addr = node.address.clone();
+            eventually(&format!("{} knows {n} members", node.id), || {
+                let addr = addr.clone();
+                async move {
+                    let mut admin = AdminServiceClient::new(connect(&addr).await.ok()?);
+                    let s = admin
+                        .get_cluster_status(pb::ClusterStatusRequest {})
+                        .await
+                        .ok()?
+                        .into_inner();
+                    (s.nodes.len() == n).then_some(())
+                }
+            })
+            .await;
+        }
+    }
+
+    pub async fn kv(&self, i: usize) -> DistKvClient<Channel> {
+        DistKvClient::new(connect(&self.nodes[i].address).await.unwrap())
+    }
+
+    pub async fn admin(&self, i: usize) -> AdminServiceClient<Channel> {
+        AdminServiceClient::new(connect(&self.nodes[i].address).await.unwrap())
+    }
+
+    pub async fn replica(&self, i: usize) -> ReplicaClient<Channel> {
+        ReplicaClient::new(connect(&self.nodes[i].address).await.unwrap())
+    }
+
+    pub fn index_of(&self, id: &str) -> usize {
+        self.nodes.iter().position(|n| n.id == id).unwrap()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+        }
+    }
+}
+
+pub async fn connect(address: &str) -> Result<Channel, tonic::transport::Error> {
+    tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(10))
+        .connect()
+        .await
+}
+
+pub fn level(l: Option<ConsistencyLevel>) -> (i32, bool) {
+    match l {
+        Some(l) => (l as i32, true),
+        None => (0, false),
+    }
+}
+
+pub async fn put(
+    c: &mut DistKvClient<Channel>,
+    key: &str,
+    value: &str,
+    l: Option<ConsistencyLevel>,
+) -> pb::PutResponse {
+    let (consistency_level, consistency_set) = level(l);
+    c.put(pb::PutRequest {
+        key: key.into(),
+        value: value.as_bytes().to_vec(),
+        consistency_level,
+        consistency_set,
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .into_inner()
+}
+
+pub async fn put_with_context(
+    c: &mut DistKvClient<Channel>,
+    key: &str,
+    value: &str,
+    context: Vec<u8>,
+) -> pb::PutResponse {
+    c.put(pb::PutRequest {
+        key: key.into(),
+        value: value.as_bytes().to_vec(),
+        context,
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .into_inner()
+}
+
+pub async fn get(
+    c: &mut DistKvClient<Channel>,
+    key: &str,
+    l: Option<ConsistencyLevel>,
+) -> pb::GetResponse {
+    let (consistency_level, consistency_set) = level(l);
+    c.get(pb::GetRequest {
+        key: key.into(),
+        consistency_level,
+        consistency_set,
+    })
+    .await
+    .unwrap()
+    .into_inner()
+}
