@@ -43,6 +43,8 @@ use crate::storage::Store;
 
 /// Keys of this node's own bookkeeping in the hint store (no `\0`, so never a hint).
 const DOT_HWM_KEY: &[u8] = b"meta:dot-high-water-mark";
+/// How long a read that found nothing waits for the replicas still out.
+const ABSENT_GRACE: Duration = Duration::from_millis(100);
 /// Where the member table is kept between runs.
 const MEMBERS_FILE: &str = "members.pb";
 /// Dots reserved durably at a time.
@@ -536,6 +538,23 @@ impl Node {
                     None => break,
                 },
                 _ = &mut deadline => { round.on_timeout(); break; }
+            }
+        }
+        // Absence is weak evidence: when the quorum agreed the key has no versions but other
+        // replicas have not answered yet, give them a short grace period, so that a read right
+        // after a write at ONE does not miss it only because a slower replica had not got it.
+        if matches!(round.outcome(), Outcome::Succeeded) && round.merged().is_empty() {
+            let grace = tokio::time::sleep(ABSENT_GRACE.min(self.cfg.request_timeout));
+            tokio::pin!(grace);
+            while round.merged().is_empty() {
+                tokio::select! {
+                    next = calls.next() => match next {
+                        Some((node, Ok(v))) => { round.on_reply(&node, v); }
+                        Some((node, Err(e))) => { round.on_failure(&node, e.to_string()); }
+                        None => break,
+                    },
+                    _ = &mut grace => break,
+                }
             }
         }
         Ok((round, calls))

@@ -49,6 +49,16 @@ async fn put_on_one_node_get_from_another_at_every_level() {
             i + 1
         );
     }
+    // Read-your-write at ONE through another node, right away, in a healthy cluster.
+    for i in 0..20 {
+        let key = format!("one-{i}");
+        assert!(put(&mut a, &key, "v", Some(One)).await.success);
+        let g = get(&mut b, &key, Some(One)).await;
+        assert!(
+            g.found,
+            "{key} written at ONE not found at ONE on another node"
+        );
+    }
     let missing = get(&mut b, "never-written", Some(Quorum)).await;
     assert!(!missing.found);
     assert!(missing.error_message.is_empty());
