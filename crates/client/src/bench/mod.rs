@@ -109,6 +109,7 @@ pub enum BenchError {
 #[derive(Debug, Parser)]
 #[command(
     name = "distkv-bench",
+    args_override_self = true,
     about = "Load generator for DistKV: closed-loop reads and writes, latency histograms",
     after_help = "Flags may also be written Go-style: -name value, -name=value; booleans as \
                   -warmup=false. Durations use Go syntax: 500ms, 10s, 1m30s.",

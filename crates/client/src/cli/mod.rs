@@ -63,6 +63,8 @@ use output::OutputFormat;
 #[derive(Debug, Parser)]
 #[command(
     name = "distkv-client",
+    // As with Go's flag package, a repeated flag takes its last value.
+    args_override_self = true,
     disable_help_flag = true,
     disable_version_flag = true
 )]
