@@ -11,7 +11,9 @@
 //! is what the client had read; replicas merge it into what they hold, so concurrent writes stay
 //! siblings (4.4). A replica that fails to take a write gets a hint kept durably here and
 //! delivered when it answers again (4.6); by default hints do not count toward W (Cassandra's
-//! strict quorum), with `-sloppy-quorum` they do (Dynamo's). After a read, replicas that answered
+//! strict quorum). With `-sloppy-quorum` (Dynamo's mode) the write meant for an unreachable
+//! replica goes to the next healthy node on the ring after the key's replicas, which keeps it as
+//! a hint, delivers it later, and counts toward W. After a read, replicas that answered
 //! with less than the merged result are sent the merged versions off the request path (read
 //! repair, 4.7).
 //!
@@ -405,6 +407,7 @@ impl Node {
             .collect();
         let deadline = tokio::time::sleep(self.cfg.request_timeout);
         tokio::pin!(deadline);
+        let mut stand_ins: Vec<NodeId> = Vec::new();
         // Until decided; after a failure, until every replica answered, so that the error
         // reports how many really acknowledged.
         loop {
@@ -416,10 +419,12 @@ impl Node {
                 next = calls.next() => match next {
                     Some((node, Ok(_))) => { round.on_ack(&node); }
                     Some((node, Err(e))) => {
-                        self.store_hint(&node, key, &written);
-                        if self.cfg.sloppy_quorum {
+                        if self.cfg.sloppy_quorum
+                            && self.hand_to_stand_in(&replicas, &mut stand_ins, &node, key, &written).await
+                        {
                             round.on_ack(&node);
                         } else {
+                            self.store_hint(&node, key, &written);
                             round.on_failure(&node, e.to_string());
                         }
                     }
@@ -451,6 +456,66 @@ impl Node {
                 }))
             }
         }
+    }
+
+    /// Sloppy quorum (Dynamo 4.6): gives the write meant for the unreachable `target` to the
+    /// next healthy node on the ring after the key's replicas, which keeps it as a hint and
+    /// delivers it later. True when a stand-in took it (it then counts toward W).
+    async fn hand_to_stand_in(
+        self: &Arc<Self>,
+        replicas: &[NodeId],
+        used: &mut Vec<NodeId>,
+        target: &str,
+        key: &str,
+        versions: &Siblings,
+    ) -> bool {
+        let candidates: Vec<NodeId> = self
+            .ring()
+            .walk(key.as_bytes())
+            .into_iter()
+            .filter(|n| !replicas.contains(n) && !used.contains(n))
+            .collect();
+        for candidate in candidates {
+            let result = if candidate == self.cfg.node_id {
+                let hints = self.hints.clone();
+                let (t, k, v) = (target.to_string(), key.to_string(), versions.clone());
+                tokio::task::spawn_blocking(move || hints.add(&t, &k, &v))
+                    .await
+                    .map_err(|_| NodeError::ShuttingDown)
+                    .and_then(|r| r)
+            } else {
+                match self.address_of(&candidate) {
+                    None => continue,
+                    Some(address) => match self.peers.replica(&address) {
+                        Err(e) => Err(e),
+                        Ok(mut client) => client
+                            .store_hint(internal::StoreHintRequest {
+                                target_node: target.to_string(),
+                                key: key.to_string(),
+                                versions: versions.encode(),
+                            })
+                            .await
+                            .map(|_| ())
+                            .map_err(|s| peer_error(&address, s)),
+                    },
+                }
+            };
+            match result {
+                Ok(()) => {
+                    used.push(candidate.clone());
+                    self.metrics.hints_stored.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(
+                        key,
+                        target,
+                        stand_in = candidate,
+                        "hinted write on a stand-in"
+                    );
+                    return true;
+                }
+                Err(e) => tracing::debug!(key, candidate, error = %e, "stand-in refused a hint"),
+            }
+        }
+        false
     }
 
     /// Hands a write to the first replica of the key that answers.

@@ -374,3 +374,62 @@ async fn sigterm_stops_gracefully_with_exit_zero_and_keeps_data() {
     let mut a = c.kv(0).await;
     assert_eq!(get(&mut a, "k", None).await.value, b"v");
 }
+
+/// A key whose N=2 replicas are node1 and node2 (node3 is the next node on the ring).
+fn key_on_node1_and_node2() -> String {
+    let mut ring = distkv_cluster::Ring::new();
+    for id in ["node1", "node2", "node3"] {
+        ring.add_node(id, 64);
+    }
+    (0..)
+        .map(|i| format!("sloppy-{i}"))
+        .find(|k| {
+            let mut p = ring.preference_list(k.as_bytes(), 2);
+            p.sort();
+            p == ["node1", "node2"]
+        })
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_quorum_refuses_what_sloppy_quorum_hands_to_a_stand_in() {
+    let key = key_on_node1_and_node2();
+    let q = ["-replicas=2", "-read-quorum=1", "-write-quorum=2"];
+    // Strict (the default): with node2 down only one replica can ack.
+    let mut strict = Cluster::start(3, &q).await;
+    strict.kill(1);
+    let mut a = strict.kv(0).await;
+    let r = put(&mut a, &key, "v", None).await;
+    assert!(!r.success);
+    assert!(
+        r.error_message
+            .contains("quorum not reached: needed 2, got 1"),
+        "{}",
+        r.error_message
+    );
+    drop(strict);
+
+    // Sloppy: node3 stands in for node2 and later hands the write over.
+    let mut flags = q.to_vec();
+    flags.push("-sloppy-quorum");
+    let mut sloppy = Cluster::start(3, &flags).await;
+    sloppy.kill(1);
+    let mut a = sloppy.kv(0).await;
+    let r = put(&mut a, &key, "v", None).await;
+    assert!(r.success, "{}", r.error_message);
+    sloppy.restart(1).await;
+    let r2 = sloppy.replica(1).await;
+    eventually("the stand-in delivered the write to node2", || {
+        let mut r2 = r2.clone();
+        let key = key.clone();
+        async move {
+            let v = r2
+                .read(internal::ReplicaReadRequest { key })
+                .await
+                .ok()?
+                .into_inner();
+            v.found.then_some(())
+        }
+    })
+    .await;
+}

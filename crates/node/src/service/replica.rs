@@ -95,6 +95,20 @@ impl Replica for ReplicaService {
         }))
     }
 
+    async fn store_hint(
+        &self,
+        req: Request<pb::StoreHintRequest>,
+    ) -> Result<Response<pb::StoreHintResponse>, Status> {
+        let r = req.into_inner();
+        let versions = decode(&r.versions)?;
+        let node = Arc::clone(&self.node);
+        tokio::task::spawn_blocking(move || node.hints().add(&r.target_node, &r.key, &versions))
+            .await
+            .map_err(|_| Status::unavailable("shutting down"))?
+            .map_err(|e| e.to_status())?;
+        Ok(Response::new(pb::StoreHintResponse {}))
+    }
+
     async fn coordinate(
         &self,
         req: Request<pb::CoordinateRequest>,
