@@ -209,7 +209,16 @@ impl Db {
             let s = Arc::clone(&shared);
             let t = std::thread::Builder::new()
                 .name(name.into())
-                .spawn(move || work(&s))
+                .spawn(move || {
+                    // A panic in background work must not leave writers waiting for progress
+                    // that never comes: it stops writes with an error instead.
+                    let run = std::panic::AssertUnwindSafe(|| work(&s));
+                    if std::panic::catch_unwind(run).is_err() {
+                        s.set_background_error(&Error::Background(format!(
+                            "the {name} thread panicked"
+                        )));
+                    }
+                })
                 .map_err(|e| Error::io(&dir, e))?;
             threads.push(t);
         }
@@ -274,8 +283,11 @@ impl Db {
         let s = self.shared();
         s.validate_key(key)?;
         let started = Instant::now();
-        let seq = s.visible_seq.load(Ordering::Acquire);
+        // The state first, then the sequence number (as RocksDB does): the other order could
+        // pair an old sequence number with a state where a flush or compaction already dropped
+        // the version it should see.
         let sv = s.current();
+        let seq = s.visible_seq.load(Ordering::Acquire);
         let r = s.get_at(&sv, seq, key);
         s.stats.get_latency.record(started.elapsed());
         r
@@ -284,9 +296,10 @@ impl Db {
     /// A consistent view that later writes do not change.
     pub fn snapshot(&self) -> Snapshot {
         let s = &self.handle.shared;
+        let sv = s.current();
         let seq = s.visible_seq.load(Ordering::Acquire);
         Snapshot {
-            sv: s.current(),
+            sv,
             seq,
             shared: Arc::clone(s),
         }
@@ -296,17 +309,19 @@ impl Db {
     pub fn range<'a>(&self, range: impl RangeBounds<&'a [u8]>) -> Result<DbIterator> {
         self.check_open()?;
         let s = self.shared();
+        let sv = s.current();
         let seq = s.visible_seq.load(Ordering::Acquire);
-        Ok(s.iter_at(s.current(), seq, bounds(range)))
+        Ok(s.iter_at(sv, seq, bounds(range)))
     }
 
     /// Iterates the live keys that start with `prefix`.
     pub fn prefix(&self, prefix: &[u8]) -> Result<DbIterator> {
         self.check_open()?;
         let s = self.shared();
+        let sv = s.current();
         let seq = s.visible_seq.load(Ordering::Acquire);
         let upper = prefix_successor(prefix).map_or(Bound::Unbounded, Bound::Excluded);
-        Ok(s.iter_at(s.current(), seq, (Bound::Included(prefix.to_vec()), upper)))
+        Ok(s.iter_at(sv, seq, (Bound::Included(prefix.to_vec()), upper)))
     }
 
     /// Writes the active memtable to an SSTable and waits until every memtable is flushed.
@@ -515,12 +530,25 @@ impl Shared {
         {
             need_sync = true;
         }
-        let written = wal
+        // A failed append or sync leaves the WAL in an unknown state (the records may be on disk
+        // in part, and the sequence numbers must not be reused): stop taking writes, as RocksDB
+        // does, until the database is reopened and replays what the WAL really holds.
+        let written = match wal
             .writer
-            .append(group.iter().map(|(_, b, _)| b.payload()), need_sync)?;
+            .append(group.iter().map(|(_, b, _)| b.payload()), need_sync)
+        {
+            Ok(n) => n,
+            Err(e) => {
+                self.set_background_error(&e);
+                return Err(e);
+            }
+        };
         wal.dirty = true;
         if need_sync {
-            wal.writer.sync()?;
+            if let Err(e) = wal.writer.sync() {
+                self.set_background_error(&e);
+                return Err(e);
+            }
             wal.last_sync = Instant::now();
             wal.dirty = false;
             self.stats.add(&self.stats.wal_syncs, 1);

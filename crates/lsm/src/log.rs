@@ -55,6 +55,8 @@ pub(crate) struct LogWriter {
     /// Bytes of the mapping backed by reserved blocks: stores below it cannot fault.
     reserved: u64,
     prezero: bool,
+    /// Whether a sync turns on pre-zeroing (off for the manifest).
+    prezero_after_sync: bool,
     map: Option<memmap2::MmapMut>,
     buf: Vec<u8>,
 }
@@ -104,9 +106,17 @@ impl LogWriter {
             zeroed,
             reserved: 0,
             prezero,
+            prezero_after_sync: true,
             map: None,
             buf: Vec::new(),
         }
+    }
+
+    /// Never grows the file with zeros ahead of the tail, even once synced.
+    pub(crate) fn never_prezero(mut self) -> Self {
+        self.prezero = false;
+        self.prezero_after_sync = false;
+        self
     }
 
     fn map_file(&mut self, map_bytes: u64) -> Result<()> {
@@ -209,7 +219,7 @@ impl LogWriter {
     /// same page-cache pages). A log that is synced once is likely synced again, so from then on
     /// synced appends grow it in pre-zeroed chunks.
     pub(crate) fn sync(&mut self) -> Result<()> {
-        self.prezero = true;
+        self.prezero |= self.prezero_after_sync;
         self.file.sync_data().at(&self.path)
     }
 }
@@ -350,6 +360,20 @@ mod tests {
             w.append([*r], false).unwrap();
         }
         w.sync().unwrap();
+    }
+
+    #[test]
+    fn a_never_prezeroed_log_ends_at_its_last_record_even_after_syncs() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("MANIFEST");
+        let mut w = LogWriter::create(&p, 3, false, 0).unwrap().never_prezero();
+        for r in [&b"first"[..], b"second", b"third"] {
+            w.append([r], true).unwrap();
+            w.sync().unwrap();
+        }
+        let on_disk = std::fs::metadata(&p).unwrap().len();
+        assert_eq!(on_disk, w.len());
+        assert_eq!(on_disk, (3 * HEADER_LEN + 5 + 6 + 5) as u64);
     }
 
     fn read_all(path: &Path, number: u64) -> Result<(Vec<Vec<u8>>, LogEnd)> {

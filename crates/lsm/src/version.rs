@@ -14,7 +14,7 @@
 //! `1 log_number`, `2 next_file_number`, `3 last_sequence`, `4 level number` (delete file),
 //! `5 level number size` (add file).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::coding::{Reader, put_varint};
@@ -166,13 +166,17 @@ pub(crate) fn wal_name(number: u64) -> String {
 /// Appends edits to the current manifest.
 pub(crate) struct Manifest {
     writer: LogWriter,
+    dir: PathBuf,
 }
 
 impl Manifest {
     /// Writes a new manifest holding `snapshot` and points `CURRENT` at it.
     pub(crate) fn create(dir: &Path, number: u64, snapshot: &VersionEdit) -> Result<Self> {
         let path = dir.join(manifest_name(number));
-        let mut writer = LogWriter::create(&path, number, false, 0)?;
+        // Never pre-zeroed: replay treats a complete manifest record with a bad checksum as
+        // corruption (dropping a synced edit could lose files), so a torn write must not be able
+        // to leave a full-length record over zeros.
+        let mut writer = LogWriter::create(&path, number, false, 0)?.never_prezero();
         writer.append([snapshot.encode().as_slice()], true)?;
         writer.sync()?;
         let tmp = dir.join("CURRENT.tmp");
@@ -183,10 +187,18 @@ impl Manifest {
         let current = dir.join("CURRENT");
         std::fs::rename(&tmp, &current).at(&current)?;
         sync_dir(dir)?;
-        Ok(Manifest { writer })
+        Ok(Manifest {
+            writer,
+            dir: dir.to_path_buf(),
+        })
     }
 
+    /// Appends `edit` and syncs it. The directory is synced first when the edit adds tables,
+    /// so that no durable edit can name a table whose directory entry a power loss undid.
     pub(crate) fn append(&mut self, edit: &VersionEdit) -> Result<()> {
+        if !edit.added.is_empty() {
+            sync_dir(&self.dir)?;
+        }
         self.writer.append([edit.encode().as_slice()], true)?;
         self.writer.sync()
     }

@@ -68,7 +68,17 @@ fn readers_see_whole_batches_through_flushes_and_compactions() {
         }));
     }
     let mut checks = 0u64;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     while written.load(Ordering::Relaxed) < 4000 {
+        // A writer that panicked never reaches the count: fail instead of spinning forever.
+        assert!(
+            threads.iter().all(|t| !t.is_finished()) || written.load(Ordering::Relaxed) >= 4000,
+            "a writer thread stopped early"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "writers made too little progress"
+        );
         // A scan of one group: all keys carry one generation.
         let g = checks % GROUPS;
         let prefix = format!("g{g}/");

@@ -73,7 +73,7 @@ fn crash_child() {
     let mut out = std::io::stdout().lock();
     writeln!(out, "start {start}").unwrap();
     for i in start.. {
-        db.write(batch(i), &WriteOptions { sync: true })
+        db.write(batch(i), &WriteOptions { sync })
             .expect("child write");
         writeln!(out, "ack {i}").unwrap();
         out.flush().unwrap();

@@ -90,7 +90,11 @@ impl Table {
         };
         let (index_h, filter_h, props_h) = (handle(0), handle(16), handle(32));
         for h in [index_h, filter_h, props_h] {
-            if h.offset.saturating_add(h.size + BLOCK_TRAILER_LEN as u64) > footer_at {
+            let end = h
+                .size
+                .checked_add(BLOCK_TRAILER_LEN as u64)
+                .and_then(|n| n.checked_add(h.offset));
+            if end.is_none_or(|end| end > footer_at) {
                 return Err(corrupt(
                     footer_at,
                     CorruptionKind::Malformed("block handle"),
@@ -163,7 +167,11 @@ impl Table {
         let len = usize::try_from(h.size)
             .ok()
             .and_then(|s| s.checked_add(BLOCK_TRAILER_LEN))
-            .filter(|_| h.offset + h.size + BLOCK_TRAILER_LEN as u64 <= self.file_size)
+            .filter(|&len| {
+                h.offset
+                    .checked_add(len as u64)
+                    .is_some_and(|end| end <= self.file_size)
+            })
             .ok_or_else(|| corrupt(CorruptionKind::Malformed("block handle")))?;
         let mut buf = vec![0u8; len];
         self.file.read_exact_at(&mut buf, h.offset).at(&self.path)?;
