@@ -79,7 +79,7 @@ fn unknown_flag_exits_2() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         text(&out.stderr),
-        "Error: unexpected argument '--nope' found\nRun 'distkv-client help' for usage.\n"
+        "Error: flag provided but not defined: -nope\nRun 'distkv-client help' for usage.\n"
     );
 }
 

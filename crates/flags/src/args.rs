@@ -274,3 +274,50 @@ mod tests {
         );
     }
 }
+
+/// One line for a command line clap refused, worded as Go's `flag` package words it where
+/// the original's users would see a difference: an unknown flag is
+/// `flag provided but not defined: -name`. Other errors keep clap's first line.
+pub fn describe_flag_error(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() == ErrorKind::UnknownArgument
+        && let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg)
+    {
+        let name = arg.trim_start_matches('-');
+        let name = name.split('=').next().unwrap_or(name);
+        return format!("flag provided but not defined: -{name}");
+    }
+    let message = e.to_string();
+    let first = message.lines().next().unwrap_or_default();
+    first.strip_prefix("error: ").unwrap_or(first).to_string()
+}
+
+#[cfg(test)]
+mod flag_error_tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser, Debug)]
+    struct Flags {
+        #[arg(long)]
+        server: Option<String>,
+    }
+
+    #[test]
+    fn unknown_flags_read_as_in_go() {
+        for arg in ["-bogus", "--bogus", "-bogus=1"] {
+            let e = Flags::try_parse_from(normalize_go_args(["x".to_string(), arg.to_string()]))
+                .unwrap_err();
+            assert_eq!(
+                describe_flag_error(&e),
+                "flag provided but not defined: -bogus"
+            );
+        }
+        let e = Flags::try_parse_from(["x", "--server"]).unwrap_err();
+        assert!(
+            describe_flag_error(&e).contains("--server"),
+            "{}",
+            describe_flag_error(&e)
+        );
+    }
+}

@@ -67,6 +67,6 @@ mod args;
 mod boolean;
 mod duration;
 
-pub use args::{normalize_go_args, normalize_go_flags};
+pub use args::{describe_flag_error, normalize_go_args, normalize_go_flags};
 pub use boolean::{BoolError, parse_go_bool};
 pub use duration::{DurationError, format_go_duration, parse_go_duration};

@@ -25,18 +25,49 @@ pub enum NodeError {
     Storage(#[from] distkv_lsm::Error),
     #[error("stored versions of {key:?} do not decode: {reason}")]
     CorruptVersions { key: String, reason: String },
-    #[error("peer {peer}: {message}")]
-    Peer { peer: String, message: String },
+    #[error("peer {peer}: {failure}")]
+    Peer { peer: String, failure: PeerFailure },
     /// The replica a write was forwarded to could not complete it; its message is the reason.
     #[error("{message}")]
     Coordinator { peer: String, message: String },
+    #[error("node {0} is down")]
+    PeerDown(String),
     #[error("unknown node {0}")]
     UnknownNode(String),
     #[error("node is shutting down")]
     ShuttingDown,
 }
 
+/// How a call to another node failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerFailure {
+    #[error("bad address: {0}")]
+    BadAddress(String),
+    /// No connection could be made (or it broke).
+    #[error("unreachable: {0}")]
+    Unreachable(String),
+    /// Found unreachable a moment ago; not dialled again until the backoff has passed.
+    #[error("unreachable (next attempt in {0:?})")]
+    BackingOff(std::time::Duration),
+    #[error("timed out")]
+    TimedOut,
+    /// The peer answered with an error of its own.
+    #[error("{message} ({code:?})")]
+    Refused { code: tonic::Code, message: String },
+    /// The peer's answer did not decode.
+    #[error("undecodable reply: {0}")]
+    BadReply(String),
+}
+
 impl NodeError {
+    /// A peer's reply that did not decode.
+    pub fn bad_reply(peer: &str, reason: impl std::fmt::Display) -> NodeError {
+        NodeError::Peer {
+            peer: peer.to_string(),
+            failure: PeerFailure::BadReply(reason.to_string()),
+        }
+    }
+
     /// The gRPC status for the new RPCs (the original's report errors in the message body).
     pub fn to_status(&self) -> tonic::Status {
         use tonic::Status;
@@ -49,6 +80,7 @@ impl NodeError {
             NodeError::Quorum(_)
             | NodeError::EmptyRing
             | NodeError::Peer { .. }
+            | NodeError::PeerDown(_)
             | NodeError::Coordinator { .. } => Status::unavailable(self.to_string()),
             NodeError::UnknownNode(_) => Status::not_found(self.to_string()),
             NodeError::ShuttingDown => Status::unavailable(self.to_string()),

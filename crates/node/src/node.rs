@@ -40,7 +40,7 @@ use tokio::task::JoinSet;
 use crate::config::NodeConfig;
 use crate::error::{NodeError, Result};
 use crate::hints::HintStore;
-use crate::peers::{Peers, peer_error};
+use crate::peers::Peers;
 use crate::storage::Store;
 
 /// Keys of this node's own bookkeeping in the hint store (no `\0`, so never a hint).
@@ -51,10 +51,23 @@ const ABSENT_GRACE: Duration = Duration::from_millis(100);
 const MEMBERS_FILE: &str = "members.pb";
 /// Dots reserved durably at a time.
 const DOT_RESERVE: u64 = 100_000;
+/// Extra time a forwarded write gets beyond the request timeout of the replica coordinating it.
+const FORWARD_MARGIN: Duration = Duration::from_secs(1);
 
 type ReplicaCall =
     std::pin::Pin<Box<dyn std::future::Future<Output = (NodeId, Result<Siblings>)> + Send>>;
 type ReplicaCalls = FuturesUnordered<ReplicaCall>;
+
+/// What a write round waits for: a replica's answer, or a stand-in's (sloppy quorum).
+enum WriteEvent {
+    Replica(NodeId, Result<()>),
+    StandIn {
+        target: NodeId,
+        via: NodeId,
+        result: Result<()>,
+    },
+}
+type WriteCall = std::pin::Pin<Box<dyn std::future::Future<Output = WriteEvent> + Send>>;
 
 /// Counters behind the status RPC (Prometheus comes later).
 #[derive(Default)]
@@ -130,9 +143,11 @@ impl Node {
         let ring = Arc::new(membership.ring());
         let (shutdown, _) = watch::channel(false);
         let node = Arc::new(Node {
+            // Every call's own deadline is the request timeout (rounds stop waiting then); the
+            // channel allows a forwarded write the margin on top.
             peers: Peers::new(
                 cfg.request_timeout.min(Duration::from_secs(2)),
-                cfg.request_timeout,
+                cfg.request_timeout + FORWARD_MARGIN,
             ),
             cfg,
             store,
@@ -160,6 +175,10 @@ impl Node {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    pub fn peers(&self) -> &Peers {
+        &self.peers
     }
 
     pub fn hints(&self) -> &HintStore {
@@ -219,9 +238,16 @@ impl Node {
         self.shutdown.subscribe()
     }
 
-    /// Stops background work and waits (bounded) for tasks in flight, then closes storage.
-    pub async fn shutdown(&self) -> Result<()> {
+    /// Tells every background loop to stop (they watch [`Node::shutdown_signal`]).
+    pub fn begin_shutdown(&self) {
         let _ = self.shutdown.send(true);
+    }
+
+    /// Stops background work and waits (bounded) for tasks in flight, then closes storage.
+    /// Callers join the loops they run (gossip, hints, ...) before this, so that none of them
+    /// touches storage after it is closed.
+    pub async fn shutdown(&self) -> Result<()> {
+        self.begin_shutdown();
         let mut tasks = std::mem::take(&mut *self.tasks.lock());
         let drain = async { while tasks.join_next().await.is_some() {} };
         if tokio::time::timeout(self.cfg.request_timeout * 2, drain)
@@ -295,11 +321,9 @@ impl Node {
                 coordinator: self.cfg.node_id.clone(),
             })
             .await
-            .map_err(|s| peer_error(&address, s))?;
-        Siblings::decode(&reply.into_inner().versions).map_err(|e| NodeError::Peer {
-            peer: address,
-            message: format!("undecodable versions: {e}"),
-        })
+            .map_err(|s| self.peers.error(&address, s))?;
+        Siblings::decode(&reply.into_inner().versions)
+            .map_err(|e| NodeError::bad_reply(&address, format!("versions: {e}")))
     }
 
     async fn replica_read(self: &Arc<Self>, node: &str, key: &str) -> Result<Siblings> {
@@ -315,19 +339,28 @@ impl Node {
                 key: key.to_string(),
             })
             .await
-            .map_err(|s| peer_error(&address, s))?
+            .map_err(|s| self.peers.error(&address, s))?
             .into_inner();
         if !reply.found {
             return Ok(Siblings::new());
         }
-        Siblings::decode(&reply.versions).map_err(|e| NodeError::Peer {
-            peer: address,
-            message: format!("undecodable versions: {e}"),
-        })
+        Siblings::decode(&reply.versions)
+            .map_err(|e| NodeError::bad_reply(&address, format!("versions: {e}")))
     }
 
-    fn store_hint(&self, target: &str, key: &str, versions: &Siblings) {
-        match self.hints.add(target, key, versions) {
+    /// Keeps a durable hint for `target` (on the blocking pool: it is a synced write).
+    async fn add_hint(&self, target: &str, key: &str, versions: &Siblings) -> Result<()> {
+        let hints = self.hints.clone();
+        let (t, k, v) = (target.to_string(), key.to_string(), versions.clone());
+        tokio::task::spawn_blocking(move || hints.add(&t, &k, &v))
+            .await
+            .map_err(|_| NodeError::ShuttingDown)?
+    }
+
+    /// Keeps a hint for `target` here, logging (not returning) a failure: the write's outcome
+    /// is decided by its acknowledgements, and anti-entropy repairs what a lost hint misses.
+    async fn store_hint(&self, target: &str, key: &str, versions: &Siblings) {
+        match self.add_hint(target, key, versions).await {
             Ok(()) => {
                 self.metrics.hints_stored.fetch_add(1, Ordering::Relaxed);
             }
@@ -335,6 +368,14 @@ impl Node {
                 tracing::error!(target_node = target, key, error = %e, "could not store a hint")
             }
         }
+    }
+
+    /// True when the failure detector holds `id` to be down: requests skip it.
+    pub fn is_down(&self, id: &str) -> bool {
+        self.membership
+            .read()
+            .get(id)
+            .is_some_and(|m| m.status == NodeStatus::Dead)
     }
 
     // ---- coordination ----
@@ -382,31 +423,37 @@ impl Node {
         let mut round = WriteRound::new(replicas.clone(), required);
         // The coordinator applies the write to its own copy first, under the key's lock, and
         // then sends the whole resulting set: every replica that gets this version also gets
-        // the concurrent versions its dot does not cover.
-        let written = if is_replica {
-            let set = self
-                .store
-                .apply_write(key.to_string(), dot, context.clone(), value, now_ms())
-                .await?;
+        // the concurrent versions its dot does not cover. A coordinator that is not a replica
+        // (it was forwarded the write while ring views differed) keeps a copy all the same: a
+        // node must hold every version it coordinated for a key, or a later dot of its own
+        // could be read as covering an earlier concurrent one.
+        let written = self
+            .store
+            .apply_write(key.to_string(), dot, context.clone(), value, now_ms())
+            .await?;
+        if is_replica {
             round.on_ack(&self.cfg.node_id);
-            set
-        } else {
-            Siblings::new().write(dot, context, value, now_ms(), self.cfg.conflict_mode)
-        };
-        let mut calls: FuturesUnordered<_> = replicas
-            .iter()
-            .filter(|r| **r != self.cfg.node_id)
-            .map(|r| {
-                let this = Arc::clone(self);
-                let (r, key, v) = (r.clone(), key.to_string(), written.clone());
-                async move {
-                    let res = this.replica_write(&r, &key, &v).await;
-                    (r, res)
-                }
-            })
-            .collect();
+        }
+        let mut calls: FuturesUnordered<WriteCall> = FuturesUnordered::new();
+        for r in replicas.iter().filter(|r| **r != self.cfg.node_id) {
+            if self.is_down(r) {
+                // Known to be down: do not wait for it (Dynamo 4.6 routes around it).
+                calls.push(Box::pin(std::future::ready(WriteEvent::Replica(
+                    r.clone(),
+                    Err(NodeError::PeerDown(r.clone())),
+                ))));
+                continue;
+            }
+            let this = Arc::clone(self);
+            let (r, key, v) = (r.clone(), key.to_string(), written.clone());
+            calls.push(Box::pin(async move {
+                let res = this.replica_write(&r, &key, &v).await.map(|_| ());
+                WriteEvent::Replica(r, res)
+            }));
+        }
         let deadline = tokio::time::sleep(self.cfg.request_timeout);
         tokio::pin!(deadline);
+        // Sloppy quorum: stand-ins tried so far (each takes the place of one replica).
         let mut stand_ins: Vec<NodeId> = Vec::new();
         // Until decided; after a failure, until every replica answered, so that the error
         // reports how many really acknowledged.
@@ -417,15 +464,28 @@ impl Node {
             }
             tokio::select! {
                 next = calls.next() => match next {
-                    Some((node, Ok(_))) => { round.on_ack(&node); }
-                    Some((node, Err(e))) => {
-                        if self.cfg.sloppy_quorum
-                            && self.hand_to_stand_in(&replicas, &mut stand_ins, &node, key, &written).await
-                        {
-                            round.on_ack(&node);
-                        } else {
-                            self.store_hint(&node, key, &written);
-                            round.on_failure(&node, e.to_string());
+                    Some(WriteEvent::Replica(node, Ok(()))) => { round.on_ack(&node); }
+                    Some(WriteEvent::Replica(node, Err(e))) => {
+                        match self.next_stand_in(&replicas, &mut stand_ins, key) {
+                            Some(via) => calls.push(self.hint_via(via, node, key, &written)),
+                            None => {
+                                self.store_hint(&node, key, &written).await;
+                                round.on_failure(&node, e.to_string());
+                            }
+                        }
+                    }
+                    Some(WriteEvent::StandIn { target, via, result: Ok(()) }) => {
+                        tracing::debug!(key, target, stand_in = via, "hinted write on a stand-in");
+                        round.on_ack(&target);
+                    }
+                    Some(WriteEvent::StandIn { target, via, result: Err(e) }) => {
+                        tracing::debug!(key, via, error = %e, "stand-in refused a hint");
+                        match self.next_stand_in(&replicas, &mut stand_ins, key) {
+                            Some(next) => calls.push(self.hint_via(next, target, key, &written)),
+                            None => {
+                                self.store_hint(&target, key, &written).await;
+                                round.on_failure(&target, e.to_string());
+                            }
                         }
                     }
                     None => break,
@@ -433,14 +493,23 @@ impl Node {
                 _ = &mut deadline => { round.on_timeout(); break; }
             }
         }
-        // Replicas still answering finish in the background; those that fail get hints.
+        // Calls still out finish in the background; replicas that fail (and stand-ins that
+        // refuse) leave a hint here.
         if !calls.is_empty() {
             let this = Arc::clone(self);
             let (key, versions) = (key.to_string(), written.clone());
             self.spawn_task(async move {
-                while let Some((node, res)) = calls.next().await {
-                    if res.is_err() {
-                        this.store_hint(&node, &key, &versions);
+                while let Some(event) = calls.next().await {
+                    match event {
+                        WriteEvent::Replica(node, Err(_)) => {
+                            this.store_hint(&node, &key, &versions).await
+                        }
+                        WriteEvent::StandIn {
+                            target,
+                            result: Err(_),
+                            ..
+                        } => this.store_hint(&target, &key, &versions).await,
+                        _ => {}
                     }
                 }
             });
@@ -458,64 +527,76 @@ impl Node {
         }
     }
 
-    /// Sloppy quorum (Dynamo 4.6): gives the write meant for the unreachable `target` to the
-    /// next healthy node on the ring after the key's replicas, which keeps it as a hint and
-    /// delivers it later. True when a stand-in took it (it then counts toward W).
-    async fn hand_to_stand_in(
-        self: &Arc<Self>,
+    /// Sloppy quorum (Dynamo 4.6): the next node on the key's ring walk after its replicas that
+    /// is not known to be down and has not stood in yet; `None` in strict mode or when there
+    /// is none left.
+    fn next_stand_in(
+        &self,
         replicas: &[NodeId],
         used: &mut Vec<NodeId>,
-        target: &str,
         key: &str,
-        versions: &Siblings,
-    ) -> bool {
-        let candidates: Vec<NodeId> = self
+    ) -> Option<NodeId> {
+        if !self.cfg.sloppy_quorum {
+            return None;
+        }
+        let next = self
             .ring()
             .walk(key.as_bytes())
             .into_iter()
-            .filter(|n| !replicas.contains(n) && !used.contains(n))
-            .collect();
-        for candidate in candidates {
-            let result = if candidate == self.cfg.node_id {
-                let hints = self.hints.clone();
-                let (t, k, v) = (target.to_string(), key.to_string(), versions.clone());
-                tokio::task::spawn_blocking(move || hints.add(&t, &k, &v))
-                    .await
-                    .map_err(|_| NodeError::ShuttingDown)
-                    .and_then(|r| r)
+            .find(|n| !replicas.contains(n) && !used.contains(n) && !self.is_down(n))?;
+        used.push(next.clone());
+        Some(next)
+    }
+
+    /// Asks `via` to keep the write meant for the unreachable `target` as a hint (it delivers
+    /// it when `target` answers again). The call runs in the round's stream, so the round's
+    /// deadline bounds it like any replica call.
+    fn hint_via(
+        self: &Arc<Self>,
+        via: NodeId,
+        target: NodeId,
+        key: &str,
+        versions: &Siblings,
+    ) -> WriteCall {
+        let this = Arc::clone(self);
+        let (key, versions) = (key.to_string(), versions.clone());
+        Box::pin(async move {
+            let result = if via == this.cfg.node_id {
+                this.add_hint(&target, &key, &versions).await
             } else {
-                match self.address_of(&candidate) {
-                    None => continue,
-                    Some(address) => match self.peers.replica(&address) {
-                        Err(e) => Err(e),
-                        Ok(mut client) => client
-                            .store_hint(internal::StoreHintRequest {
-                                target_node: target.to_string(),
-                                key: key.to_string(),
-                                versions: versions.encode(),
-                            })
-                            .await
-                            .map(|_| ())
-                            .map_err(|s| peer_error(&address, s)),
-                    },
-                }
+                this.remote_hint(&via, &target, &key, &versions).await
             };
-            match result {
-                Ok(()) => {
-                    used.push(candidate.clone());
-                    self.metrics.hints_stored.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(
-                        key,
-                        target,
-                        stand_in = candidate,
-                        "hinted write on a stand-in"
-                    );
-                    return true;
-                }
-                Err(e) => tracing::debug!(key, candidate, error = %e, "stand-in refused a hint"),
+            if result.is_ok() {
+                this.metrics.hints_stored.fetch_add(1, Ordering::Relaxed);
             }
-        }
-        false
+            WriteEvent::StandIn {
+                target,
+                via,
+                result,
+            }
+        })
+    }
+
+    async fn remote_hint(
+        &self,
+        via: &str,
+        target: &str,
+        key: &str,
+        versions: &Siblings,
+    ) -> Result<()> {
+        let address = self
+            .address_of(via)
+            .ok_or_else(|| NodeError::UnknownNode(via.to_string()))?;
+        let mut client = self.peers.replica(&address)?;
+        client
+            .store_hint(internal::StoreHintRequest {
+                target_node: target.to_string(),
+                key: key.to_string(),
+                versions: versions.encode(),
+            })
+            .await
+            .map_err(|s| self.peers.error(&address, s))?;
+        Ok(())
     }
 
     /// Hands a write to the first replica of the key that answers.
@@ -541,13 +622,25 @@ impl Node {
             consistency_level,
             consistency_set,
         };
+        // The replica coordinating the write has the request timeout for its own round; give
+        // the forwarded call a little more so that its "quorum not reached" comes back rather
+        // than our own timeout. The next replica is tried only when this one could not be
+        // reached at all: after a timeout the write may have happened, and a retry would
+        // write it again under a new dot.
+        let deadline = Instant::now() + self.cfg.request_timeout + FORWARD_MARGIN;
         let mut last_error = NodeError::EmptyRing;
-        for target in replicas {
+        for target in replicas.iter().filter(|r| !self.is_down(r)) {
             let Some(address) = self.address_of(target) else {
                 continue;
             };
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
             let mut client = self.peers.replica(&address)?;
-            match client.coordinate(request.clone()).await {
+            let mut call = tonic::Request::new(request.clone());
+            call.set_timeout(left);
+            match client.coordinate(call).await {
                 Ok(reply) => {
                     let reply = reply.into_inner();
                     if !reply.error_message.is_empty() {
@@ -556,12 +649,16 @@ impl Node {
                             message: reply.error_message,
                         });
                     }
-                    return Siblings::decode(&reply.versions).map_err(|e| NodeError::Peer {
-                        peer: address,
-                        message: format!("undecodable versions: {e}"),
-                    });
+                    return Siblings::decode(&reply.versions)
+                        .map_err(|e| NodeError::bad_reply(&address, format!("versions: {e}")));
                 }
-                Err(status) => last_error = peer_error(&address, status),
+                Err(status) if status.code() == tonic::Code::Unavailable => {
+                    last_error = self.peers.error(&address, status)
+                }
+                Err(status) => {
+                    last_error = self.peers.error(&address, status);
+                    break;
+                }
             }
         }
         self.metrics.quorum_failures.fetch_add(1, Ordering::Relaxed);
@@ -576,7 +673,8 @@ impl Node {
         required: usize,
     ) -> Result<(ReadRound, ReplicaCalls)> {
         let replicas = self.preference_list(key)?;
-        let mut round = ReadRound::new(replicas.clone(), required);
+        let mut round =
+            ReadRound::new(replicas.clone(), required).with_mode(self.cfg.conflict_mode);
         let mut calls: ReplicaCalls = replicas
             .iter()
             .map(|r| {
@@ -650,7 +748,10 @@ impl Node {
 
     /// The causal context for a write that came without one: what a read at `level` sees now,
     /// or, if that read cannot reach its quorum, whatever the replicas that answered hold (the
-    /// write itself then decides whether enough replicas are up).
+    /// write itself then decides whether enough replicas are up). When fewer replicas answered
+    /// by the deadline than the write needs, the write fails here with the quorum error: it
+    /// could not succeed, and waiting a second timeout for it would hold the client for twice
+    /// the request timeout.
     pub async fn current_context(
         self: &Arc<Self>,
         key: &str,
@@ -659,7 +760,19 @@ impl Node {
         let required = self.cfg.quorum.reads(level);
         let (round, calls) = self.read_round(key, required).await?;
         let context = round.merged().context();
+        let answered = round.acked().len();
+        let failures = round.failed();
+        let succeeded = matches!(round.outcome(), Outcome::Succeeded);
         self.repair_after(key, round, calls);
+        let writes = self.cfg.quorum.writes(level);
+        if !succeeded && answered < writes {
+            self.metrics.quorum_failures.fetch_add(1, Ordering::Relaxed);
+            return Err(NodeError::Quorum(QuorumError::NotReached {
+                required: writes,
+                acked: answered,
+                failures,
+            }));
+        }
         Ok(context)
     }
 
@@ -794,14 +907,12 @@ impl Node {
                 limit: limit as u32,
             })
             .await
-            .map_err(|s| peer_error(&address, s))?
+            .map_err(|s| self.peers.error(&address, s))?
             .into_inner();
         let mut out = Vec::with_capacity(reply.entries.len());
         for e in reply.entries {
-            let v = Siblings::decode(&e.versions).map_err(|err| NodeError::Peer {
-                peer: address.clone(),
-                message: format!("undecodable versions: {err}"),
-            })?;
+            let v = Siblings::decode(&e.versions)
+                .map_err(|err| NodeError::bad_reply(&address, format!("versions: {err}")))?;
             out.push((e.key, v));
         }
         Ok((out, reply.more))
@@ -875,14 +986,14 @@ impl Node {
 
     /// One push-pull exchange with the node at `address`.
     pub async fn exchange_membership(&self, address: &str) -> Result<()> {
-        let mut client = self.peers.replica(address)?;
+        let mut client = self.peers.background(address)?;
         let reply = client
             .membership(internal::MembershipState {
                 sender_id: self.cfg.node_id.clone(),
                 members: self.members().iter().map(member_to_proto).collect(),
             })
             .await
-            .map_err(|s| peer_error(address, s))?
+            .map_err(|s| self.peers.error(address, s))?
             .into_inner();
         let members = reply.members.into_iter().map(member_from_proto).collect();
         self.merge_members(members);
@@ -977,7 +1088,7 @@ impl Node {
                 if batch.is_empty() {
                     break;
                 }
-                let mut client = self.peers.replica(&address)?;
+                let mut client = self.peers.background(&address)?;
                 client
                     .handoff(internal::HandoffBatch {
                         sender_id: self.cfg.node_id.clone(),
@@ -990,7 +1101,7 @@ impl Node {
                             .collect(),
                     })
                     .await
-                    .map_err(|s| peer_error(&address, s))?;
+                    .map_err(|s| self.peers.error(&address, s))?;
                 let n = batch.len();
                 let hints = self.hints.clone();
                 tokio::task::spawn_blocking(move || -> Result<()> {

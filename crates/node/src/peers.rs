@@ -1,10 +1,13 @@
 //! Connections to other nodes: one reusable HTTP/2 channel per peer address.
 //!
 //! Channels are created lazily and shared by every request to that peer; tonic reconnects a
-//! broken channel on the next call (with backoff inside hyper's connector), so a restarted peer
-//! is reached again without any bookkeeping here. Every call carries the request timeout, and a
-//! peer that is down fails fast or times out without holding up calls to other peers. Channels
-//! unused for `idle` are dropped by [`Peers::evict_idle`].
+//! broken channel on the next call, so a restarted peer is reached again without bookkeeping
+//! of its own. Dialling a peer that is down is not repeated on every call, though: after a
+//! call finds a peer unreachable, calls to it fail at once for a backoff period that doubles
+//! with each further failure (from [`BACKOFF_MIN`] up to [`BACKOFF_MAX`]) and starts again
+//! from the minimum once the peer has gone [`BACKOFF_RESET`] without failing. Every call
+//! carries a timeout, and a peer that is down fails fast or times out without holding up
+//! calls to other peers. Channels unused for a while are dropped by [`Peers::evict_idle`].
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -13,10 +16,25 @@ use distkv_proto::internal::replica_client::ReplicaClient;
 use parking_lot::Mutex;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::error::{NodeError, Result};
+use crate::error::{NodeError, PeerFailure, Result};
+
+/// The first backoff after a peer was found unreachable.
+pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
+/// The longest backoff.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// A peer that has not failed for this long starts again from [`BACKOFF_MIN`].
+pub const BACKOFF_RESET: Duration = Duration::from_secs(30);
+
+/// When calls to an unreachable peer may dial it again.
+#[derive(Clone, Copy, Debug)]
+struct Backoff {
+    failed_at: Instant,
+    wait: Duration,
+}
 
 pub struct Peers {
     channels: Mutex<HashMap<String, (Channel, Instant)>>,
+    backoff: Mutex<HashMap<String, Backoff>>,
     connect_timeout: Duration,
     request_timeout: Duration,
 }
@@ -25,6 +43,7 @@ impl Peers {
     pub fn new(connect_timeout: Duration, request_timeout: Duration) -> Self {
         Peers {
             channels: Mutex::new(HashMap::new()),
+            backoff: Mutex::new(HashMap::new()),
             connect_timeout,
             request_timeout,
         }
@@ -32,6 +51,27 @@ impl Peers {
 
     pub fn request_timeout(&self) -> Duration {
         self.request_timeout
+    }
+
+    /// A client for background work (gossip, hints, streaming) with the node at `address`:
+    /// fails at once while the peer is in its backoff period. Client requests use
+    /// [`Peers::replica`] instead: they skip nodes the failure detector holds down, and must
+    /// not fail because of a backoff that a restart of the peer has made stale.
+    pub fn background(&self, address: &str) -> Result<ReplicaClient<Channel>> {
+        if let Some(b) = self.backoff.lock().get(address)
+            && b.failed_at.elapsed() < b.wait
+        {
+            return Err(NodeError::Peer {
+                peer: address.to_string(),
+                failure: PeerFailure::BackingOff(b.wait - b.failed_at.elapsed()),
+            });
+        }
+        self.replica(address)
+    }
+
+    /// Ends the backoff of the peer at `address`: it was just heard from.
+    pub fn heard_from(&self, address: &str) {
+        self.backoff.lock().remove(address);
     }
 
     /// A client for the replica service of the node at `address`.
@@ -44,7 +84,7 @@ impl Peers {
         let endpoint = Endpoint::from_shared(format!("http://{address}"))
             .map_err(|e| NodeError::Peer {
                 peer: address.to_string(),
-                message: format!("bad address: {e}"),
+                failure: PeerFailure::BadAddress(e.to_string()),
             })?
             .connect_timeout(self.connect_timeout)
             .timeout(self.request_timeout)
@@ -72,15 +112,77 @@ impl Peers {
     }
 }
 
-/// Turns a failed peer call into a node error naming the peer.
-pub fn peer_error(address: &str, status: tonic::Status) -> NodeError {
-    let message = match status.code() {
-        tonic::Code::Unavailable => format!("unreachable: {}", status.message()),
-        tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => "timed out".to_string(),
-        _ => status.message().to_string(),
-    };
-    NodeError::Peer {
-        peer: address.to_string(),
-        message,
+impl Peers {
+    /// Turns a failed call to the peer at `address` into a node error naming it, and starts or
+    /// extends the peer's backoff when it could not be reached.
+    pub fn error(&self, address: &str, status: tonic::Status) -> NodeError {
+        let failure = PeerFailure::from_status(&status);
+        if matches!(failure, PeerFailure::Unreachable(_)) {
+            let mut backoff = self.backoff.lock();
+            let next = match backoff.get(address) {
+                Some(b) if b.failed_at.elapsed() < BACKOFF_RESET => (b.wait * 2).min(BACKOFF_MAX),
+                _ => BACKOFF_MIN,
+            };
+            backoff.insert(
+                address.to_string(),
+                Backoff {
+                    failed_at: Instant::now(),
+                    wait: next,
+                },
+            );
+        }
+        NodeError::Peer {
+            peer: address.to_string(),
+            failure,
+        }
+    }
+}
+
+impl PeerFailure {
+    /// How a failed call's status reads as a peer failure.
+    pub fn from_status(status: &tonic::Status) -> PeerFailure {
+        match status.code() {
+            tonic::Code::Unavailable => PeerFailure::Unreachable(status.message().to_string()),
+            tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => PeerFailure::TimedOut,
+            code => PeerFailure::Refused {
+                code,
+                message: status.message().to_string(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unreachable_peer_is_backed_off_and_other_failures_are_not() {
+        let peers = Peers::new(Duration::from_secs(1), Duration::from_secs(1));
+        let e = peers.error("a:1", tonic::Status::unavailable("connection refused"));
+        assert_eq!(e.to_string(), "peer a:1: unreachable: connection refused");
+        let Err(NodeError::Peer {
+            failure: PeerFailure::BackingOff(left),
+            ..
+        }) = peers.background("a:1")
+        else {
+            panic!("a peer just found unreachable is backed off");
+        };
+        assert!(left <= BACKOFF_MIN);
+        // Client requests still dial it.
+        assert!(peers.replica("a:1").is_ok());
+        // Each further failure doubles the wait, up to the maximum.
+        for _ in 0..10 {
+            peers.error("a:1", tonic::Status::unavailable("refused"));
+        }
+        assert_eq!(peers.backoff.lock()["a:1"].wait, BACKOFF_MAX);
+        // A timeout or an error answer from the peer proves nothing about reachability.
+        let e = peers.error("b:1", tonic::Status::deadline_exceeded("late"));
+        assert_eq!(e.to_string(), "peer b:1: timed out");
+        peers.error("b:1", tonic::Status::internal("disk full"));
+        assert!(peers.background("b:1").is_ok());
+        // Hearing from a peer ends its backoff.
+        peers.heard_from("a:1");
+        assert!(peers.background("a:1").is_ok());
     }
 }

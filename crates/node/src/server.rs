@@ -30,6 +30,10 @@ pub async fn serve(
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(distkv_proto::FILE_DESCRIPTOR_SET)
         .build_v1()?;
+    // Older grpcurl and grpc-go clients still ask the v1alpha reflection service.
+    let reflection_alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(distkv_proto::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
 
     let mut workers = JoinSet::new();
     workers.spawn(Arc::clone(&node).membership_loop());
@@ -40,6 +44,7 @@ pub async fn serve(
     tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
+        .add_service(reflection_alpha)
         .add_service(
             DistKvServer::new(KvService::new(Arc::clone(&node)))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -63,8 +68,9 @@ pub async fn serve(
         )
         .await?;
     tracing::info!(node = node.id(), "stopped accepting; shutting down");
-    node.shutdown().await?;
+    node.begin_shutdown();
     while workers.join_next().await.is_some() {}
+    node.shutdown().await?;
     tracing::info!(node = node.id(), "shut down cleanly");
     Ok(())
 }

@@ -329,11 +329,8 @@ pub async fn run_with(
     let flags = match Flags::try_parse_from(normalized) {
         Ok(flags) => flags,
         Err(e) => {
-            // clap's first line names the problem; its usage line would not be ours.
-            let message = e.to_string();
-            let first = message.lines().next().unwrap_or_default();
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            let _ = writeln!(err, "Error: {first}");
+            // One line naming the problem (as Go words it); clap's usage line would not be ours.
+            let _ = writeln!(err, "Error: {}", distkv_flags::describe_flag_error(&e));
             let _ = writeln!(err, "Run 'distkv-client help' for usage.");
             return 2;
         }
@@ -628,7 +625,7 @@ mod tests {
         assert_eq!(out, "");
         assert_eq!(
             err,
-            "Error: unexpected argument '--bogus' found\nRun 'distkv-client help' for usage.\n"
+            "Error: flag provided but not defined: -bogus\nRun 'distkv-client help' for usage.\n"
         );
         let (code, _, err) = run_cli(&["-timeout", "5", "get", "k"]);
         assert_eq!(code, 2);

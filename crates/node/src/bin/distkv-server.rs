@@ -11,7 +11,20 @@ fn main() -> ExitCode {
     let args = distkv_flags::normalize_go_args(std::env::args());
     let flags = match Flags::try_parse_from(args) {
         Ok(f) => f,
-        Err(e) => e.exit(),
+        Err(e)
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            ) =>
+        {
+            e.exit()
+        }
+        Err(e) => {
+            // As Go's flag package: the problem, then how to get the usage; exit 2.
+            eprintln!("{}", distkv_flags::describe_flag_error(&e));
+            eprintln!("Run 'distkv-server -help' for the flags.");
+            return ExitCode::from(2);
+        }
     };
     let (log_level, log_format) = (flags.log_level.clone(), flags.log_format.clone());
     let mut config = match flags.into_config() {

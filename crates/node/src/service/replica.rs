@@ -87,6 +87,9 @@ impl Replica for ReplicaService {
         req: Request<pb::MembershipState>,
     ) -> Result<Response<pb::MembershipState>, Status> {
         let r = req.into_inner();
+        if let Some(sender) = r.members.iter().find(|m| m.node_id == r.sender_id) {
+            self.node.peers().heard_from(&sender.address);
+        }
         self.node
             .merge_members(r.members.into_iter().map(member_from_proto).collect());
         Ok(Response::new(pb::MembershipState {

@@ -113,19 +113,16 @@ impl Cluster {
         }
     }
 
-    /// Sends SIGTERM to node `i` and waits for it to exit; returns its exit status.
-    pub fn terminate(&mut self, i: usize) -> std::process::ExitStatus {
+    /// Sends SIGTERM to node `i` and waits (bounded) for it to exit; returns its exit status.
+    pub async fn terminate(&mut self, i: usize) -> std::process::ExitStatus {
         let mut c = self.nodes[i].child.take().expect("node is running");
         // SAFETY: plain kill(2) on our own child.
         unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-        let start = Instant::now();
-        loop {
-            if let Some(status) = c.try_wait().unwrap() {
-                return status;
-            }
-            assert!(start.elapsed() < DEADLINE, "node did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        eventually("node stops on SIGTERM", || {
+            let status = c.try_wait().unwrap();
+            async move { status }
+        })
+        .await
     }
 
     /// Restarts node `i` with the same flags and waits until it serves and knows every member.
