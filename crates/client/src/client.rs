@@ -19,7 +19,8 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 use crate::convert;
 use crate::error::{ClientError, Operation, Result, error_chain};
 use crate::types::{
-    BatchResult, ClusterStatus, Consistency, GetResult, PutResult, RingInfo, ScanOptions, ScanPage,
+    BatchResult, ClusterStatus, Consistency, GetResult, PutResult, RepairResult, RingInfo,
+    ScanOptions, ScanPage,
 };
 
 /// The server a client talks to unless told otherwise.
@@ -158,8 +159,9 @@ impl Client {
                 server: server.clone(),
                 reason: error_chain(&e),
             })?
-            .connect_timeout(timeout)
-            .timeout(timeout);
+            // Each request carries its own deadline (`-timeout`, or none for the long admin
+            // operations), so the channel has none.
+            .connect_timeout(timeout);
         if let Some(tls) = &tls {
             endpoint =
                 endpoint
@@ -209,6 +211,15 @@ impl Client {
     fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
         request.set_timeout(self.timeout);
+        request
+    }
+
+    /// A request for an operation that takes as long as the data it moves (decommission,
+    /// removenode, repair, rebalance): no deadline beyond a day. Progress shows in
+    /// [`Client::cluster_status`] meanwhile.
+    fn long_request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(LONG_OPERATION_TIMEOUT);
         request
     }
 
@@ -448,7 +459,7 @@ impl Client {
     /// Asks the cluster to remove a node, named by address or node id.
     pub async fn remove_node(&self, node: impl Into<String>) -> Result<()> {
         let node = node.into();
-        let request = self.request(pb::RemoveNodeRequest {
+        let request = self.long_request(pb::RemoveNodeRequest {
             node_address: node.clone(),
         });
         let response = self
@@ -472,7 +483,7 @@ impl Client {
         let response = self
             .admin
             .clone()
-            .rebalance(self.request(pb::RebalanceRequest { force }))
+            .rebalance(self.long_request(pb::RebalanceRequest { force }))
             .await
             .map_err(|s| self.status_error(Operation::Rebalance, s))?
             .into_inner();
@@ -483,7 +494,49 @@ impl Client {
         }
         Ok(u64::try_from(response.keys_moved).unwrap_or(0))
     }
+
+    /// Asks the connected node to stream its ranges to their next owners and leave the
+    /// cluster; answers when it has left. Returns the keys it moved.
+    pub async fn decommission(&self) -> Result<u64> {
+        let response = self
+            .admin
+            .clone()
+            .decommission(self.long_request(pb::DecommissionRequest {}))
+            .await
+            .map_err(|s| self.status_error(Operation::Decommission, s))?
+            .into_inner();
+        if !response.success {
+            return Err(ClientError::DecommissionFailed {
+                message: server_message(response.error_message),
+            });
+        }
+        Ok(response.keys_moved)
+    }
+
+    /// Runs anti-entropy on the connected node now, with every replica it shares ranges with.
+    pub async fn repair(&self) -> Result<RepairResult> {
+        let response = self
+            .admin
+            .clone()
+            .repair(self.long_request(pb::RepairRequest {}))
+            .await
+            .map_err(|s| self.status_error(Operation::Repair, s))?
+            .into_inner();
+        if !response.success {
+            return Err(ClientError::RepairFailed {
+                message: server_message(response.error_message),
+            });
+        }
+        Ok(RepairResult {
+            peers: response.peers,
+            keys_compared: response.keys_compared,
+            keys_repaired: response.keys_repaired,
+        })
+    }
 }
+
+/// The deadline of the long admin operations.
+pub const LONG_OPERATION_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// A failed response's message, or a stand-in when the server sent none.
 fn server_message(message: String) -> String {

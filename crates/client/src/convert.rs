@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use distkv_proto::distkv as pb;
 
 use crate::types::{
-    ClusterHealth, ClusterMetrics, ClusterStatus, Consistency, GetResult, NodeState, NodeStatus,
-    RingInfo, RingNode, Sibling, StorageMetrics, VectorClock,
+    AntiEntropyStats, ClusterHealth, ClusterMetrics, ClusterStatus, Consistency, GetResult,
+    NodeState, NodeStatus, OperationInfo, RingInfo, RingNode, Sibling, StorageMetrics, VectorClock,
 };
 
 /// The request fields `(consistency_level, consistency_set)` for an optional level.
@@ -37,6 +37,8 @@ pub(crate) fn node_state(raw: i32) -> NodeState {
         Ok(pb::NodeStatus::Suspect) => NodeState::Suspect,
         Ok(pb::NodeStatus::Dead) => NodeState::Dead,
         Ok(pb::NodeStatus::Left) => NodeState::Left,
+        Ok(pb::NodeStatus::Joining) => NodeState::Joining,
+        Ok(pb::NodeStatus::Leaving) => NodeState::Leaving,
         Err(_) => NodeState::Unknown(raw),
     }
 }
@@ -115,6 +117,29 @@ pub(crate) fn cluster_status(resp: pb::ClusterStatusResponse) -> ClusterStatus {
             sstable_bytes: s.sstable_bytes,
             write_amplification: s.write_amplification,
         }),
+        operations: resp
+            .operations
+            .into_iter()
+            .map(|o| OperationInfo {
+                id: o.id,
+                kind: o.kind,
+                state: o.state,
+                steps_total: o.steps_total,
+                steps_done: o.steps_done,
+                keys: o.keys,
+                bytes: o.bytes,
+                started: o.started,
+                finished: o.finished,
+                detail: o.detail,
+            })
+            .collect(),
+        anti_entropy: resp.anti_entropy.map(|a| AntiEntropyStats {
+            rounds: a.rounds,
+            keys_compared: a.keys_compared,
+            keys_repaired: a.keys_repaired,
+            last_round: a.last_round,
+            tombstones_purged: a.tombstones_purged,
+        }),
     }
 }
 
@@ -163,6 +188,8 @@ mod tests {
         assert_eq!(node_state(1), NodeState::Suspect);
         assert_eq!(node_state(2), NodeState::Dead);
         assert_eq!(node_state(3), NodeState::Left);
+        assert_eq!(node_state(4), NodeState::Joining);
+        assert_eq!(node_state(5), NodeState::Leaving);
         assert_eq!(node_state(42), NodeState::Unknown(42));
     }
 
@@ -229,12 +256,11 @@ mod tests {
             address: format!("{id}:1"),
             status,
             last_seen: 7,
+            ..Default::default()
         };
         let status = cluster_status(pb::ClusterStatusResponse {
             nodes: vec![node("n3", 2), node("n1", 0), node("n2", 1)],
-            health: None,
-            metrics: None,
-            storage: None,
+            ..Default::default()
         });
         let ids: Vec<&str> = status.nodes.iter().map(|n| n.node_id.as_str()).collect();
         assert_eq!(ids, ["n1", "n2", "n3"]);

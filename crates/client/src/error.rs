@@ -31,6 +31,8 @@ pub enum Operation {
     AddNode,
     RemoveNode,
     Rebalance,
+    Decommission,
+    Repair,
 }
 
 impl fmt::Display for Operation {
@@ -46,6 +48,8 @@ impl fmt::Display for Operation {
             Operation::AddNode => "add node",
             Operation::RemoveNode => "remove node",
             Operation::Rebalance => "rebalance",
+            Operation::Decommission => "decommission",
+            Operation::Repair => "repair",
         })
     }
 }
@@ -120,6 +124,12 @@ pub enum ClientError {
     /// The server refused to rebalance.
     #[error("rebalance failed: {message}")]
     RebalanceFailed { message: String },
+    /// The node could not decommission.
+    #[error("decommission failed: {message}")]
+    DecommissionFailed { message: String },
+    /// The repair did not complete.
+    #[error("repair failed: {message}")]
+    RepairFailed { message: String },
 }
 
 impl ClientError {
@@ -144,6 +154,8 @@ impl ClientError {
                 | ClientError::AddNodeFailed { .. }
                 | ClientError::RemoveNodeFailed { .. }
                 | ClientError::RebalanceFailed { .. }
+                | ClientError::DecommissionFailed { .. }
+                | ClientError::RepairFailed { .. }
         )
     }
 

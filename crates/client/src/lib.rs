@@ -41,11 +41,11 @@ pub mod types;
 
 pub use client::{
     Client, ClientConfig, DEFAULT_SERVER, DEFAULT_TIMEOUT, DEFAULT_TLS_SERVER_NAME,
-    MAX_MESSAGE_BYTES, TlsConfig,
+    LONG_OPERATION_TIMEOUT, MAX_MESSAGE_BYTES, TlsConfig,
 };
 pub use error::{ClientError, Operation, Result};
 pub use types::{
-    BatchResult, ClusterHealth, ClusterMetrics, ClusterStatus, Consistency, GetResult,
-    InvalidConsistency, NodeState, NodeStatus, PutResult, RingInfo, RingNode, ScanOptions,
-    ScanPage, Sibling, StorageMetrics, VectorClock,
+    AntiEntropyStats, BatchResult, ClusterHealth, ClusterMetrics, ClusterStatus, Consistency,
+    GetResult, InvalidConsistency, NodeState, NodeStatus, OperationInfo, PutResult, RepairResult,
+    RingInfo, RingNode, ScanOptions, ScanPage, Sibling, StorageMetrics, VectorClock,
 };

@@ -154,19 +154,25 @@ pub enum NodeState {
     Dead,
     /// Left the cluster on purpose.
     Left,
+    /// Taking over its ranges (streaming them in).
+    Joining,
+    /// Handing its ranges off (decommissioning).
+    Leaving,
     /// A value this client does not know (from a newer server).
     Unknown(i32),
 }
 
 impl NodeState {
-    /// The upper-case name the original CLI prints: `ALIVE`, `SUSPECT`, `DEAD`, `LEFT`,
-    /// `UNKNOWN`.
+    /// The upper-case name the original CLI prints: `ALIVE`, `SUSPECT`, `DEAD`, and ours:
+    /// `LEFT`, `JOINING`, `LEAVING`, `UNKNOWN`.
     pub fn as_str(self) -> &'static str {
         match self {
             NodeState::Alive => "ALIVE",
             NodeState::Suspect => "SUSPECT",
             NodeState::Dead => "DEAD",
             NodeState::Left => "LEFT",
+            NodeState::Joining => "JOINING",
+            NodeState::Leaving => "LEAVING",
             NodeState::Unknown(_) => "UNKNOWN",
         }
     }
@@ -249,6 +255,49 @@ pub struct ClusterStatus {
     pub metrics: ClusterMetrics,
     /// `None` from a server that does not report storage metrics (the original).
     pub storage: Option<StorageMetrics>,
+    /// Data streaming and repairs of the node that answered, running or recently finished.
+    pub operations: Vec<OperationInfo>,
+    /// Anti-entropy totals of the node that answered (`None` from the original).
+    pub anti_entropy: Option<AntiEntropyStats>,
+}
+
+/// A long-running job of one node: join, decommission, re-replication, repair.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct OperationInfo {
+    pub id: u64,
+    /// `join`, `decommission`, `removenode`, `rereplicate`, `repair`, `rebalance`,
+    /// `anti-entropy`.
+    pub kind: String,
+    /// `running`, `done` or `failed`.
+    pub state: String,
+    pub steps_total: u32,
+    pub steps_done: u32,
+    pub keys: u64,
+    pub bytes: u64,
+    /// Unix seconds.
+    pub started: i64,
+    /// Unix seconds; 0 while running.
+    pub finished: i64,
+    pub detail: String,
+}
+
+/// Anti-entropy totals of one node.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct AntiEntropyStats {
+    pub rounds: u64,
+    pub keys_compared: u64,
+    pub keys_repaired: u64,
+    /// Unix seconds of the last complete round; 0 for never.
+    pub last_round: i64,
+    pub tombstones_purged: u64,
+}
+
+/// What a repair did.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct RepairResult {
+    pub peers: u32,
+    pub keys_compared: u64,
+    pub keys_repaired: u64,
 }
 
 /// One node on the hash ring.

@@ -15,6 +15,10 @@
 //! * [`coordinator`]: sans-IO read and write rounds that decide success or failure (4.5) and pick
 //!   read-repair targets.
 //! * [`membership`]: the member table every node shares, merged by version (4.8).
+//! * [`failure`]: the phi-accrual failure detector with the original's timeouts as bounds.
+//! * [`gossip`]: push-pull gossip of the member table and heartbeats as a state machine (4.8).
+//! * [`placement`]: which ranges move, to whom and from whom, when the ring changes (4.9).
+//! * [`merkle`]: Merkle trees over key digests and the descent that finds differences (4.7).
 //!
 //! Every output that lists nodes or versions is in a defined order (sorted, or the order of the
 //! preference list), never in hash-map order, so two nodes given the same input produce the same
@@ -43,13 +47,17 @@
 //! # Ok::<(), distkv_cluster::DecodeError>(())
 //! ```
 //!
-//! Left out (they live in the node layer or come later): gossip scheduling, failure detection
-//! timers, hinted handoff queues, Merkle trees for anti-entropy, and the protobuf conversions.
+//! Left out (they live in the node layer): timers and sockets, hinted handoff queues, storage,
+//! and the protobuf conversions.
 
 mod codec;
 pub mod coordinator;
 pub mod error;
+pub mod failure;
+pub mod gossip;
 pub mod membership;
+pub mod merkle;
+pub mod placement;
 pub mod quorum;
 pub mod ring;
 pub mod vclock;
@@ -57,9 +65,12 @@ pub mod versions;
 
 pub use coordinator::{Outcome, QuorumError, ReadRound, WriteRound};
 pub use error::{DecodeError, Error, Result};
-pub use membership::{Member, Membership, NodeStatus};
+pub use failure::{DetectorConfig, FailureDetector, Liveness};
+pub use gossip::{Ack, Ack2, GossipConfig, GossipDigest, GossipEvent, Gossiper, Outgoing, Syn};
+pub use membership::{Member, MemberState, Membership, NodeStatus, Update};
+pub use placement::{RangeSet, Transfer, plan_transfers};
 pub use quorum::{Consistency, Quorum, QuorumConfigError};
-pub use ring::{Ring, Token, key_token};
+pub use ring::{Ring, Token, TokenRange, key_token, node_tokens};
 pub use vclock::{Causality, VectorClock};
 pub use versions::{ConflictMode, Dot, Siblings, Version};
 

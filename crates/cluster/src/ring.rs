@@ -39,6 +39,83 @@ pub fn vnode_token(id: &str, index: u32) -> Token {
     xxh3_64(format!("{id}#{index}").as_bytes())
 }
 
+/// The tokens of node `id` with `vnodes` virtual nodes: `vnode_token(id, i)` for each `i`.
+/// A node picks them once, when it first joins, and gossips them in its member record.
+pub fn node_tokens(id: &str, vnodes: u32) -> Vec<Token> {
+    (0..vnodes).map(|i| vnode_token(id, i)).collect()
+}
+
+/// The keys whose tokens lie in `(start, end]`, going clockwise: `start == end` is the whole
+/// ring, and `start > end` wraps past the top.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TokenRange {
+    /// Exclusive.
+    pub start: Token,
+    /// Inclusive.
+    pub end: Token,
+}
+
+impl TokenRange {
+    pub fn new(start: Token, end: Token) -> TokenRange {
+        TokenRange { start, end }
+    }
+
+    /// True when `token` lies in the range.
+    pub fn contains(&self, token: Token) -> bool {
+        match self.start.cmp(&self.end) {
+            std::cmp::Ordering::Less => token > self.start && token <= self.end,
+            std::cmp::Ordering::Greater => token > self.start || token <= self.end,
+            std::cmp::Ordering::Equal => true,
+        }
+    }
+
+    /// The range as at most two non-wrapping inclusive intervals `[lo, hi]`, in token order.
+    pub fn intervals(&self) -> Vec<(Token, Token)> {
+        match self.start.cmp(&self.end) {
+            std::cmp::Ordering::Less => vec![(self.start + 1, self.end)],
+            std::cmp::Ordering::Greater => {
+                let mut v = vec![(0, self.end)];
+                if self.start < Token::MAX {
+                    v.push((self.start + 1, Token::MAX));
+                }
+                v
+            }
+            std::cmp::Ordering::Equal => vec![(0, Token::MAX)],
+        }
+    }
+
+    /// The share of the token space it covers.
+    pub fn fraction(&self) -> f64 {
+        let span = if self.start == self.end {
+            1u128 << 64
+        } else {
+            u128::from(self.end.wrapping_sub(self.start))
+        };
+        span as f64 / (1u128 << 64) as f64
+    }
+}
+
+impl std::fmt::Display for TokenRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "({:#018x}, {:#018x}]", self.start, self.end)
+    }
+}
+
+/// The arcs between consecutive points, the first wrapping from the last point.
+pub(crate) fn arcs_between(points: &BTreeSet<Token>) -> Vec<TokenRange> {
+    let (Some(first), Some(last)) = (points.first(), points.last()) else {
+        return Vec::new();
+    };
+    let mut out = Vec::with_capacity(points.len());
+    let mut previous = *last;
+    for p in points {
+        out.push(TokenRange::new(previous, *p));
+        previous = *p;
+    }
+    debug_assert_eq!(out[0].end, *first);
+    out
+}
+
 /// The tokens of every node and who owns them.
 ///
 /// A node added with zero virtual nodes is listed by [`Ring::nodes`] but owns no token, so it
@@ -62,27 +139,40 @@ impl Ring {
 
     /// Adds node `id` with `vnodes` tokens, replacing the tokens it had before.
     pub fn add_node(&mut self, id: &str, vnodes: u32) {
+        self.add_node_tokens(id, &node_tokens(id, vnodes));
+    }
+
+    /// Adds node `id` owning exactly `tokens` (as gossip carries them), replacing the tokens it
+    /// had before.
+    pub fn add_node_tokens(&mut self, id: &str, tokens: &[Token]) {
         self.remove_node(id);
-        for i in 0..vnodes {
-            self.tokens.insert((vnode_token(id, i), id.to_string()));
+        for t in tokens {
+            self.tokens.insert((*t, id.to_string()));
         }
-        self.nodes.insert(id.to_string(), vnodes);
-        if vnodes > 0 {
+        let distinct = tokens.iter().collect::<BTreeSet<_>>().len() as u32;
+        self.nodes.insert(id.to_string(), distinct);
+        if distinct > 0 {
             self.placed += 1;
         }
     }
 
     /// Removes node `id` and its tokens; nothing happens if it is not in the ring.
     pub fn remove_node(&mut self, id: &str) {
-        let Some(vnodes) = self.nodes.remove(id) else {
+        if self.nodes.remove(id).is_none() {
             return;
-        };
-        for i in 0..vnodes {
-            self.tokens.remove(&(vnode_token(id, i), id.to_string()));
         }
-        if vnodes > 0 {
+        let before = self.tokens.len();
+        self.tokens.retain(|(_, owner)| owner != id);
+        if self.tokens.len() < before {
             self.placed -= 1;
         }
+    }
+
+    /// The arcs of the ring, each `(previous token, token]` with the token's owner; the first
+    /// arc wraps around from the last token. One arc per distinct token position.
+    pub fn arcs(&self) -> Vec<TokenRange> {
+        let points: BTreeSet<Token> = self.tokens.iter().map(|(t, _)| *t).collect();
+        arcs_between(&points)
     }
 
     /// The physical nodes, sorted by id.

@@ -114,6 +114,17 @@ pub struct Flags {
     /// How often held hints are offered to their nodes
     #[arg(long = "hint-interval", default_value = "1s", value_parser = parse_go_duration)]
     pub hint_interval: Duration,
+    /// How often replicas compare Merkle trees of the ranges they share (0 turns background
+    /// anti-entropy off; `distkv-client repair` still works)
+    #[arg(long = "anti-entropy-interval", default_value = "10m0s", value_parser = parse_go_duration)]
+    pub anti_entropy_interval: Duration,
+    /// Age after which a deleted key's tombstone is purged; must exceed the anti-entropy
+    /// interval, so that every replica has had the tombstone offered first
+    #[arg(long = "tombstone-gc-grace", default_value = "3h0m0s", value_parser = parse_go_duration)]
+    pub tombstone_gc_grace: Duration,
+    /// Data streaming (join, decommission, re-replication) in MiB/s; 0 is unlimited
+    #[arg(long = "stream-throughput", default_value_t = 64)]
+    pub stream_throughput: u64,
     /// Log level: error, warn, info, debug, trace (or a tracing filter)
     #[arg(long = "log-level", default_value = "info")]
     pub log_level: String,
@@ -149,7 +160,13 @@ pub struct NodeConfig {
     pub max_batch_items: usize,
     pub gossip_interval: Duration,
     pub gossip_fanout: usize,
+    pub heartbeat_interval: Duration,
+    pub suspect_timeout: Duration,
+    pub dead_timeout: Duration,
     pub hint_interval: Duration,
+    pub anti_entropy_interval: Duration,
+    pub tombstone_gc_grace: Duration,
+    pub stream_bytes_per_sec: u64,
     pub engine: distkv_lsm::Options,
 }
 
@@ -182,8 +199,39 @@ impl Flags {
         if self.request_timeout.is_zero() {
             return bad("-request-timeout must be positive".into());
         }
-        if self.gossip_interval.is_zero() || self.hint_interval.is_zero() {
-            return bad("-gossip-interval and -hint-interval must be positive".into());
+        if self.gossip_interval.is_zero()
+            || self.hint_interval.is_zero()
+            || self.heartbeat_interval.is_zero()
+        {
+            return bad(
+                "-gossip-interval, -heartbeat-interval and -hint-interval must be positive".into(),
+            );
+        }
+        if self.gossip_fanout == 0 {
+            return bad("-gossip-fanout must be at least 1".into());
+        }
+        let beat = self.heartbeat_interval.max(self.gossip_interval);
+        if self.suspect_timeout < 2 * beat {
+            return bad(format!(
+                "-suspect-timeout ({}) must be at least twice the heartbeat and gossip intervals",
+                distkv_flags::format_go_duration(self.suspect_timeout)
+            ));
+        }
+        if self.dead_timeout <= self.suspect_timeout {
+            return bad(format!(
+                "-dead-timeout ({}) must be longer than -suspect-timeout ({})",
+                distkv_flags::format_go_duration(self.dead_timeout),
+                distkv_flags::format_go_duration(self.suspect_timeout)
+            ));
+        }
+        if !self.anti_entropy_interval.is_zero()
+            && self.tombstone_gc_grace <= self.anti_entropy_interval
+        {
+            return bad(format!(
+                "-tombstone-gc-grace ({}) must be longer than -anti-entropy-interval ({}): a tombstone must reach every replica before it is purged",
+                distkv_flags::format_go_duration(self.tombstone_gc_grace),
+                distkv_flags::format_go_duration(self.anti_entropy_interval)
+            ));
         }
         if self.max_key_size == 0 || self.max_key_size > distkv_lsm::MAX_KEY_BYTES {
             return bad(format!(
@@ -260,7 +308,13 @@ impl Flags {
             max_batch_items: self.max_batch_items,
             gossip_interval: self.gossip_interval,
             gossip_fanout: self.gossip_fanout,
+            heartbeat_interval: self.heartbeat_interval,
+            suspect_timeout: self.suspect_timeout,
+            dead_timeout: self.dead_timeout,
             hint_interval: self.hint_interval,
+            anti_entropy_interval: self.anti_entropy_interval,
+            tombstone_gc_grace: self.tombstone_gc_grace,
+            stream_bytes_per_sec: self.stream_throughput.saturating_mul(1 << 20),
             engine,
         })
     }
@@ -287,6 +341,18 @@ impl NodeConfig {
         }
         Ok(())
     }
+}
+
+/// A configuration with the defaults, for unit tests of the node layer.
+#[cfg(test)]
+pub(crate) fn test_config(node_id: &str, address: &str) -> NodeConfig {
+    let flags = Flags::try_parse_from([
+        "distkv-server".to_string(),
+        format!("--node-id={node_id}"),
+        format!("--address={address}"),
+    ])
+    .expect("default flags parse");
+    flags.into_config().expect("default flags are valid")
 }
 
 #[cfg(test)]
@@ -335,6 +401,11 @@ mod tests {
         let e = parse(&["-read-quorum=4"]).unwrap_err();
         assert!(e.contains("R must be between 1 and N"), "{e}");
         assert!(!e.contains('\n'), "{e}");
+        let e = parse(&["-suspect-timeout=5s", "-dead-timeout=5s"]).unwrap_err();
+        assert!(e.contains("-dead-timeout (5s) must be longer"), "{e}");
+        let e = parse(&["-anti-entropy-interval=1h", "-tombstone-gc-grace=30m"]).unwrap_err();
+        assert!(e.contains("-tombstone-gc-grace"), "{e}");
+        assert!(parse(&["-anti-entropy-interval=0s", "-tombstone-gc-grace=1m"]).is_ok());
         let e = parse(&["-wal-sync=sometimes"]).unwrap_err();
         assert!(e.contains("-wal-sync"), "{e}");
         assert!(parse(&["-tls-enabled"]).unwrap_err().contains("TLS"));

@@ -36,6 +36,19 @@ pub enum NodeError {
     UnknownNode(String),
     #[error("node is shutting down")]
     ShuttingDown,
+    /// A peer sent something that makes no sense.
+    #[error("bad message: {0}")]
+    BadMessage(String),
+    #[error("a node cannot remove itself: decommission it instead")]
+    RemoveSelf,
+    /// The request does not fit the node's state in the ring.
+    #[error("not possible while the node is {0}")]
+    WrongState(&'static str),
+    #[error("no replica to stream from is reachable")]
+    NoSource,
+    /// Data streaming or repair with some peers failed (each named with its reason).
+    #[error("streaming failed: {0}")]
+    Streaming(String),
 }
 
 /// How a call to another node failed.
@@ -83,7 +96,13 @@ impl NodeError {
             | NodeError::PeerDown(_)
             | NodeError::Coordinator { .. } => Status::unavailable(self.to_string()),
             NodeError::UnknownNode(_) => Status::not_found(self.to_string()),
-            NodeError::ShuttingDown => Status::unavailable(self.to_string()),
+            NodeError::ShuttingDown | NodeError::NoSource | NodeError::Streaming(_) => {
+                Status::unavailable(self.to_string())
+            }
+            NodeError::BadMessage(_) | NodeError::RemoveSelf => {
+                Status::invalid_argument(self.to_string())
+            }
+            NodeError::WrongState(_) => Status::failed_precondition(self.to_string()),
             NodeError::Storage(_) | NodeError::CorruptVersions { .. } => {
                 Status::internal(self.to_string())
             }

@@ -123,6 +123,21 @@ impl HintStore {
         Ok(self.db.delete(id)?)
     }
 
+    /// Deletes every hint for `target`; returns how many there were.
+    pub fn drop_target(&self, target: &str) -> Result<usize> {
+        let mut prefix = target.as_bytes().to_vec();
+        prefix.push(0);
+        let mut batch = distkv_lsm::WriteBatch::new();
+        let mut n = 0;
+        for item in self.db.prefix(&prefix)? {
+            let (id, _) = item?;
+            batch.delete(&id);
+            n += 1;
+        }
+        self.db.write(batch, &distkv_lsm::WriteOptions::default())?;
+        Ok(n)
+    }
+
     /// Number of hints held (counts the store; meant for status, not hot paths).
     pub fn count(&self) -> Result<usize> {
         let mut n = 0;
@@ -197,5 +212,7 @@ mod tests {
             .collect();
         assert_eq!(keys, ["k3", "k4"]);
         assert_eq!(h.count().unwrap(), 3);
+        assert_eq!(h.drop_target("b").unwrap(), 2);
+        assert_eq!(h.targets().unwrap(), vec!["a".to_string()]);
     }
 }

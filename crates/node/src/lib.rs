@@ -9,11 +9,15 @@
 pub mod config;
 pub mod error;
 pub mod hints;
+pub mod membership;
 pub mod node;
+pub mod ops;
 pub mod peers;
+pub mod repair;
 pub mod server;
 pub mod service;
 pub mod storage;
+pub mod streaming;
 
 pub use config::{Flags, NodeConfig};
 pub use error::{NodeError, Result};

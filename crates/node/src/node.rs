@@ -21,14 +21,14 @@
 //! every gossip interval, so every node ends up with the same members and the same ring. Failure
 //! detection, join/leave streaming and Merkle anti-entropy are not part of this module yet.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use distkv_cluster::{
-    Consistency, Dot, Member, Membership, NodeId, NodeStatus, Outcome, QuorumError, ReadRound,
-    Ring, Siblings, VectorClock, WriteRound,
+    Consistency, Dot, Gossiper, MemberState, Membership, NodeId, Outcome, QuorumError, ReadRound,
+    Siblings, VectorClock, WriteRound,
 };
 use distkv_proto::internal;
 use futures::StreamExt;
@@ -40,15 +40,16 @@ use tokio::task::JoinSet;
 use crate::config::NodeConfig;
 use crate::error::{NodeError, Result};
 use crate::hints::HintStore;
+use crate::membership::{Rings, gossip_config, initial_state, load_members};
+use crate::ops::{Op, Operations};
 use crate::peers::Peers;
+use crate::repair::MerkleSessions;
 use crate::storage::Store;
 
 /// Keys of this node's own bookkeeping in the hint store (no `\0`, so never a hint).
 const DOT_HWM_KEY: &[u8] = b"meta:dot-high-water-mark";
 /// How long a read that found nothing waits for the replicas still out.
 const ABSENT_GRACE: Duration = Duration::from_millis(100);
-/// Where the member table is kept between runs.
-const MEMBERS_FILE: &str = "members.pb";
 /// Dots reserved durably at a time.
 const DOT_RESERVE: u64 = 100_000;
 /// Extra time a forwarded write gets beyond the request timeout of the replica coordinating it.
@@ -61,6 +62,8 @@ type ReplicaCalls = FuturesUnordered<ReplicaCall>;
 /// What a write round waits for: a replica's answer, or a stand-in's (sloppy quorum).
 enum WriteEvent {
     Replica(NodeId, Result<()>),
+    /// A node that will be a replica once a join or leave completes.
+    Pending(NodeId, Result<()>),
     StandIn {
         target: NodeId,
         via: NodeId,
@@ -79,21 +82,41 @@ pub struct Metrics {
     pub hints_stored: AtomicU64,
     pub hints_delivered: AtomicU64,
     pub siblings_returned: AtomicU64,
+    pub gossip_messages_sent: AtomicU64,
+    pub gossip_messages_received: AtomicU64,
+    pub status_changes: AtomicU64,
+    pub keys_streamed_in: AtomicU64,
+    pub keys_streamed_out: AtomicU64,
+    pub ae_rounds: AtomicU64,
+    pub ae_keys_compared: AtomicU64,
+    pub ae_keys_repaired: AtomicU64,
+    pub ae_last_round_secs: AtomicU64,
+    pub tombstones_purged: AtomicU64,
 }
 
 pub struct Node {
-    cfg: NodeConfig,
-    store: Store,
-    hints: HintStore,
-    peers: Peers,
-    membership: RwLock<Membership>,
-    ring: RwLock<Arc<Ring>>,
+    pub(crate) cfg: NodeConfig,
+    pub(crate) store: Store,
+    pub(crate) hints: HintStore,
+    pub(crate) peers: Peers,
+    /// Gossip: the member table, the failure detector and their timers.
+    pub(crate) gossip: Mutex<Gossiper>,
+    /// The rings built from the table, rebuilt when a record changes.
+    pub(crate) rings: RwLock<Rings>,
+    /// Serializes ring rebuilds and saves of the member table.
+    pub(crate) membership_save: Mutex<()>,
+    /// The local node's state, for the tasks that act on it.
+    pub(crate) local_state: watch::Sender<MemberState>,
+    pub(crate) ops: Operations,
+    /// The join or decommission running, by kind.
+    pub(crate) lifecycle_ops: Mutex<HashMap<&'static str, Op>>,
+    pub(crate) merkle_sessions: MerkleSessions,
     dot_counter: AtomicU64,
     dot_reserved: Mutex<u64>,
     pub metrics: Metrics,
     tasks: Mutex<JoinSet<()>>,
     shutdown: watch::Sender<bool>,
-    started: Instant,
+    pub(crate) started: Instant,
 }
 
 fn now_ms() -> u64 {
@@ -102,12 +125,8 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-fn now_secs() -> i64 {
-    (now_ms() / 1000) as i64
-}
-
 impl Node {
-    /// Opens the node's storage and hint store; does no networking.
+    /// Opens the node's storage and hint store and its member table; does no networking.
     pub fn open(cfg: NodeConfig) -> Result<Arc<Node>> {
         let store = Store::open(
             &cfg.data_dir.join("storage"),
@@ -125,23 +144,21 @@ impl Node {
         // Dots must never repeat: start past both the wall clock (in microseconds) and what an
         // earlier run reserved.
         let start = hwm.max(now_ms() * 1000);
-        let local = Member {
-            id: cfg.node_id.clone(),
-            address: cfg.advertise_address.clone(),
-            vnodes: cfg.virtual_nodes,
-            status: NodeStatus::Alive,
-            generation: now_ms(),
-            version: 1,
-            last_seen_secs: now_secs(),
+        // Remember the members of the last run, so a restarted node finds its cluster again
+        // even without seeds, and carries on in the state it was in.
+        let saved = load_members(&cfg.data_dir).unwrap_or_default();
+        let local = initial_state(&cfg, saved.iter().find(|m| m.id == cfg.node_id), now_ms());
+        let local_state = local.state;
+        let mut table = Membership::new(local);
+        table.merge(saved.into_iter().filter(|m| m.id != cfg.node_id));
+        let rings = Rings {
+            read: Arc::new(table.ring()),
+            pending: Arc::new(table.pending_ring()),
         };
-        let mut membership = Membership::new(local);
-        // Remember the peers of the last run, so a restarted node finds its cluster again even
-        // without seeds.
-        if let Some(known) = load_members(&cfg.data_dir.join(MEMBERS_FILE)) {
-            membership.merge(known);
-        }
-        let ring = Arc::new(membership.ring());
+        let rng_seed = distkv_cluster::key_token(cfg.node_id.as_bytes()) ^ now_ms();
+        let gossip = Gossiper::new(gossip_config(&cfg), table, cfg.seeds.clone(), rng_seed, 0);
         let (shutdown, _) = watch::channel(false);
+        let (local_state, _) = watch::channel(local_state);
         let node = Arc::new(Node {
             // Every call's own deadline is the request timeout (rounds stop waiting then); the
             // channel allows a forwarded write the margin on top.
@@ -152,8 +169,13 @@ impl Node {
             cfg,
             store,
             hints,
-            membership: RwLock::new(membership),
-            ring: RwLock::new(ring),
+            gossip: Mutex::new(gossip),
+            rings: RwLock::new(rings),
+            membership_save: Mutex::new(()),
+            local_state,
+            ops: Operations::default(),
+            lifecycle_ops: Mutex::new(HashMap::new()),
+            merkle_sessions: MerkleSessions::default(),
             dot_counter: AtomicU64::new(start),
             dot_reserved: Mutex::new(start),
             metrics: Metrics::default(),
@@ -185,16 +207,12 @@ impl Node {
         &self.hints
     }
 
+    pub fn operations(&self) -> &Operations {
+        &self.ops
+    }
+
     pub fn uptime(&self) -> Duration {
         self.started.elapsed()
-    }
-
-    pub fn ring(&self) -> Arc<Ring> {
-        Arc::clone(&self.ring.read())
-    }
-
-    pub fn members(&self) -> Vec<Member> {
-        self.membership.read().members()
     }
 
     fn reserve_dots(&self, upto: u64) -> Result<()> {
@@ -223,11 +241,7 @@ impl Node {
         })
     }
 
-    fn address_of(&self, id: &str) -> Option<String> {
-        self.membership.read().get(id).map(|m| m.address.clone())
-    }
-
-    fn spawn_task(&self, f: impl std::future::Future<Output = ()> + Send + 'static) {
+    pub(crate) fn spawn_task(&self, f: impl std::future::Future<Output = ()> + Send + 'static) {
         let mut tasks = self.tasks.lock();
         while tasks.try_join_next().is_some() {}
         tasks.spawn(f);
@@ -370,14 +384,6 @@ impl Node {
         }
     }
 
-    /// True when the failure detector holds `id` to be down: requests skip it.
-    pub fn is_down(&self, id: &str) -> bool {
-        self.membership
-            .read()
-            .get(id)
-            .is_some_and(|m| m.status == NodeStatus::Dead)
-    }
-
     // ---- coordination ----
 
     fn preference_list(&self, key: &str) -> Result<Vec<NodeId>> {
@@ -386,6 +392,17 @@ impl Node {
             return Err(NodeError::EmptyRing);
         }
         Ok(ring.preference_list(key.as_bytes(), self.cfg.quorum.n))
+    }
+
+    /// The replicas `key` will have once pending joins and leaves complete, less those it
+    /// has now.
+    fn pending_replicas(&self, key: &str, replicas: &[NodeId]) -> Vec<NodeId> {
+        let pending = Arc::clone(&self.rings.read().pending);
+        pending
+            .preference_list(key.as_bytes(), self.cfg.quorum.n)
+            .into_iter()
+            .filter(|p| !replicas.contains(p) && *p != self.cfg.node_id)
+            .collect()
     }
 
     /// Writes a new version of `key` (`None` deletes) that supersedes what `context` covers.
@@ -451,6 +468,16 @@ impl Node {
                 WriteEvent::Replica(r, res)
             }));
         }
+        // Nodes taking over this key's range (joining) or its next owners (when a replica is
+        // leaving) get the write too, without counting toward W; a hint covers a miss.
+        for p in self.pending_replicas(key, &replicas) {
+            let this = Arc::clone(self);
+            let (key, v) = (key.to_string(), written.clone());
+            calls.push(Box::pin(async move {
+                let res = this.replica_write(&p, &key, &v).await.map(|_| ());
+                WriteEvent::Pending(p, res)
+            }));
+        }
         let deadline = tokio::time::sleep(self.cfg.request_timeout);
         tokio::pin!(deadline);
         // Sloppy quorum: stand-ins tried so far (each takes the place of one replica).
@@ -478,6 +505,10 @@ impl Node {
                         tracing::debug!(key, target, stand_in = via, "hinted write on a stand-in");
                         round.on_ack(&target);
                     }
+                    Some(WriteEvent::Pending(node, Err(_))) => {
+                        self.store_hint(&node, key, &written).await;
+                    }
+                    Some(WriteEvent::Pending(_, Ok(()))) => {}
                     Some(WriteEvent::StandIn { target, via, result: Err(e) }) => {
                         tracing::debug!(key, via, error = %e, "stand-in refused a hint");
                         match self.next_stand_in(&replicas, &mut stand_ins, key) {
@@ -501,7 +532,7 @@ impl Node {
             self.spawn_task(async move {
                 while let Some(event) = calls.next().await {
                     match event {
-                        WriteEvent::Replica(node, Err(_)) => {
+                        WriteEvent::Replica(node, Err(_)) | WriteEvent::Pending(node, Err(_)) => {
                             this.store_hint(&node, &key, &versions).await
                         }
                         WriteEvent::StandIn {
@@ -918,140 +949,6 @@ impl Node {
         Ok((out, reply.more))
     }
 
-    // ---- membership ----
-
-    /// Merges members learned from a peer; rebuilds the ring when anything changed.
-    pub fn merge_members(&self, remote: Vec<Member>) -> bool {
-        let mut m = self.membership.write();
-        let changed = m.merge(remote);
-        if changed {
-            self.membership_changed(&m);
-        }
-        changed
-    }
-
-    /// Rebuilds the ring and saves the member table (called with the membership lock held, so
-    /// saves happen in order).
-    fn membership_changed(&self, m: &Membership) {
-        *self.ring.write() = Arc::new(m.ring());
-        let state = internal::MembershipState {
-            sender_id: self.cfg.node_id.clone(),
-            members: m.members().iter().map(member_to_proto).collect(),
-        };
-        let path = self.cfg.data_dir.join(MEMBERS_FILE);
-        let tmp = path.with_extension("tmp");
-        let bytes = prost::Message::encode_to_vec(&state);
-        if let Err(e) = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, &path)) {
-            tracing::warn!(path = %path.display(), error = %e, "could not save the member table");
-        }
-    }
-
-    /// Adds (or updates) a member by admin request.
-    pub fn add_member(&self, id: &str, address: &str, vnodes: u32) {
-        let mut m = self.membership.write();
-        let version = m.get(id).map_or(1, |x| x.version + 1);
-        let generation = m.get(id).map_or(0, |x| x.generation);
-        m.upsert(Member {
-            id: id.to_string(),
-            address: address.to_string(),
-            vnodes,
-            status: NodeStatus::Alive,
-            generation,
-            version,
-            last_seen_secs: now_secs(),
-        });
-        self.membership_changed(&m);
-    }
-
-    /// Marks a member (by id or address) as having left.
-    pub fn remove_member(&self, id_or_address: &str) -> Result<String> {
-        let mut m = self.membership.write();
-        let id = match m.get(id_or_address) {
-            Some(x) => x.id.clone(),
-            None => m
-                .find_by_address(id_or_address)
-                .map(|x| x.id.clone())
-                .ok_or_else(|| NodeError::UnknownNode(id_or_address.to_string()))?,
-        };
-        m.mark_left(&id);
-        self.membership_changed(&m);
-        Ok(id)
-    }
-
-    fn touch_self(&self) {
-        let mut m = self.membership.write();
-        let id = m.local_id().to_string();
-        m.set_status(&id, NodeStatus::Alive, now_secs());
-    }
-
-    /// One push-pull exchange with the node at `address`.
-    pub async fn exchange_membership(&self, address: &str) -> Result<()> {
-        let mut client = self.peers.background(address)?;
-        let reply = client
-            .membership(internal::MembershipState {
-                sender_id: self.cfg.node_id.clone(),
-                members: self.members().iter().map(member_to_proto).collect(),
-            })
-            .await
-            .map_err(|s| self.peers.error(address, s))?
-            .into_inner();
-        let members = reply.members.into_iter().map(member_from_proto).collect();
-        self.merge_members(members);
-        Ok(())
-    }
-
-    /// Periodic membership exchange with up to `fanout` peers, rotating through them.
-    pub async fn membership_loop(self: Arc<Self>) {
-        let mut stop = self.shutdown_signal();
-        // Join through the seeds first.
-        for seed in self.cfg.seeds.clone() {
-            if seed == self.cfg.advertise_address {
-                continue;
-            }
-            match self.exchange_membership(&seed).await {
-                Ok(()) => tracing::info!(seed, "joined through seed"),
-                Err(e) => tracing::warn!(seed, error = %e, "seed did not answer"),
-            }
-        }
-        let mut tick = tokio::time::interval(self.cfg.gossip_interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut round: usize = 0;
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = stop.changed() => return,
-            }
-            self.touch_self();
-            let peers: Vec<String> = self
-                .members()
-                .into_iter()
-                .filter(|m| m.id != self.cfg.node_id && m.status != NodeStatus::Left)
-                .map(|m| m.address)
-                .collect();
-            // Seeds not yet known as members are tried too, so a node started before its seed
-            // still joins.
-            let mut targets: Vec<String> = Vec::new();
-            if !peers.is_empty() {
-                for i in 0..self.cfg.gossip_fanout.min(peers.len()) {
-                    targets.push(peers[(round + i) % peers.len()].clone());
-                }
-            }
-            for seed in &self.cfg.seeds {
-                if !peers.contains(seed) && *seed != self.cfg.advertise_address {
-                    targets.push(seed.clone());
-                }
-            }
-            round = round.wrapping_add(1);
-            let calls = targets.iter().map(|a| self.exchange_membership(a));
-            for r in futures::future::join_all(calls).await {
-                if let Err(e) = r {
-                    tracing::debug!(error = %e, "membership exchange failed");
-                }
-            }
-            self.peers.evict_idle(Duration::from_secs(300));
-        }
-    }
-
     /// Delivers held hints to their nodes every hint interval.
     pub async fn hint_loop(self: Arc<Self>) {
         let mut stop = self.shutdown_signal();
@@ -1076,9 +973,99 @@ impl Node {
             .map_err(|_| NodeError::ShuttingDown)??;
         let mut delivered = 0;
         for target in targets {
+            let left = self
+                .gossip
+                .lock()
+                .table()
+                .get(&target)
+                .is_none_or(|m| m.state == MemberState::Left);
+            if left {
+                // It left the ring: its ranges were streamed to their new owners, which had
+                // these writes from the other replicas.
+                let hints = self.hints.clone();
+                let t = target.clone();
+                let dropped = tokio::task::spawn_blocking(move || hints.drop_target(&t))
+                    .await
+                    .map_err(|_| NodeError::ShuttingDown)??;
+                if dropped > 0 {
+                    tracing::info!(
+                        target_node = target,
+                        dropped,
+                        "dropped hints for a node that left"
+                    );
+                }
+                continue;
+            }
+            if self.is_down(&target) {
+                continue;
+            }
             let Some(address) = self.address_of(&target) else {
                 continue;
             };
+            // One target that fails does not hold up the others.
+            match self.deliver_hints_to(&target, &address).await {
+                Ok(n) => delivered += n,
+                Err(e) => tracing::debug!(target_node = target, error = %e, "hint delivery failed"),
+            }
+        }
+        Ok(delivered)
+    }
+
+    /// Delivers every hint held for `target` (at `address`), in batches; returns how many.
+    async fn deliver_hints_to(&self, target: &str, address: &str) -> Result<usize> {
+        let mut delivered = 0;
+        loop {
+            let hints = self.hints.clone();
+            let t = target.to_string();
+            let batch = tokio::task::spawn_blocking(move || hints.pending(&t, 128))
+                .await
+                .map_err(|_| NodeError::ShuttingDown)??;
+            if batch.is_empty() {
+                return Ok(delivered);
+            }
+            let entries: Vec<(String, Siblings)> = batch
+                .iter()
+                .map(|h| (h.key.clone(), h.versions.clone()))
+                .collect();
+            self.send_entries(address, &entries).await?;
+            let n = batch.len();
+            let hints = self.hints.clone();
+            tokio::task::spawn_blocking(move || -> Result<()> {
+                for h in batch {
+                    hints.remove(&h.id)?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(|_| NodeError::ShuttingDown)??;
+            delivered += n;
+            self.metrics
+                .hints_delivered
+                .fetch_add(n as u64, Ordering::Relaxed);
+            tracing::info!(target_node = target, n, "delivered hints");
+        }
+    }
+
+    /// Before this node leaves: delivers the hints it holds, and hands those whose target is
+    /// unreachable to another member, which delivers them later.
+    pub async fn hand_off_all_hints(&self) -> Result<()> {
+        self.deliver_hints().await?;
+        let hints = self.hints.clone();
+        let targets = tokio::task::spawn_blocking(move || hints.targets())
+            .await
+            .map_err(|_| NodeError::ShuttingDown)??;
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let heir = self
+            .members()
+            .into_iter()
+            .filter(|m| {
+                m.id != self.cfg.node_id && m.state == MemberState::Normal && !self.is_down(&m.id)
+            })
+            .find(|m| !targets.contains(&m.id))
+            .ok_or(NodeError::NoSource)?;
+        for target in targets {
             loop {
                 let hints = self.hints.clone();
                 let t = target.clone();
@@ -1088,21 +1075,17 @@ impl Node {
                 if batch.is_empty() {
                     break;
                 }
-                let mut client = self.peers.background(&address)?;
-                client
-                    .handoff(internal::HandoffBatch {
-                        sender_id: self.cfg.node_id.clone(),
-                        writes: batch
-                            .iter()
-                            .map(|h| internal::HintedWrite {
-                                key: h.key.clone(),
-                                versions: h.versions.encode(),
-                            })
-                            .collect(),
-                    })
-                    .await
-                    .map_err(|s| self.peers.error(&address, s))?;
-                let n = batch.len();
+                let mut client = self.peers.background(&heir.address)?;
+                for h in &batch {
+                    client
+                        .store_hint(internal::StoreHintRequest {
+                            target_node: target.clone(),
+                            key: h.key.clone(),
+                            versions: h.versions.encode(),
+                        })
+                        .await
+                        .map_err(|s| self.peers.error(&heir.address, s))?;
+                }
                 let hints = self.hints.clone();
                 tokio::task::spawn_blocking(move || -> Result<()> {
                     for h in batch {
@@ -1112,48 +1095,13 @@ impl Node {
                 })
                 .await
                 .map_err(|_| NodeError::ShuttingDown)??;
-                delivered += n;
-                self.metrics
-                    .hints_delivered
-                    .fetch_add(n as u64, Ordering::Relaxed);
-                tracing::info!(target_node = target, n, "delivered hints");
             }
+            tracing::info!(
+                target_node = target,
+                heir = heir.id,
+                "handed hints to another member"
+            );
         }
-        Ok(delivered)
-    }
-}
-
-fn load_members(path: &std::path::Path) -> Option<Vec<Member>> {
-    let bytes = std::fs::read(path).ok()?;
-    match <internal::MembershipState as prost::Message>::decode(bytes.as_slice()) {
-        Ok(state) => Some(state.members.into_iter().map(member_from_proto).collect()),
-        Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "ignoring an unreadable member table");
-            None
-        }
-    }
-}
-
-pub fn member_to_proto(m: &Member) -> internal::Member {
-    internal::Member {
-        node_id: m.id.clone(),
-        address: m.address.clone(),
-        virtual_nodes: m.vnodes,
-        status: m.status.as_u32(),
-        generation: m.generation,
-        version: m.version,
-        last_seen: m.last_seen_secs,
-    }
-}
-
-pub fn member_from_proto(m: internal::Member) -> Member {
-    Member {
-        id: m.node_id,
-        address: m.address,
-        vnodes: m.virtual_nodes,
-        status: NodeStatus::from_u32(m.status).unwrap_or(NodeStatus::Alive),
-        generation: m.generation,
-        version: m.version,
-        last_seen_secs: m.last_seen,
+        Ok(())
     }
 }

@@ -36,8 +36,10 @@ pub async fn serve(
         .build_v1alpha()?;
 
     let mut workers = JoinSet::new();
-    workers.spawn(Arc::clone(&node).membership_loop());
+    workers.spawn(Arc::clone(&node).gossip_loop());
     workers.spawn(Arc::clone(&node).hint_loop());
+    workers.spawn(Arc::clone(&node).lifecycle_loop());
+    workers.spawn(Arc::clone(&node).anti_entropy_loop());
 
     let local = listener.local_addr()?;
     tracing::info!(node = node.id(), %local, "serving");

@@ -1,21 +1,65 @@
-//! A replica's local copy of the data: sibling sets of versions in the storage engine.
+//! A replica's local copy of the data: sibling sets of versions in the storage engine, and a
+//! token-ordered index of them.
 //!
 //! Each key's value in the engine is its encoded [`Siblings`]. Writes arriving from coordinators,
-//! read repair and hinted handoff are all merges: read the stored set, merge the incoming one
-//! (commutative, associative, idempotent), write the result back if it changed. A striped lock
-//! serializes merges of the same key so that no concurrent merge is lost. Engine calls are
-//! blocking, so they run on tokio's blocking pool.
+//! read repair, hinted handoff, streaming and anti-entropy are all merges: read the stored set,
+//! merge the incoming one (commutative, associative, idempotent), write the result back if it
+//! changed. A striped lock serializes merges of the same key so that no concurrent merge is
+//! lost. Engine calls are blocking, so they run on tokio's blocking pool.
+//!
+//! **The token index.** Keys are stored in key order (scans need it), but replication works in
+//! token ranges of the ring. Every write also updates an index entry
+//!
+//! ```text
+//! 0xFF | token (u64, big-endian) | key   ->   digest (u64 LE) | tombstone_ms (u64 LE)
+//! ```
+//!
+//! in the same atomic batch, where `digest` is the xxh3 of the encoded versions (equal on two
+//! replicas exactly when they hold the same versions) and `tombstone_ms` is the newest
+//! timestamp of a key whose versions are all tombstones (0 for a live key). Keys are UTF-8
+//! strings, and no UTF-8 string starts with byte 0xFF or 0xFE, so the index (and the marker
+//! `0xFE index-v1` that says it is complete) never mixes with user keys. Streaming a range and
+//! building a Merkle tree are sequential reads of the index; garbage collection of old
+//! tombstones finds its candidates there without reading values.
+//!
+//! A data directory written before the index existed gets it built once at open.
 
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
 
-use distkv_cluster::{ConflictMode, Dot, Siblings, VectorClock};
-use distkv_lsm::{Db, Options, WriteOptions};
+use distkv_cluster::{ConflictMode, Dot, RangeSet, Siblings, Token, VectorClock, key_token};
+use distkv_lsm::{Db, Options, WriteBatch, WriteOptions};
 use parking_lot::Mutex;
+use xxhash_rust::xxh3::xxh3_64;
 
 use crate::error::{NodeError, Result};
 
 const LOCK_STRIPES: usize = 1024;
+/// First byte of index entries.
+const INDEX_PREFIX: u8 = 0xFF;
+/// Says the index covers every key.
+const INDEX_MARKER: &[u8] = b"\xFEindex-v1";
+/// User keys sort below this.
+const USER_KEYS_END: &[u8] = b"\xFE";
+
+/// What the index knows of one key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexEntry {
+    pub token: Token,
+    pub key: String,
+    /// xxh3 of the encoded versions.
+    pub digest: u64,
+    /// For a key whose versions are all tombstones, the newest timestamp; 0 otherwise.
+    pub tombstone_ms: u64,
+}
+
+/// A position in token order: after `(token, key)`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cursor {
+    pub token: Token,
+    pub key: String,
+}
 
 /// The local store of one node.
 #[derive(Clone)]
@@ -29,15 +73,66 @@ struct StoreInner {
     mode: ConflictMode,
 }
 
+/// The digest of a sibling set, as the index keeps it.
+pub fn versions_digest(versions: &Siblings) -> u64 {
+    xxh3_64(&versions.encode())
+}
+
+fn index_key(token: Token, key: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9 + key.len());
+    k.push(INDEX_PREFIX);
+    k.extend_from_slice(&token.to_be_bytes());
+    k.extend_from_slice(key.as_bytes());
+    k
+}
+
+fn index_value(versions: &Siblings) -> [u8; 16] {
+    let mut v = [0u8; 16];
+    v[..8].copy_from_slice(&versions_digest(versions).to_le_bytes());
+    let tombstone_ms = if versions.is_deleted() {
+        versions
+            .versions()
+            .iter()
+            .map(|v| v.timestamp_ms)
+            .max()
+            .unwrap_or(0)
+            .max(1)
+    } else {
+        0
+    };
+    v[8..].copy_from_slice(&tombstone_ms.to_le_bytes());
+    v
+}
+
+fn parse_index(k: &[u8], v: &[u8]) -> Option<IndexEntry> {
+    let token = u64::from_be_bytes(k.get(1..9)?.try_into().ok()?);
+    let key = std::str::from_utf8(k.get(9..)?).ok()?.to_string();
+    let digest = u64::from_le_bytes(v.get(..8)?.try_into().ok()?);
+    let tombstone_ms = u64::from_le_bytes(v.get(8..16)?.try_into().ok()?);
+    Some(IndexEntry {
+        token,
+        key,
+        digest,
+        tombstone_ms,
+    })
+}
+
 impl Store {
     pub fn open(dir: &Path, opts: Options, mode: ConflictMode) -> Result<Store> {
         let db = Db::open(dir, opts)?;
+        let inner = StoreInner {
+            db,
+            locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            mode,
+        };
+        if inner.db.get(INDEX_MARKER)?.is_none() {
+            let n = inner.rebuild_index()?;
+            if n > 0 {
+                tracing::info!(keys = n, "built the token index of an older data directory");
+            }
+        }
         Ok(Store {
-            inner: Arc::new(StoreInner {
-                db,
-                locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
-                mode,
-            }),
+            inner: Arc::new(inner),
         })
     }
 
@@ -51,10 +146,41 @@ impl Store {
         blocking(move || inner.read(&key)).await
     }
 
+    /// The stored versions of each of `keys` that has any.
+    pub async fn read_many(&self, keys: Vec<String>) -> Result<Vec<(String, Siblings)>> {
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let mut out = Vec::with_capacity(keys.len());
+            for k in keys {
+                let v = inner.read(&k)?;
+                if !v.is_empty() {
+                    out.push((k, v));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     /// Merges `incoming` into the stored versions of `key`; returns the result.
     pub async fn merge(&self, key: String, incoming: Siblings) -> Result<Siblings> {
         let inner = Arc::clone(&self.inner);
-        blocking(move || inner.merge(&key, &incoming)).await
+        blocking(move || inner.merge(&key, &incoming).map(|(m, _)| m)).await
+    }
+
+    /// Merges many keys' versions; returns how many keys changed here.
+    pub async fn merge_many(&self, entries: Vec<(String, Siblings)>) -> Result<usize> {
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let mut changed = 0;
+            for (k, v) in entries {
+                if inner.merge(&k, &v)?.1 {
+                    changed += 1;
+                }
+            }
+            Ok(changed)
+        })
+        .await
     }
 
     /// Applies a new write coordinated here: under the key's lock, the stored versions take the
@@ -74,9 +200,7 @@ impl Store {
             let _guard = inner.stripe(&key).lock();
             let current = inner.read(&key)?;
             let next = current.write(dot, &context, value, timestamp_ms, inner.mode);
-            inner
-                .db
-                .put_opt(key.as_bytes(), &next.encode(), &WriteOptions::default())?;
+            inner.store(&key, &next)?;
             Ok(next)
         })
         .await
@@ -92,6 +216,49 @@ impl Store {
     ) -> Result<(Vec<(String, Siblings)>, bool)> {
         let inner = Arc::clone(&self.inner);
         blocking(move || inner.scan(&start, &end, limit)).await
+    }
+
+    /// Index entries in `ranges`, in token order, after `after` (exclusive), at most `limit`;
+    /// and whether the ranges hold more.
+    pub async fn index_page(
+        &self,
+        ranges: RangeSet,
+        after: Option<Cursor>,
+        limit: usize,
+    ) -> Result<(Vec<IndexEntry>, bool)> {
+        let inner = Arc::clone(&self.inner);
+        blocking(move || inner.index_page(&ranges, after.as_ref(), limit)).await
+    }
+
+    /// Calls `f` on every index entry in `ranges`, in token order (blocking; for Merkle trees).
+    pub fn for_each_indexed(&self, ranges: &RangeSet, f: impl FnMut(IndexEntry)) -> Result<()> {
+        self.inner.for_each_indexed(ranges, f)
+    }
+
+    /// Deletes keys whose versions are all tombstones older than `before_ms`, if they still
+    /// are (checked under the key's lock); returns how many were deleted.
+    pub async fn purge_tombstones(&self, keys: Vec<String>, before_ms: u64) -> Result<usize> {
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let mut purged = 0;
+            for key in keys {
+                let _guard = inner.stripe(&key).lock();
+                let current = inner.read(&key)?;
+                let newest = current.versions().iter().map(|v| v.timestamp_ms).max();
+                if current.is_deleted()
+                    && !current.is_empty()
+                    && newest.is_some_and(|t| t < before_ms)
+                {
+                    let mut b = WriteBatch::new();
+                    b.delete(key.as_bytes())
+                        .delete(&index_key(key_token(key.as_bytes()), &key));
+                    inner.db.write(b, &WriteOptions::default())?;
+                    purged += 1;
+                }
+            }
+            Ok(purged)
+        })
+        .await
     }
 
     pub fn flush(&self) -> Result<()> {
@@ -125,19 +292,31 @@ impl StoreInner {
     }
 
     fn stripe(&self, key: &str) -> &Mutex<()> {
-        let h = distkv_cluster::key_token(key.as_bytes()) as usize;
+        let h = key_token(key.as_bytes()) as usize;
         &self.locks[h % self.locks.len()]
     }
 
-    fn merge(&self, key: &str, incoming: &Siblings) -> Result<Siblings> {
+    /// Writes the versions of `key` and its index entry in one batch.
+    fn store(&self, key: &str, versions: &Siblings) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.put(key.as_bytes(), &versions.encode()).put(
+            &index_key(key_token(key.as_bytes()), key),
+            &index_value(versions),
+        );
+        self.db.write(b, &WriteOptions::default())?;
+        Ok(())
+    }
+
+    /// Merges; returns the result and whether it changed what was stored.
+    fn merge(&self, key: &str, incoming: &Siblings) -> Result<(Siblings, bool)> {
         let _guard = self.stripe(key).lock();
         let current = self.read(key)?;
         let merged = current.merge(incoming).resolve(self.mode);
-        if merged != current {
-            self.db
-                .put_opt(key.as_bytes(), &merged.encode(), &WriteOptions::default())?;
+        let changed = merged != current;
+        if changed {
+            self.store(key, &merged)?;
         }
-        Ok(merged)
+        Ok((merged, changed))
     }
 
     fn scan(
@@ -146,13 +325,13 @@ impl StoreInner {
         end: &[u8],
         limit: usize,
     ) -> Result<(Vec<(String, Siblings)>, bool)> {
-        let iter = if end.is_empty() {
-            self.db.range(start..)?
+        let end = if end.is_empty() || end > USER_KEYS_END {
+            USER_KEYS_END
         } else {
-            self.db.range(start..end)?
+            end
         };
         let mut out = Vec::new();
-        for item in iter {
+        for item in self.db.range(start..end)? {
             let (k, v) = item?;
             if out.len() == limit {
                 return Ok((out, true));
@@ -162,5 +341,197 @@ impl StoreInner {
             out.push((key, versions));
         }
         Ok((out, false))
+    }
+
+    fn index_page(
+        &self,
+        ranges: &RangeSet,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<(Vec<IndexEntry>, bool)> {
+        let mut out = Vec::new();
+        for &(lo, hi) in ranges.intervals() {
+            if after.is_some_and(|c| c.token > hi) {
+                continue;
+            }
+            let start = match after {
+                Some(c) if c.token >= lo => Bound::Excluded(index_key(c.token, &c.key)),
+                _ => Bound::Included(index_key(lo, "")),
+            };
+            let end = match hi.checked_add(1) {
+                Some(next) => Bound::Excluded(index_key(next, "")),
+                None => Bound::Unbounded,
+            };
+            let iter = self.db.range((
+                start.as_ref().map(Vec::as_slice),
+                end.as_ref().map(Vec::as_slice),
+            ))?;
+            for item in iter {
+                let (k, v) = item?;
+                if out.len() == limit {
+                    return Ok((out, true));
+                }
+                if let Some(e) = parse_index(&k, &v) {
+                    out.push(e);
+                }
+            }
+        }
+        Ok((out, false))
+    }
+
+    fn for_each_indexed(&self, ranges: &RangeSet, mut f: impl FnMut(IndexEntry)) -> Result<()> {
+        for &(lo, hi) in ranges.intervals() {
+            let start = index_key(lo, "");
+            let end = hi.checked_add(1).map(|next| index_key(next, ""));
+            let upper = match &end {
+                Some(e) => Bound::Excluded(e.as_slice()),
+                None => Bound::Unbounded,
+            };
+            for item in self.db.range((Bound::Included(start.as_slice()), upper))? {
+                let (k, v) = item?;
+                if let Some(e) = parse_index(&k, &v) {
+                    f(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the index entry of every user key, then the marker.
+    fn rebuild_index(&self) -> Result<usize> {
+        let mut n = 0;
+        let mut batch = WriteBatch::new();
+        for item in self.db.range(&b""[..]..USER_KEYS_END)? {
+            let (k, v) = item?;
+            let key = String::from_utf8_lossy(&k).into_owned();
+            let versions = Self::decode(&key, &v)?;
+            batch.put(
+                &index_key(key_token(key.as_bytes()), &key),
+                &index_value(&versions),
+            );
+            n += 1;
+            if batch.size_bytes() > 4 << 20 {
+                self.db
+                    .write(std::mem::take(&mut batch), &WriteOptions::default())?;
+            }
+        }
+        batch.put(INDEX_MARKER, b"1");
+        self.db.write(batch, &WriteOptions { sync: true })?;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use distkv_cluster::TokenRange;
+
+    fn store(dir: &Path) -> Store {
+        let opts = Options {
+            memtable_bytes: 64 << 10,
+            ..Options::default()
+        };
+        Store::open(dir, opts, ConflictMode::Siblings).unwrap()
+    }
+
+    fn value(v: &str, node: &str, counter: u64, ts: u64) -> Siblings {
+        Siblings::new().write(
+            Dot::new(node, counter),
+            &VectorClock::new(),
+            Some(v.as_bytes().to_vec()),
+            ts,
+            ConflictMode::Siblings,
+        )
+    }
+
+    #[tokio::test]
+    async fn the_index_follows_every_write_in_token_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let mut want = Vec::new();
+        for i in 0..300 {
+            let k = format!("key-{i}");
+            let v = value("x", "n1", i + 1, 10);
+            s.merge(k.clone(), v.clone()).await.unwrap();
+            want.push((key_token(k.as_bytes()), k, versions_digest(&v)));
+        }
+        want.sort();
+        let all = RangeSet::new(&[TokenRange::new(0, 0)]);
+        let mut got = Vec::new();
+        let mut cursor = None;
+        loop {
+            let (page, more) = s.index_page(all.clone(), cursor.clone(), 7).await.unwrap();
+            for e in &page {
+                got.push((e.token, e.key.clone(), e.digest));
+            }
+            cursor = page.last().map(|e| Cursor {
+                token: e.token,
+                key: e.key.clone(),
+            });
+            if !more {
+                break;
+            }
+        }
+        assert_eq!(got, want);
+        // A range holds exactly the keys whose tokens fall in it, wrapping included.
+        let mid = want[150].0;
+        let ranges = RangeSet::new(&[TokenRange::new(mid, want[10].0)]);
+        let (page, more) = s.index_page(ranges.clone(), None, 1000).await.unwrap();
+        assert!(!more);
+        let expect: Vec<&String> = want
+            .iter()
+            .filter(|(t, _, _)| ranges.contains(*t))
+            .map(|(_, k, _)| k)
+            .collect();
+        assert_eq!(page.iter().map(|e| &e.key).collect::<Vec<_>>(), expect);
+        // Scans of user keys never see the index.
+        let (keys, _) = s.scan(Vec::new(), Vec::new(), 1000).await.unwrap();
+        assert_eq!(keys.len(), 300);
+    }
+
+    #[tokio::test]
+    async fn old_tombstones_are_purged_and_live_keys_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let live = value("v", "n1", 1, 100);
+        s.merge("live".into(), live.clone()).await.unwrap();
+        let dead = live.write(
+            Dot::new("n1", 2),
+            &live.context(),
+            None,
+            200,
+            ConflictMode::Siblings,
+        );
+        s.merge("dead".into(), dead).await.unwrap();
+        let all = RangeSet::new(&[TokenRange::new(0, 0)]);
+        let (page, _) = s.index_page(all.clone(), None, 10).await.unwrap();
+        let ts: std::collections::BTreeMap<String, u64> =
+            page.into_iter().map(|e| (e.key, e.tombstone_ms)).collect();
+        assert_eq!(ts["live"], 0);
+        assert_eq!(ts["dead"], 200);
+        // Not yet old enough, then old enough; the live key never.
+        let keys = vec!["dead".to_string(), "live".to_string()];
+        assert_eq!(s.purge_tombstones(keys.clone(), 200).await.unwrap(), 0);
+        assert_eq!(s.purge_tombstones(keys, 201).await.unwrap(), 1);
+        assert!(s.read("dead".into()).await.unwrap().is_empty());
+        let (page, _) = s.index_page(all, None, 10).await.unwrap();
+        assert_eq!(page.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_index_is_built_for_a_directory_written_without_one() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = Db::open(dir.path(), Options::default()).unwrap();
+            db.put(b"old-key", &value("v", "n1", 1, 5).encode())
+                .unwrap();
+            db.close().unwrap();
+        }
+        let s = store(dir.path());
+        let all = RangeSet::new(&[TokenRange::new(0, 0)]);
+        let (page, _) = s.index_page(all, None, 10).await.unwrap();
+        assert_eq!(page.len(), 1);
+        assert_eq!(page[0].key, "old-key");
+        assert_eq!(page[0].token, key_token(b"old-key"));
     }
 }

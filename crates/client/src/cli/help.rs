@@ -34,7 +34,13 @@ Commands:
                              List key-value pairs in key order
   status                     Show cluster status
   ring                       Show the hash ring and the N/R/W settings
+  decommission               Stream the node's ranges to their next owners, then leave
+  removenode <node>          Remove a dead node (id or address); re-replicate its ranges
+  repair                     Compare Merkle trees with every replica now; fix differences
+  rebalance                  Same as repair (the original's admin RPC)
   help                       Show this help message
+  (decommission, removenode, repair and rebalance wait until done, showing progress on
+   stderr; -timeout applies to connecting only)
 
 Examples:
   distkv-client put user:123 \"John Doe\"

@@ -15,8 +15,9 @@
 //! - Usage errors print `Usage: distkv-client <command> ...` on stderr (the original printed
 //!   `Usage: client ...` on stdout) and exit 1; extra arguments are an error too (the original
 //!   ignored them, so `put k two words` silently stored `two`).
-//! - `status` sorts nodes by id and adds a storage metrics block; `get` shows siblings;
-//!   `scan` and `ring` are new; `-o json` prints one JSON object per command.
+//! - `status` sorts nodes by id and adds storage, operations and anti-entropy blocks; `get`
+//!   shows siblings; `scan`, `ring`, `decommission`, `removenode`, `repair` and `rebalance`
+//!   are new; `-o json` prints one JSON object per command.
 //!
 //! Flags go before the command, as with Go's `flag` package: everything from the command word on
 //! belongs to the command, so values may start with a dash (`put k -1`).
@@ -36,6 +37,7 @@
 //! Each command lives in its own module with a `render` function from domain results to the
 //! exact output, so formats are tested without a server.
 
+pub mod admin;
 pub mod batch;
 pub mod delete;
 pub mod get;
@@ -212,6 +214,7 @@ pub(crate) enum Command {
     Scan(scan::Scan),
     Status,
     Ring,
+    Admin(admin::Admin),
     Help,
 }
 
@@ -234,6 +237,9 @@ impl Command {
                 ring::parse(args)?;
                 Command::Ring
             }
+            "decommission" | "removenode" | "repair" | "rebalance" => {
+                Command::Admin(admin::Admin::parse(name, args)?)
+            }
             "help" => {
                 help::parse(args)?;
                 Command::Help
@@ -251,6 +257,7 @@ impl Command {
             Command::Scan(_) => "scan",
             Command::Status => "status",
             Command::Ring => "ring",
+            Command::Admin(a) => a.name(),
             Command::Help => "help",
         }
     }
@@ -264,6 +271,7 @@ impl Command {
             Command::Scan(scan) => scan.execute(ctx, out).await,
             Command::Status => status::execute(ctx, out).await,
             Command::Ring => ring::execute(ctx, out).await,
+            Command::Admin(a) => a.execute(ctx, out).await,
             Command::Help => {
                 out.write_all(help::USAGE.as_bytes())?;
                 Ok(())

@@ -33,12 +33,28 @@
 //! Write amplification: 2.35
 //! ```
 //!
+//! Then, when the node reports them, its operations (join, decommission, re-replication,
+//! repair; running and recent) and its anti-entropy totals:
+//!
+//! ```text
+//!
+//! === Operations ===
+//!   #1 done: join [========================] 3/3 steps, 1200 keys, 1.2MB - streaming 300 ranges from 2 sources
+//!
+//! === Anti-entropy ===
+//! Rounds: 3, keys compared: 3600, keys repaired: 5, tombstones purged: 0
+//! Last complete round: 2025-09-05T22:45:29-07:00
+//! ```
+//!
 //! JSON: `{"command":"status","nodes":[{"node_id","address","status","last_seen"}],
 //! "health":{"total_nodes","alive_nodes","dead_nodes","availability_percentage"},
 //! "metrics":{"total_keys","total_requests","avg_latency_ms","qps"},"storage":null|{"reads",
 //! "writes","sstables_per_level","compactions","cache_hit_rate","memory_bytes",
-//! "memory_limit_bytes","sstable_bytes","write_amplification"}}` with `last_seen` in Unix
-//! seconds, `status` as in the text and `cache_hit_rate` as a 0..1 ratio.
+//! "memory_limit_bytes","sstable_bytes","write_amplification"},"operations":[{"id","kind",
+//! "state","steps_total","steps_done","keys","bytes","started","finished","detail"}],
+//! "anti_entropy":null|{"rounds","keys_compared","keys_repaired","last_round",
+//! "tombstones_purged"}}` with `last_seen` in Unix seconds, `status` as in the text and
+//! `cache_hit_rate` as a 0..1 ratio.
 
 use std::fmt::Write as _;
 use std::io::Write;
@@ -117,6 +133,32 @@ fn render_text<Tz: TimeZone>(status: &ClusterStatus, tz: &Tz) -> String {
     if let Some(storage) = &status.storage {
         out.push('\n');
         out.push_str(&render_storage(storage));
+    }
+    if !status.operations.is_empty() {
+        out.push_str("\n=== Operations ===\n");
+        for op in &status.operations {
+            let _ = writeln!(
+                out,
+                "  #{} {}: {}",
+                op.id,
+                op.state,
+                super::admin::render_progress(op)
+            );
+        }
+    }
+    if let Some(ae) = &status.anti_entropy {
+        out.push_str("\n=== Anti-entropy ===\n");
+        let _ = writeln!(
+            out,
+            "Rounds: {}, keys compared: {}, keys repaired: {}, tombstones purged: {}",
+            ae.rounds, ae.keys_compared, ae.keys_repaired, ae.tombstones_purged
+        );
+        let last = if ae.last_round == 0 {
+            "never".to_string()
+        } else {
+            format_rfc3339(ae.last_round, tz)
+        };
+        let _ = writeln!(out, "Last complete round: {last}");
     }
     out
 }
@@ -205,6 +247,8 @@ mod tests {
                 qps: 3.5,
             },
             storage,
+            operations: Vec::new(),
+            anti_entropy: None,
         }
     }
 
@@ -258,6 +302,44 @@ mod tests {
              Write amplification: 2.35\n";
         assert!(text.ends_with(expected_tail), "{text}");
         assert!(text.contains("Last seen: 2025-09-06T05:45:29Z\n"), "{text}");
+    }
+
+    #[test]
+    fn operations_and_anti_entropy_blocks() {
+        let mut status = sample(None);
+        status.operations = vec![crate::types::OperationInfo {
+            id: 1,
+            kind: "join".into(),
+            state: "done".into(),
+            steps_total: 3,
+            steps_done: 3,
+            keys: 1200,
+            bytes: 1_300_000,
+            started: 1,
+            finished: 2,
+            detail: "streaming 300 ranges from 2 sources".into(),
+        }];
+        status.anti_entropy = Some(crate::types::AntiEntropyStats {
+            rounds: 3,
+            keys_compared: 3600,
+            keys_repaired: 5,
+            last_round: 0,
+            tombstones_purged: 0,
+        });
+        let text = render(&status, OutputFormat::Text, &Utc);
+        assert!(
+            text.ends_with(
+                "Average latency: 1.23 ms\n\
+                 \n\
+                 === Operations ===\n\
+                 \x20 #1 done: join [========================] 3/3 steps, 1200 keys, 1.2MB - streaming 300 ranges from 2 sources\n\
+                 \n\
+                 === Anti-entropy ===\n\
+                 Rounds: 3, keys compared: 3600, keys repaired: 5, tombstones purged: 0\n\
+                 Last complete round: never\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
@@ -340,6 +422,8 @@ mod tests {
                     "sstable_bytes": 1_610_612_736u64,
                     "write_amplification": 2.345,
                 },
+                "operations": [],
+                "anti_entropy": null,
             })
         );
     }

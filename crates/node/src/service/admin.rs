@@ -8,6 +8,7 @@ use distkv_proto::distkv::{self as pb, admin_service_server::AdminService};
 use tonic::{Request, Response, Status};
 
 use crate::node::Node;
+use crate::ops::{OpInfo, OpState};
 
 pub struct AdminServiceImpl {
     node: Arc<Node>,
@@ -25,6 +26,23 @@ fn status_to_proto(s: NodeStatus) -> pb::NodeStatus {
         NodeStatus::Suspect => pb::NodeStatus::Suspect,
         NodeStatus::Dead => pb::NodeStatus::Dead,
         NodeStatus::Left => pb::NodeStatus::Left,
+        NodeStatus::Joining => pb::NodeStatus::Joining,
+        NodeStatus::Leaving => pb::NodeStatus::Leaving,
+    }
+}
+
+fn op_to_proto(o: OpInfo) -> pb::Operation {
+    pb::Operation {
+        id: o.id,
+        kind: o.kind.to_string(),
+        state: o.state.name().to_string(),
+        steps_total: o.steps_total,
+        steps_done: o.steps_done,
+        keys: o.keys,
+        bytes: o.bytes,
+        started: o.started_secs,
+        finished: o.finished_secs,
+        detail: o.detail,
     }
 }
 
@@ -66,9 +84,23 @@ impl AdminService for AdminServiceImpl {
         req: Request<pb::RemoveNodeRequest>,
     ) -> Result<Response<pb::RemoveNodeResponse>, Status> {
         let r = req.into_inner();
-        let reply = match self.node.remove_member(&r.node_address) {
-            Ok(id) => {
-                tracing::info!(node = id, "node removed by admin request");
+        // The original's field says "address"; an id works too. The re-replication belongs
+        // to the node: it finishes even if the caller goes away.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let node = Arc::clone(&self.node);
+        self.node.spawn_task(async move {
+            let _ = tx.send(node.remove_node(&r.node_address).await);
+        });
+        let result = rx
+            .await
+            .unwrap_or(Err(crate::error::NodeError::ShuttingDown));
+        let reply = match result {
+            Ok((id, keys)) => {
+                tracing::info!(
+                    node = id,
+                    keys,
+                    "node removed by admin request; its ranges are re-replicated"
+                );
                 pb::RemoveNodeResponse {
                     success: true,
                     error_message: String::new(),
@@ -86,12 +118,81 @@ impl AdminService for AdminServiceImpl {
         &self,
         _req: Request<pb::RebalanceRequest>,
     ) -> Result<Response<pb::RebalanceResponse>, Status> {
-        // Data follows the ring through replica writes, read repair and hints; streaming whole
-        // ranges to new owners is not implemented yet, so nothing is moved here.
-        Ok(Response::new(pb::RebalanceResponse {
-            success: false,
-            error_message: "rebalance (range streaming) is not implemented yet".into(),
-            keys_moved: 0,
+        // Data follows the ring when nodes join, leave or are removed; what a rebalance adds
+        // is making every range this node shares whole on both sides: a repair.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let node = Arc::clone(&self.node);
+        self.node.spawn_task(async move {
+            let _ = tx.send(node.repair_all("rebalance").await);
+        });
+        let result = rx
+            .await
+            .unwrap_or(Err(crate::error::NodeError::ShuttingDown));
+        Ok(Response::new(match result {
+            Ok((stats, _)) => pb::RebalanceResponse {
+                success: true,
+                error_message: String::new(),
+                keys_moved: i32::try_from(stats.fetched + stats.sent).unwrap_or(i32::MAX),
+            },
+            Err(e) => pb::RebalanceResponse {
+                success: false,
+                error_message: e.to_string(),
+                keys_moved: 0,
+            },
+        }))
+    }
+
+    async fn decommission(
+        &self,
+        _req: Request<pb::DecommissionRequest>,
+    ) -> Result<Response<pb::DecommissionResponse>, Status> {
+        let op = match self.node.start_decommission() {
+            Ok(op) => op,
+            Err(e) => {
+                return Ok(Response::new(pb::DecommissionResponse {
+                    success: false,
+                    error_message: e.to_string(),
+                    keys_moved: 0,
+                }));
+            }
+        };
+        let info = op.wait().await;
+        Ok(Response::new(pb::DecommissionResponse {
+            success: info.state == OpState::Done,
+            error_message: if info.state == OpState::Done {
+                String::new()
+            } else {
+                info.detail
+            },
+            keys_moved: info.keys,
+        }))
+    }
+
+    async fn repair(
+        &self,
+        _req: Request<pb::RepairRequest>,
+    ) -> Result<Response<pb::RepairResponse>, Status> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let node = Arc::clone(&self.node);
+        self.node.spawn_task(async move {
+            let _ = tx.send(node.repair_all("repair").await);
+        });
+        let result = rx
+            .await
+            .unwrap_or(Err(crate::error::NodeError::ShuttingDown));
+        Ok(Response::new(match result {
+            Ok((stats, peers)) => pb::RepairResponse {
+                success: true,
+                error_message: String::new(),
+                keys_compared: stats.compared,
+                keys_repaired: stats.fetched + stats.sent,
+                peers: peers as u32,
+            },
+            Err(e) => pb::RepairResponse {
+                success: false,
+                error_message: e.to_string(),
+                ..Default::default()
+            },
         }))
     }
 
@@ -99,7 +200,7 @@ impl AdminService for AdminServiceImpl {
         &self,
         _req: Request<pb::ClusterStatusRequest>,
     ) -> Result<Response<pb::ClusterStatusResponse>, Status> {
-        let members = self.node.members();
+        let members = self.node.member_views();
         let nodes: Vec<pb::NodeStatusInfo> = members
             .iter()
             .map(|m| pb::NodeStatusInfo {
@@ -107,6 +208,9 @@ impl AdminService for AdminServiceImpl {
                 address: m.address.clone(),
                 status: status_to_proto(m.status) as i32,
                 last_seen: m.last_seen_secs,
+                generation: m.generation,
+                heartbeat: m.heartbeat,
+                tokens: m.tokens as u32,
             })
             .collect();
         let in_cluster: Vec<_> = members
@@ -116,7 +220,12 @@ impl AdminService for AdminServiceImpl {
         let total = in_cluster.len() as i32;
         let alive = in_cluster
             .iter()
-            .filter(|m| m.status == NodeStatus::Alive)
+            .filter(|m| {
+                matches!(
+                    m.status,
+                    NodeStatus::Alive | NodeStatus::Joining | NodeStatus::Leaving
+                )
+            })
             .count() as i32;
         let dead = in_cluster
             .iter()
@@ -161,6 +270,20 @@ impl AdminService for AdminServiceImpl {
                 sstable_bytes: stats.sst_bytes,
                 write_amplification: stats.write_amplification(),
             }),
+            operations: self
+                .node
+                .operations()
+                .list()
+                .into_iter()
+                .map(op_to_proto)
+                .collect(),
+            anti_entropy: Some(pb::AntiEntropyStats {
+                rounds: m.ae_rounds.load(Ordering::Relaxed),
+                keys_compared: m.ae_keys_compared.load(Ordering::Relaxed),
+                keys_repaired: m.ae_keys_repaired.load(Ordering::Relaxed),
+                last_round: m.ae_last_round_secs.load(Ordering::Relaxed) as i64,
+                tombstones_purged: m.tombstones_purged.load(Ordering::Relaxed),
+            }),
         };
         Ok(Response::new(reply))
     }
@@ -171,7 +294,7 @@ impl AdminService for AdminServiceImpl {
     ) -> Result<Response<pb::RingResponse>, Status> {
         let ring = self.node.ring();
         let ownership = ring.ownership();
-        let members = self.node.members();
+        let members = self.node.member_views();
         let q = self.node.config().quorum;
         let nodes = members
             .iter()

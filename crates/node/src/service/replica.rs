@@ -2,11 +2,14 @@
 
 use std::sync::Arc;
 
-use distkv_cluster::Siblings;
+use distkv_cluster::{RangeSet, Siblings, TokenRange};
 use distkv_proto::internal::{self as pb, replica_server::Replica};
 use tonic::{Request, Response, Status};
 
-use crate::node::{Node, member_from_proto, member_to_proto};
+use crate::membership::{ack_to_proto, ack2_from_proto, range_from_proto, syn_from_proto};
+use crate::node::Node;
+use crate::repair::leaf_keys;
+use crate::storage::Cursor;
 
 pub struct ReplicaService {
     node: Arc<Node>,
@@ -82,20 +85,156 @@ impl Replica for ReplicaService {
         }))
     }
 
-    async fn membership(
+    async fn gossip_syn(
         &self,
-        req: Request<pb::MembershipState>,
-    ) -> Result<Response<pb::MembershipState>, Status> {
+        req: Request<pb::GossipSynRequest>,
+    ) -> Result<Response<pb::GossipAckResponse>, Status> {
+        let syn = syn_from_proto(req.into_inner());
+        let ack = self.node.on_gossip_syn(syn);
+        Ok(Response::new(ack_to_proto(ack)))
+    }
+
+    async fn gossip_ack2(
+        &self,
+        req: Request<pb::GossipAck2Request>,
+    ) -> Result<Response<pb::GossipAck2Response>, Status> {
+        let ack2 = ack2_from_proto(req.into_inner()).map_err(|e| e.to_status())?;
+        self.node.on_gossip_ack2(ack2);
+        Ok(Response::new(pb::GossipAck2Response {}))
+    }
+
+    async fn fetch_range(
+        &self,
+        req: Request<pb::FetchRangeRequest>,
+    ) -> Result<Response<pb::FetchRangeResponse>, Status> {
         let r = req.into_inner();
-        if let Some(sender) = r.members.iter().find(|m| m.node_id == r.sender_id) {
-            self.node.peers().heard_from(&sender.address);
+        let ranges: Vec<TokenRange> = r.ranges.iter().map(range_from_proto).collect();
+        let set = RangeSet::new(&ranges);
+        let mut cursor = r.has_cursor.then_some(Cursor {
+            token: r.after_token,
+            key: r.after_key,
+        });
+        let max_bytes = (r.max_bytes as usize).clamp(4096, 16 << 20);
+        let store = self.node.store();
+        let mut entries = Vec::new();
+        let mut bytes = 0usize;
+        loop {
+            let (page, more) = store
+                .index_page(set.clone(), cursor.clone(), 256)
+                .await
+                .map_err(|e| e.to_status())?;
+            let keys: Vec<String> = page.iter().map(|e| e.key.clone()).collect();
+            let last = page.last().map(|e| Cursor {
+                token: e.token,
+                key: e.key.clone(),
+            });
+            for (key, v) in store.read_many(keys).await.map_err(|e| e.to_status())? {
+                let versions = v.encode();
+                bytes += key.len() + versions.len();
+                entries.push(pb::ReplicaEntry { key, versions });
+            }
+            if last.is_some() {
+                cursor = last;
+            }
+            if !more {
+                return Ok(Response::new(pb::FetchRangeResponse {
+                    entries,
+                    done: true,
+                    next_token: 0,
+                    next_key: String::new(),
+                }));
+            }
+            if bytes >= max_bytes {
+                let c = cursor.unwrap_or(Cursor {
+                    token: 0,
+                    key: String::new(),
+                });
+                return Ok(Response::new(pb::FetchRangeResponse {
+                    entries,
+                    done: false,
+                    next_token: c.token,
+                    next_key: c.key,
+                }));
+            }
         }
-        self.node
-            .merge_members(r.members.into_iter().map(member_from_proto).collect());
-        Ok(Response::new(pb::MembershipState {
-            sender_id: self.node.id().to_string(),
-            members: self.node.members().iter().map(member_to_proto).collect(),
+    }
+
+    async fn fetch_keys(
+        &self,
+        req: Request<pb::FetchKeysRequest>,
+    ) -> Result<Response<pb::FetchKeysResponse>, Status> {
+        let keys = req.into_inner().keys;
+        if keys.len() > 10_000 {
+            return Err(Status::invalid_argument("at most 10000 keys per request"));
+        }
+        let entries = self
+            .node
+            .store()
+            .read_many(keys)
+            .await
+            .map_err(|e| e.to_status())?
+            .into_iter()
+            .map(|(key, v)| pb::ReplicaEntry {
+                key,
+                versions: v.encode(),
+            })
+            .collect();
+        Ok(Response::new(pb::FetchKeysResponse { entries }))
+    }
+
+    async fn merkle_hashes(
+        &self,
+        req: Request<pb::MerkleHashesRequest>,
+    ) -> Result<Response<pb::MerkleHashesResponse>, Status> {
+        let r = req.into_inner();
+        let ranges: Vec<TokenRange> = r.ranges.iter().map(range_from_proto).collect();
+        let nodes: Vec<usize> = r.nodes.iter().map(|n| *n as usize).collect();
+        let (hashes, entries) = self
+            .node
+            .merkle_hashes(r.session, ranges, r.level as usize, &nodes)
+            .await
+            .map_err(|e| e.to_status())?;
+        Ok(Response::new(pb::MerkleHashesResponse { hashes, entries }))
+    }
+
+    async fn merkle_keys(
+        &self,
+        req: Request<pb::MerkleKeysRequest>,
+    ) -> Result<Response<pb::MerkleKeysResponse>, Status> {
+        let r = req.into_inner();
+        let ranges: Vec<TokenRange> = r.ranges.iter().map(range_from_proto).collect();
+        let leaves: Vec<usize> = r.leaves.iter().map(|n| *n as usize).collect();
+        let store = self.node.store().clone();
+        let keys = tokio::task::spawn_blocking(move || leaf_keys(&store, &ranges, &leaves))
+            .await
+            .map_err(|_| Status::unavailable("shutting down"))?
+            .map_err(|e| e.to_status())?;
+        Ok(Response::new(pb::MerkleKeysResponse {
+            keys: keys
+                .into_iter()
+                .map(|(key, digest)| pb::KeyDigest { key, digest })
+                .collect(),
         }))
+    }
+
+    async fn pull_ranges(
+        &self,
+        req: Request<pb::PullRangesRequest>,
+    ) -> Result<Response<pb::PullRangesResponse>, Status> {
+        let r = req.into_inner();
+        let ranges: Vec<TokenRange> = r.ranges.iter().map(range_from_proto).collect();
+        // The pull belongs to the node, not to this call: it finishes even if the caller
+        // goes away.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let node = Arc::clone(&self.node);
+        self.node.spawn_task(async move {
+            let _ = tx.send(node.pull_ranges("rereplicate", ranges, r.sources).await);
+        });
+        let (keys, bytes) = rx
+            .await
+            .map_err(|_| Status::unavailable("shutting down"))?
+            .map_err(|e| e.to_status())?;
+        Ok(Response::new(pb::PullRangesResponse { keys, bytes }))
     }
 
     async fn store_hint(
@@ -145,16 +284,16 @@ impl Replica for ReplicaService {
         req: Request<pb::HandoffBatch>,
     ) -> Result<Response<pb::HandoffAck>, Status> {
         let r = req.into_inner();
-        let mut accepted = 0u32;
+        let mut entries = Vec::with_capacity(r.writes.len());
         for w in r.writes {
-            let v = decode(&w.versions)?;
-            self.node
-                .store()
-                .merge(w.key, v)
-                .await
-                .map_err(|e| e.to_status())?;
-            accepted += 1;
+            entries.push((w.key, decode(&w.versions)?));
         }
+        let accepted = entries.len() as u32;
+        self.node
+            .store()
+            .merge_many(entries)
+            .await
+            .map_err(|e| e.to_status())?;
         Ok(Response::new(pb::HandoffAck { accepted }))
     }
 }

@@ -68,6 +68,9 @@ impl Cluster {
                 format!("-address={address}"),
                 format!("-data-dir={}", dir.display()),
                 "-gossip-interval=100ms".to_string(),
+                "-heartbeat-interval=100ms".to_string(),
+                "-suspect-timeout=1s".to_string(),
+                "-dead-timeout=3s".to_string(),
                 "-hint-interval=200ms".to_string(),
                 "-request-timeout=2s".to_string(),
                 "-virtual-nodes=64".to_string(),
@@ -125,40 +128,58 @@ impl Cluster {
         .await
     }
 
-    /// Restarts node `i` with the same flags and waits until it serves and knows every member.
+    /// Restarts node `i` with the same flags and waits until the cluster has converged again:
+    /// every node sees every member ALIVE (so every node has heard the restarted one).
     pub async fn restart(&mut self, i: usize) {
         self.spawn(i);
-        let addr = self.nodes[i].address.clone();
-        let n = self.nodes.len();
-        eventually("restarted node serves and knows the cluster", || {
-            let addr = addr.clone();
-            async move {
-                let mut admin = AdminServiceClient::new(connect(&addr).await.ok()?);
-                let s = admin
-                    .get_cluster_status(pb::ClusterStatusRequest {})
-                    .await
-                    .ok()?
-                    .into_inner();
-                (s.nodes.len() == n).then_some(())
-            }
-        })
-        .await;
+        self.wait_converged().await;
     }
 
+    /// Waits until every running node sees every running member ALIVE (joined, heartbeats
+    /// heard) and every stopped one as not alive.
     pub async fn wait_converged(&self) {
-        let n = self.nodes.len();
-        for node in &self.nodes {
+        let running: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|n| n.child.is_some())
+            .map(|n| n.id.clone())
+            .collect();
+        for node in self.nodes.iter().filter(|n| n.child.is_some()) {
             let addr = node.address.clone();
-            eventually(&format!("{} knows {n} members", node.id), || {
+            let running = running.clone();
+            eventually(&format!("{} sees {running:?} alive", node.id), || {
                 let addr = addr.clone();
+                let running = running.clone();
                 async move {
-                    let mut admin = AdminServiceClient::new(connect(&addr).await.ok()?);
-                    let s = admin
-                        .get_cluster_status(pb::ClusterStatusRequest {})
-                        .await
-                        .ok()?
-                        .into_inner();
-                    (s.nodes.len() == n).then_some(())
+                    let s = status(&addr).await?;
+                    let alive: Vec<String> = s
+                        .nodes
+                        .iter()
+                        .filter(|n| n.status == pb::NodeStatus::Alive as i32)
+                        .map(|n| n.node_id.clone())
+                        .collect();
+                    running.iter().all(|r| alive.contains(r)).then_some(())
+                }
+            })
+            .await;
+        }
+    }
+
+    /// Waits until every running node sees node `i` with `status`.
+    pub async fn wait_status(&self, i: usize, status_wanted: pb::NodeStatus) {
+        let id = self.nodes[i].id.clone();
+        for node in self.nodes.iter().filter(|n| n.child.is_some()) {
+            let addr = node.address.clone();
+            let id = id.clone();
+            eventually(&format!("{} sees {id} {status_wanted:?}", node.id), || {
+                let addr = addr.clone();
+                let id = id.clone();
+                async move {
+                    let s = status(&addr).await?;
+                    s.nodes
+                        .iter()
+                        .any(|n| n.node_id == id && n.status == status_wanted as i32)
+                        .then_some(())
                 }
             })
             .await;
@@ -188,6 +209,18 @@ impl Drop for Cluster {
             self.kill(i);
         }
     }
+}
+
+/// The cluster status as the node at `address` reports it; `None` when it does not answer.
+pub async fn status(address: &str) -> Option<pb::ClusterStatusResponse> {
+    let mut admin = AdminServiceClient::new(connect(address).await.ok()?);
+    Some(
+        admin
+            .get_cluster_status(pb::ClusterStatusRequest {})
+            .await
+            .ok()?
+            .into_inner(),
+    )
 }
 
 pub async fn connect(address: &str) -> Result<Channel, tonic::transport::Error> {

@@ -1,0 +1,805 @@
+//! Moving whole token ranges between nodes: joining, decommissioning, and re-replicating the
+//! ranges of a removed node (Dynamo 4.9).
+//!
+//! **Join.** A node that starts with seeds and no place in the ring gossips itself as
+//! `joining` with its tokens. Every node then sends writes for the ranges it takes over to it
+//! as well (the pending ring), while reads still go to the old replicas. It plans which ranges
+//! it gains ([`distkv_cluster::plan_transfers`]: only ranges whose replicas change move),
+//! pulls each from one of its current replicas in token order, page by page, then compares
+//! Merkle trees with those replicas for anything written meanwhile, and only then becomes
+//! `normal`: from that moment reads of its ranges reach it.
+//!
+//! **Decommission.** The leaving node gossips `leaving`; writes for its ranges also go to
+//! their next owners. It pushes each range to the node that gains it, hands off the hints it
+//! holds, compares trees with the new owners, and gossips `left`: out of every ring.
+//!
+//! **Remove a dead node.** An admin marks it `left`; every node that becomes a replica of
+//! one of its ranges pulls that range from a surviving replica.
+//!
+//! All streaming is throttled (`-stream-throughput`), shows as an operation in `status`, and
+//! keeps its plan and a cursor per source in the hint store, so that a join or decommission
+//! interrupted by a restart resumes where it stopped.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use distkv_cluster::{
+    MemberState, NodeId, RangeSet, Siblings, TokenRange, Transfer, plan_transfers,
+};
+use distkv_proto::internal;
+
+use crate::error::{NodeError, Result};
+use crate::membership::{range_from_proto, range_to_proto};
+use crate::node::Node;
+use crate::ops::{Op, Throttle};
+use crate::storage::Cursor;
+
+/// Where a streaming plan is kept (in the hint store; no `\0`, so never a hint).
+const PLAN_KEY: &[u8] = b"meta:stream-plan";
+/// Bytes of versions per streamed page.
+const PAGE_BYTES: u32 = 1 << 20;
+/// Keys per pushed page.
+const PUSH_KEYS: usize = 256;
+/// Attempts at a push target before a decommission gives up.
+const PUSH_ATTEMPTS: usize = 5;
+
+/// One source to pull from (or target to push to) and its ranges, with the progress made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamTask {
+    pub peer: NodeId,
+    pub ranges: Vec<TokenRange>,
+    pub alternates: Vec<NodeId>,
+    pub cursor: Option<Cursor>,
+    pub done: bool,
+    pub keys: u64,
+    pub bytes: u64,
+}
+
+/// A join's or a decommission's tasks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamPlan {
+    pub kind: String,
+    pub tasks: Vec<StreamTask>,
+}
+
+impl StreamPlan {
+    fn to_proto(&self) -> internal::StreamPlan {
+        internal::StreamPlan {
+            kind: self.kind.clone(),
+            tasks: self
+                .tasks
+                .iter()
+                .map(|t| internal::StreamTask {
+                    peer: t.peer.clone(),
+                    ranges: t.ranges.iter().copied().map(range_to_proto).collect(),
+                    alternates: t.alternates.clone(),
+                    has_cursor: t.cursor.is_some(),
+                    cursor_token: t.cursor.as_ref().map_or(0, |c| c.token),
+                    cursor_key: t.cursor.as_ref().map_or(String::new(), |c| c.key.clone()),
+                    done: t.done,
+                    keys: t.keys,
+                    bytes: t.bytes,
+                })
+                .collect(),
+        }
+    }
+
+    fn from_proto(p: internal::StreamPlan) -> StreamPlan {
+        StreamPlan {
+            kind: p.kind,
+            tasks: p
+                .tasks
+                .into_iter()
+                .map(|t| StreamTask {
+                    peer: t.peer,
+                    ranges: t.ranges.iter().map(range_from_proto).collect(),
+                    alternates: t.alternates,
+                    cursor: t.has_cursor.then_some(Cursor {
+                        token: t.cursor_token,
+                        key: t.cursor_key,
+                    }),
+                    done: t.done,
+                    keys: t.keys,
+                    bytes: t.bytes,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Groups transfers into one task per peer: for pulls, per the first source that is not
+/// `exclude` (the others become alternates); for pushes, per target.
+pub fn group_pulls(
+    transfers: &[Transfer],
+    exclude: &[NodeId],
+    down: impl Fn(&str) -> bool,
+) -> Vec<StreamTask> {
+    let mut by_source: BTreeMap<NodeId, StreamTask> = BTreeMap::new();
+    for t in transfers {
+        let mut sources: Vec<NodeId> = t
+            .sources
+            .iter()
+            .filter(|s| !exclude.contains(s))
+            .cloned()
+            .collect();
+        // Prefer sources that are up; keep the rest as a last resort.
+        sources.sort_by_key(|s| down(s));
+        let Some(first) = sources.first().cloned() else {
+            continue;
+        };
+        let task = by_source
+            .entry(first.clone())
+            .or_insert_with(|| StreamTask {
+                peer: first,
+                ranges: Vec::new(),
+                alternates: Vec::new(),
+                cursor: None,
+                done: false,
+                keys: 0,
+                bytes: 0,
+            });
+        task.ranges.push(t.range);
+        for s in sources.into_iter().skip(1) {
+            if !task.alternates.contains(&s) {
+                task.alternates.push(s);
+            }
+        }
+    }
+    by_source.into_values().collect()
+}
+
+fn group_pushes(transfers: &[Transfer]) -> Vec<StreamTask> {
+    let mut by_target: BTreeMap<NodeId, StreamTask> = BTreeMap::new();
+    for t in transfers {
+        by_target
+            .entry(t.target.clone())
+            .or_insert_with(|| StreamTask {
+                peer: t.target.clone(),
+                ranges: Vec::new(),
+                alternates: Vec::new(),
+                cursor: None,
+                done: false,
+                keys: 0,
+                bytes: 0,
+            })
+            .ranges
+            .push(t.range);
+    }
+    by_target.into_values().collect()
+}
+
+impl Node {
+    fn load_plan(&self, kind: &str) -> Option<StreamPlan> {
+        let bytes = self.hints.db().get(PLAN_KEY).ok()??;
+        let plan = StreamPlan::from_proto(prost::Message::decode(bytes.as_ref()).ok()?);
+        (plan.kind == kind).then_some(plan)
+    }
+
+    async fn save_plan(&self, plan: Option<&StreamPlan>) -> Result<()> {
+        let db = self.hints.db().clone();
+        let bytes = plan.map(|p| prost::Message::encode_to_vec(&p.to_proto()));
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            let opts = distkv_lsm::WriteOptions { sync: true };
+            match bytes {
+                Some(b) => db.put_opt(PLAN_KEY, &b, &opts)?,
+                None => db.delete_opt(PLAN_KEY, &opts)?,
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|_| NodeError::ShuttingDown)?
+    }
+
+    fn throttle(&self) -> Throttle {
+        Throttle::new(self.cfg.stream_bytes_per_sec)
+    }
+
+    /// Pulls the task's ranges from its peer (then its alternates, should it fail) into the
+    /// local store, from the task's cursor on; `persist` saves the plan after every page.
+    async fn pull_task(
+        self: &Arc<Self>,
+        task: &mut StreamTask,
+        op: &Op,
+        throttle: &mut Throttle,
+        mut persist: Option<(&mut StreamPlan, usize)>,
+    ) -> Result<()> {
+        let ranges: Vec<internal::TokenRange> =
+            task.ranges.iter().copied().map(range_to_proto).collect();
+        let mut sources: Vec<NodeId> = std::iter::once(task.peer.clone())
+            .chain(task.alternates.iter().cloned())
+            .collect();
+        let mut last_error = None;
+        while !sources.is_empty() {
+            let source = sources.remove(0);
+            let Some(address) = self.address_of(&source) else {
+                continue;
+            };
+            let result: Result<()> = async {
+                loop {
+                    let mut client = self.peers.background(&address)?;
+                    let mut req = tonic::Request::new(internal::FetchRangeRequest {
+                        ranges: ranges.clone(),
+                        has_cursor: task.cursor.is_some(),
+                        after_token: task.cursor.as_ref().map_or(0, |c| c.token),
+                        after_key: task
+                            .cursor
+                            .as_ref()
+                            .map_or(String::new(), |c| c.key.clone()),
+                        max_bytes: PAGE_BYTES,
+                    });
+                    req.set_timeout(self.cfg.request_timeout * 4);
+                    let page = client
+                        .fetch_range(req)
+                        .await
+                        .map_err(|s| self.peers.error(&address, s))?
+                        .into_inner();
+                    let mut entries = Vec::with_capacity(page.entries.len());
+                    let mut bytes = 0u64;
+                    for e in page.entries {
+                        bytes += (e.key.len() + e.versions.len()) as u64;
+                        let v = Siblings::decode(&e.versions)
+                            .map_err(|err| NodeError::bad_reply(&address, err))?;
+                        entries.push((e.key, v));
+                    }
+                    let n = entries.len() as u64;
+                    self.store.merge_many(entries).await?;
+                    task.keys += n;
+                    task.bytes += bytes;
+                    op.add(n, bytes);
+                    self.metrics
+                        .keys_streamed_in
+                        .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                    if page.done {
+                        task.done = true;
+                    } else {
+                        task.cursor = Some(Cursor {
+                            token: page.next_token,
+                            key: page.next_key,
+                        });
+                    }
+                    if let Some((plan, i)) = persist.as_mut() {
+                        plan.tasks[*i] = task.clone();
+                        self.save_plan(Some(plan)).await?;
+                    }
+                    throttle.consume(bytes).await;
+                    if task.done {
+                        return Ok(());
+                    }
+                    if *self.shutdown_signal().borrow() {
+                        return Err(NodeError::ShuttingDown);
+                    }
+                }
+            }
+            .await;
+            match result {
+                Ok(()) => return Ok(()),
+                Err(NodeError::ShuttingDown) => return Err(NodeError::ShuttingDown),
+                Err(e) => {
+                    tracing::warn!(source, error = %e, "streaming from a source failed; trying the next");
+                    last_error = Some(e);
+                }
+            }
+        }
+        Err(last_error.unwrap_or(NodeError::NoSource))
+    }
+
+    /// Pushes the local copy of the task's ranges to its peer, from the task's cursor on.
+    async fn push_task(
+        self: &Arc<Self>,
+        task: &mut StreamTask,
+        op: &Op,
+        throttle: &mut Throttle,
+        plan: &mut StreamPlan,
+        index: usize,
+    ) -> Result<()> {
+        let address = self
+            .address_of(&task.peer)
+            .ok_or_else(|| NodeError::UnknownNode(task.peer.clone()))?;
+        let ranges = RangeSet::new(&task.ranges);
+        let mut failures = 0;
+        loop {
+            let (page, more) = self
+                .store
+                .index_page(ranges.clone(), task.cursor.clone(), PUSH_KEYS)
+                .await?;
+            let keys: Vec<String> = page.iter().map(|e| e.key.clone()).collect();
+            let entries = self.store.read_many(keys).await?;
+            let bytes: u64 = entries
+                .iter()
+                .map(|(k, v)| (k.len() + v.encode().len()) as u64)
+                .sum();
+            let sent = loop {
+                let r = self.send_entries(&address, &entries).await;
+                match r {
+                    Ok(()) => break Ok(()),
+                    Err(e) if failures + 1 < PUSH_ATTEMPTS => {
+                        failures += 1;
+                        tracing::warn!(target_node = task.peer, error = %e, "pushing a range failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(200 << failures)).await;
+                    }
+                    Err(e) => break Err(e),
+                }
+            };
+            sent?;
+            let n = entries.len() as u64;
+            task.keys += n;
+            task.bytes += bytes;
+            op.add(n, bytes);
+            self.metrics
+                .keys_streamed_out
+                .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            task.cursor = page
+                .last()
+                .map(|e| Cursor {
+                    token: e.token,
+                    key: e.key.clone(),
+                })
+                .or(task.cursor.take());
+            task.done = !more;
+            plan.tasks[index] = task.clone();
+            self.save_plan(Some(plan)).await?;
+            throttle.consume(bytes).await;
+            if task.done {
+                return Ok(());
+            }
+            if *self.shutdown_signal().borrow() {
+                return Err(NodeError::ShuttingDown);
+            }
+        }
+    }
+
+    /// Sends versions to the node at `address`, which merges them (the hint handoff RPC).
+    pub async fn send_entries(&self, address: &str, entries: &[(String, Siblings)]) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut client = self.peers.background(address)?;
+        let mut req = tonic::Request::new(internal::HandoffBatch {
+            sender_id: self.cfg.node_id.clone(),
+            writes: entries
+                .iter()
+                .map(|(k, v)| internal::HintedWrite {
+                    key: k.clone(),
+                    versions: v.encode(),
+                })
+                .collect(),
+        });
+        req.set_timeout(self.cfg.request_timeout * 4);
+        client
+            .handoff(req)
+            .await
+            .map_err(|s| self.peers.error(address, s))?;
+        Ok(())
+    }
+
+    /// Pulls `ranges` from the first of `sources` that answers (others as fall-backs), as
+    /// one operation of `kind`. Returns the keys and bytes received.
+    pub async fn pull_ranges(
+        self: &Arc<Self>,
+        kind: &'static str,
+        ranges: Vec<TokenRange>,
+        sources: Vec<NodeId>,
+    ) -> Result<(u64, u64)> {
+        let op = self.ops.start(
+            kind,
+            format!(
+                "pulling {} ranges from {}",
+                ranges.len(),
+                sources.join(", ")
+            ),
+        );
+        let mut task = StreamTask {
+            peer: sources.first().cloned().unwrap_or_default(),
+            alternates: sources.iter().skip(1).cloned().collect(),
+            ranges,
+            cursor: None,
+            done: false,
+            keys: 0,
+            bytes: 0,
+        };
+        op.set_steps(1);
+        let mut throttle = self.throttle();
+        let result = self.pull_task(&mut task, &op, &mut throttle, None).await;
+        if result.is_ok() {
+            op.step_done();
+        }
+        op.finish(&result);
+        result.map(|()| (task.keys, task.bytes))
+    }
+
+    // ---- join ----
+
+    /// Runs (or resumes) this node's join; finishes with the node `normal`.
+    pub async fn run_join(self: Arc<Self>, op: Op) -> Result<u64> {
+        // 1. Know the cluster: at least one member that serves reads, or bootstrap one.
+        let mut waited = 0u32;
+        loop {
+            if *self.shutdown_signal().borrow() {
+                return Err(NodeError::ShuttingDown);
+            }
+            let members = self.members();
+            let others: Vec<_> = members
+                .iter()
+                .filter(|m| m.id != self.cfg.node_id && m.state != MemberState::Left)
+                .collect();
+            if others.iter().any(|m| m.state.serves_reads()) {
+                break;
+            }
+            // Everyone known is joining too (nodes that all name each other as seeds): the
+            // one with the smallest id starts the cluster.
+            if !others.is_empty()
+                && waited >= 10
+                && others.iter().all(|m| m.state == MemberState::Joining)
+                && others.iter().all(|m| m.id > self.cfg.node_id)
+            {
+                tracing::info!("no member serves yet: this node starts the cluster");
+                self.set_local_state(MemberState::Normal).await;
+                return Ok(0);
+            }
+            if waited % 50 == 10 {
+                tracing::info!(seeds = ?self.cfg.seeds, "joining: waiting to hear from the cluster");
+                op.set_detail("waiting for a seed to answer");
+            }
+            waited += 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // 2. Everyone learns that writes for our future ranges come here too.
+        self.announce().await;
+        // 3. The plan: what we take over, and from whom.
+        let mut plan = match self.load_plan("join") {
+            Some(plan) => {
+                tracing::info!(tasks = plan.tasks.len(), "resuming an interrupted join");
+                plan
+            }
+            None => {
+                let old = self.ring();
+                let mut new = (*old).clone();
+                let tokens = self.gossip.lock().table().local().tokens.clone();
+                new.add_node_tokens(&self.cfg.node_id, &tokens);
+                let transfers: Vec<Transfer> = plan_transfers(&old, &new, self.cfg.quorum.n)
+                    .into_iter()
+                    .filter(|t| t.target == self.cfg.node_id)
+                    .collect();
+                let me = vec![self.cfg.node_id.clone()];
+                let plan = StreamPlan {
+                    kind: "join".into(),
+                    tasks: group_pulls(&transfers, &me, |n| self.is_down(n)),
+                };
+                self.save_plan(Some(&plan)).await?;
+                plan
+            }
+        };
+        let total_ranges: usize = plan.tasks.iter().map(|t| t.ranges.len()).sum();
+        op.set_steps(plan.tasks.len() + 1);
+        op.set_detail(format!(
+            "streaming {total_ranges} ranges from {} sources",
+            plan.tasks.len()
+        ));
+        tracing::info!(
+            ranges = total_ranges,
+            sources = plan.tasks.len(),
+            "joining: streaming ranges"
+        );
+        // 4. Pull.
+        let mut throttle = self.throttle();
+        for i in 0..plan.tasks.len() {
+            let mut task = plan.tasks[i].clone();
+            if !task.done {
+                self.pull_task(&mut task, &op, &mut throttle, Some((&mut plan, i)))
+                    .await?;
+                plan.tasks[i] = task;
+            } else {
+                op.add(task.keys, task.bytes);
+            }
+            op.step_done();
+        }
+        // 5. Whatever reached the sources meanwhile without reaching us.
+        op.set_detail("comparing Merkle trees with the sources");
+        for task in &plan.tasks {
+            for peer in std::iter::once(&task.peer).chain(&task.alternates) {
+                if self.is_down(peer) {
+                    continue;
+                }
+                match self.sync_ranges(peer, &task.ranges).await {
+                    Ok(stats) => {
+                        op.add(stats.fetched, 0);
+                        break;
+                    }
+                    Err(e) => tracing::warn!(peer, error = %e, "joining: final comparison failed"),
+                }
+            }
+        }
+        op.step_done();
+        // 6. Serve.
+        self.set_local_state(MemberState::Normal).await;
+        self.save_plan(None).await?;
+        let keys: u64 = plan.tasks.iter().map(|t| t.keys).sum();
+        tracing::info!(keys, "joined the cluster");
+        Ok(keys)
+    }
+
+    // ---- decommission ----
+
+    /// Runs (or resumes) this node's decommission; finishes with the node `left`.
+    pub async fn run_decommission(self: Arc<Self>, op: Op) -> Result<u64> {
+        if self.local_state() != MemberState::Leaving {
+            self.set_local_state(MemberState::Leaving).await;
+        } else {
+            self.announce().await;
+        }
+        let mut plan = match self.load_plan("decommission") {
+            Some(plan) => plan,
+            None => {
+                let rings = self.rings();
+                let transfers: Vec<Transfer> =
+                    plan_transfers(&rings.read, &rings.pending, self.cfg.quorum.n)
+                        .into_iter()
+                        .filter(|t| t.sources.contains(&self.cfg.node_id))
+                        .collect();
+                let plan = StreamPlan {
+                    kind: "decommission".into(),
+                    tasks: group_pushes(&transfers),
+                };
+                self.save_plan(Some(&plan)).await?;
+                plan
+            }
+        };
+        let total_ranges: usize = plan.tasks.iter().map(|t| t.ranges.len()).sum();
+        op.set_steps(plan.tasks.len() + 2);
+        op.set_detail(format!(
+            "streaming {total_ranges} ranges to {} nodes",
+            plan.tasks.len()
+        ));
+        tracing::info!(
+            ranges = total_ranges,
+            targets = plan.tasks.len(),
+            "decommissioning: streaming ranges"
+        );
+        let mut throttle = self.throttle();
+        for i in 0..plan.tasks.len() {
+            let mut task = plan.tasks[i].clone();
+            if !task.done {
+                self.push_task(&mut task, &op, &mut throttle, &mut plan, i)
+                    .await?;
+                plan.tasks[i] = task;
+            } else {
+                op.add(task.keys, task.bytes);
+            }
+            op.step_done();
+        }
+        // Hints held here would leave with this node: deliver them, or hand them on.
+        op.set_detail("handing off hints");
+        self.hand_off_all_hints().await?;
+        op.step_done();
+        op.set_detail("comparing Merkle trees with the new owners");
+        for task in &plan.tasks {
+            if let Err(e) = self.sync_ranges(&task.peer, &task.ranges).await {
+                tracing::warn!(peer = task.peer, error = %e, "decommission: final comparison failed");
+            }
+        }
+        op.step_done();
+        self.set_local_state(MemberState::Left).await;
+        self.save_plan(None).await?;
+        let keys: u64 = plan.tasks.iter().map(|t| t.keys).sum();
+        tracing::info!(keys, "decommissioned: this node has left the cluster");
+        Ok(keys)
+    }
+
+    /// Starts the decommission (or returns the one running).
+    pub fn start_decommission(self: &Arc<Self>) -> Result<Op> {
+        match self.local_state() {
+            MemberState::Joining => return Err(NodeError::WrongState("joining")),
+            MemberState::Left => return Err(NodeError::WrongState("already left")),
+            _ => {}
+        }
+        Ok(self.start_lifecycle_op("decommission", |node, op| {
+            Box::pin(node.run_decommission(op))
+        }))
+    }
+
+    /// Starts (or returns the running) operation `kind` driven by `run`, in the node's tasks.
+    fn start_lifecycle_op(
+        self: &Arc<Self>,
+        kind: &'static str,
+        run: impl FnOnce(
+            Arc<Node>,
+            Op,
+        )
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64>> + Send>>,
+    ) -> Op {
+        let mut running = self.lifecycle_ops.lock();
+        if let Some(op) = running.get(kind)
+            && op.info().state == crate::ops::OpState::Running
+        {
+            return op.clone();
+        }
+        let op = self.ops.start(kind, "");
+        running.insert(kind, op.clone());
+        let fut = run(Arc::clone(self), op.clone());
+        let done = op.clone();
+        self.spawn_task(async move {
+            let result = fut.await;
+            if let Err(e) = &result {
+                tracing::error!(operation = kind, error = %e, "operation failed");
+            }
+            done.finish(&result);
+        });
+        op
+    }
+
+    /// Watches the local state and runs what it calls for: a join while `joining`, a
+    /// decommission while `leaving` (also after a restart in the middle of either).
+    pub async fn lifecycle_loop(self: Arc<Self>) {
+        let mut state = self.local_state_watch();
+        let mut stop = self.shutdown_signal();
+        loop {
+            let current = *state.borrow_and_update();
+            match current {
+                MemberState::Joining => {
+                    self.start_lifecycle_op("join", |node, op| Box::pin(node.run_join(op)));
+                }
+                MemberState::Leaving => {
+                    self.start_lifecycle_op("decommission", |node, op| {
+                        Box::pin(node.run_decommission(op))
+                    });
+                }
+                _ => {}
+            }
+            tokio::select! {
+                r = state.changed() => if r.is_err() { return },
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    // ---- remove a dead node ----
+
+    /// Admin RemoveNode: marks the node left and has every node that becomes a replica of one
+    /// of its ranges pull that range from a surviving replica. Returns its id and the keys
+    /// moved.
+    pub async fn remove_node(self: &Arc<Self>, id_or_address: &str) -> Result<(NodeId, u64)> {
+        let before = self.ring();
+        let id = self.mark_member_left(id_or_address)?;
+        self.announce().await;
+        let after = self.ring();
+        let transfers = plan_transfers(&before, &after, self.cfg.quorum.n);
+        let mut by_target: BTreeMap<NodeId, (Vec<TokenRange>, Vec<NodeId>)> = BTreeMap::new();
+        for t in transfers {
+            let e = by_target.entry(t.target.clone()).or_default();
+            e.0.push(t.range);
+            for s in t.sources {
+                if s != id && s != t.target && !e.1.contains(&s) {
+                    e.1.push(s);
+                }
+            }
+        }
+        let op = self.ops.start(
+            "removenode",
+            format!(
+                "re-replicating the ranges of {id} to {} nodes",
+                by_target.len()
+            ),
+        );
+        op.set_steps(by_target.len());
+        tracing::info!(
+            node = id,
+            targets = by_target.len(),
+            "removing a node: re-replicating its ranges"
+        );
+        let calls = by_target.into_iter().map(|(target, (ranges, sources))| {
+            let this = Arc::clone(self);
+            let op = op.clone();
+            async move {
+                let r = if target == this.cfg.node_id {
+                    this.pull_ranges("rereplicate", ranges, sources).await
+                } else {
+                    this.remote_pull(&target, ranges, sources, "rereplicate")
+                        .await
+                };
+                if let Ok((keys, bytes)) = &r {
+                    op.add(*keys, *bytes);
+                    op.step_done();
+                }
+                (target, r)
+            }
+        });
+        let mut keys = 0;
+        let mut failed = Vec::new();
+        for (target, r) in futures::future::join_all(calls).await {
+            match r {
+                Ok((k, _)) => keys += k,
+                Err(e) => {
+                    tracing::warn!(target_node = target, error = %e, "re-replication failed");
+                    failed.push(format!("{target}: {e}"));
+                }
+            }
+        }
+        let result = if failed.is_empty() {
+            Ok((id, keys))
+        } else {
+            Err(NodeError::Streaming(failed.join("; ")))
+        };
+        op.finish(&result);
+        result
+    }
+
+    async fn remote_pull(
+        &self,
+        target: &str,
+        ranges: Vec<TokenRange>,
+        sources: Vec<NodeId>,
+        reason: &str,
+    ) -> Result<(u64, u64)> {
+        let address = self
+            .address_of(target)
+            .ok_or_else(|| NodeError::UnknownNode(target.to_string()))?;
+        let mut client = self.peers.replica(&address)?;
+        let mut req = tonic::Request::new(internal::PullRangesRequest {
+            ranges: ranges.into_iter().map(range_to_proto).collect(),
+            sources,
+            reason: reason.to_string(),
+        });
+        // Streaming a range takes as long as it takes: no request deadline beyond an hour.
+        req.set_timeout(Duration::from_secs(3600));
+        let r = client
+            .pull_ranges(req)
+            .await
+            .map_err(|s| self.peers.error(&address, s))?
+            .into_inner();
+        Ok((r.keys, r.bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transfer(start: u64, end: u64, target: &str, sources: &[&str]) -> Transfer {
+        Transfer {
+            range: TokenRange::new(start, end),
+            target: target.into(),
+            sources: sources.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn pulls_group_by_the_first_live_source() {
+        let transfers = [
+            transfer(0, 10, "d", &["a", "b", "c"]),
+            transfer(10, 20, "d", &["b", "c", "a"]),
+            transfer(20, 30, "d", &["a", "c", "b"]),
+        ];
+        let tasks = group_pulls(&transfers, &["d".to_string()], |n| n == "a");
+        let peers: Vec<&str> = tasks.iter().map(|t| t.peer.as_str()).collect();
+        assert_eq!(peers, ["b", "c"]);
+        assert_eq!(
+            tasks[0].ranges,
+            [TokenRange::new(0, 10), TokenRange::new(10, 20)]
+        );
+        assert_eq!(tasks[0].alternates, ["c", "a"]);
+        let pushes = group_pushes(&transfers);
+        assert_eq!(pushes.len(), 1);
+        assert_eq!(pushes[0].ranges.len(), 3);
+    }
+
+    #[test]
+    fn plans_round_trip_through_protobuf() {
+        let plan = StreamPlan {
+            kind: "join".into(),
+            tasks: vec![StreamTask {
+                peer: "a".into(),
+                ranges: vec![TokenRange::new(5, 1)],
+                alternates: vec!["b".into()],
+                cursor: Some(Cursor {
+                    token: 3,
+                    key: "k".into(),
+                }),
+                done: false,
+                keys: 4,
+                bytes: 99,
+            }],
+        };
+        assert_eq!(StreamPlan::from_proto(plan.to_proto()), plan);
+    }
+}
