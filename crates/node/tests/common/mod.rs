@@ -53,47 +53,67 @@ where
 }
 
 impl Cluster {
-    /// Starts `n` nodes that join through the first one, and waits until every node knows all.
+    /// Starts `n` nodes that join through the first one, and waits until every node sees
+    /// every other alive.
     pub async fn start(n: usize, extra: &[&str]) -> Cluster {
         let root = tempfile::tempdir().unwrap();
-        let addresses: Vec<String> = (0..n)
-            .map(|_| format!("127.0.0.1:{}", free_port()))
-            .collect();
-        let mut nodes = Vec::new();
-        for (i, address) in addresses.iter().enumerate() {
-            let id = format!("node{}", i + 1);
-            let dir = root.path().join(&id);
-            let mut args = vec![
-                format!("-node-id={id}"),
-                format!("-address={address}"),
-                format!("-data-dir={}", dir.display()),
-                "-gossip-interval=100ms".to_string(),
-                "-heartbeat-interval=100ms".to_string(),
-                "-suspect-timeout=1s".to_string(),
-                "-dead-timeout=3s".to_string(),
-                "-hint-interval=200ms".to_string(),
-                "-request-timeout=2s".to_string(),
-                "-virtual-nodes=64".to_string(),
-                "-log-level=warn".to_string(),
-            ];
-            if i > 0 {
-                args.push(format!("-seed-nodes={}", addresses[0]));
-            }
-            args.extend(extra.iter().map(|s| s.to_string()));
-            nodes.push(Node {
-                id,
-                address: address.clone(),
-                dir,
-                args,
-                child: None,
-            });
+        let mut c = Cluster {
+            nodes: Vec::new(),
+            _root: root,
+        };
+        for _ in 0..n {
+            c.define(extra);
         }
-        let mut c = Cluster { nodes, _root: root };
         for i in 0..n {
             c.spawn(i);
         }
         c.wait_converged().await;
         c
+    }
+
+    /// Defines node `node{len+1}` (seeded with the first node) without starting it.
+    fn define(&mut self, extra: &[&str]) -> usize {
+        let i = self.nodes.len();
+        let id = format!("node{}", i + 1);
+        let address = format!("127.0.0.1:{}", free_port());
+        let dir = self._root.path().join(&id);
+        let mut args = vec![
+            format!("-node-id={id}"),
+            format!("-address={address}"),
+            format!("-data-dir={}", dir.display()),
+            "-gossip-interval=100ms".to_string(),
+            "-heartbeat-interval=100ms".to_string(),
+            "-suspect-timeout=1s".to_string(),
+            "-dead-timeout=3s".to_string(),
+            "-hint-interval=200ms".to_string(),
+            "-request-timeout=2s".to_string(),
+            "-virtual-nodes=64".to_string(),
+            "-log-level=info".to_string(),
+        ];
+        if i > 0 {
+            args.push(format!("-seed-nodes={}", self.nodes[0].address));
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        self.nodes.push(Node {
+            id,
+            address,
+            dir,
+            args,
+            child: None,
+        });
+        i
+    }
+
+    /// Starts one more node, seeded with the first; returns its index. Does not wait.
+    pub fn add_node(&mut self, extra: &[&str]) -> usize {
+        let i = self.define(extra);
+        self.spawn(i);
+        i
+    }
+
+    /// The log of node `i` so far.
+    pub fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(format!("{}.log", self.nodes[i].dir.display())).unwrap_or_default()
     }
 
     fn spawn(&mut self, i: usize) {

@@ -1,0 +1,412 @@
+//! Gossip, failure detection, join, decommission, removal and anti-entropy over real server
+//! processes on 127.0.0.1 (each test's nodes gossip every 100 ms, suspect after 1 s of silence
+//! and declare death after 3 s).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{Cluster, eventually, get, put, status};
+use distkv_proto::distkv::{self as pb, ConsistencyLevel::*};
+use distkv_proto::internal;
+
+/// True when node `i` holds `key` in its own store (not through a coordinator).
+async fn holds(c: &Cluster, i: usize, key: &str) -> bool {
+    let mut r = c.replica(i).await;
+    r.read(internal::ReplicaReadRequest { key: key.into() })
+        .await
+        .map(|v| v.into_inner().found)
+        .unwrap_or(false)
+}
+
+fn node_status(s: &pb::ClusterStatusResponse, id: &str) -> Option<pb::NodeStatus> {
+    s.nodes
+        .iter()
+        .find(|n| n.node_id == id)
+        .and_then(|n| pb::NodeStatus::try_from(n.status).ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_seeded_with_one_node_learn_each_other_and_agree_on_the_ring() {
+    // node2 and node3 know only node1; they learn each other through gossip.
+    let c = Cluster::start(3, &[]).await;
+    let s3 = status(&c.nodes[2].address).await.unwrap();
+    assert_eq!(node_status(&s3, "node2"), Some(pb::NodeStatus::Alive));
+    let mut rings = Vec::new();
+    for i in 0..3 {
+        let r = c
+            .admin(i)
+            .await
+            .get_ring(pb::RingRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        rings.push(
+            r.nodes
+                .iter()
+                .map(|n| {
+                    (
+                        n.node_id.clone(),
+                        n.virtual_nodes,
+                        (n.ownership * 1e9) as u64,
+                    )
+                })
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(rings[0].len(), 3);
+    assert!(rings.windows(2).all(|w| w[0] == w[1]), "{rings:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_turns_suspect_then_dead_and_is_alive_again_after_restart() {
+    let mut c = Cluster::start(3, &[]).await;
+    let mut a = c.kv(0).await;
+    c.kill(2);
+    let killed = Instant::now();
+    // Suspect after about a second of silence, dead after three, on both survivors.
+    let seen_suspect = Arc::new(AtomicBool::new(false));
+    eventually("node3 dead on node1 and node2", || {
+        let (a0, a1) = (c.nodes[0].address.clone(), c.nodes[1].address.clone());
+        let seen = Arc::clone(&seen_suspect);
+        async move {
+            let s0 = status(&a0).await?;
+            let s1 = status(&a1).await?;
+            let (x, y) = (node_status(&s0, "node3")?, node_status(&s1, "node3")?);
+            if x == pb::NodeStatus::Suspect || y == pb::NodeStatus::Suspect {
+                seen.store(true, Ordering::Relaxed);
+            }
+            (x == pb::NodeStatus::Dead && y == pb::NodeStatus::Dead).then_some(())
+        }
+    })
+    .await;
+    let took = killed.elapsed();
+    assert!(
+        seen_suspect.load(Ordering::Relaxed),
+        "node3 went straight to DEAD"
+    );
+    assert!(
+        took < Duration::from_secs(6),
+        "dead after {took:?} (dead timeout 3 s)"
+    );
+    // Requests route around it: no waiting for the dead replica.
+    let started = Instant::now();
+    let w = put(&mut a, "while-dead", "v", Some(Quorum)).await;
+    assert!(w.success, "{}", w.error_message);
+    assert!(started.elapsed() < Duration::from_millis(1500));
+    let all = put(&mut a, "all", "v", Some(All)).await;
+    assert!(
+        all.error_message
+            .contains("quorum not reached: needed 3, got 2"),
+        "{}",
+        all.error_message
+    );
+    // Restarted: alive on every node, and it gets the write it missed.
+    c.restart(2).await;
+    eventually("node3 received the write it missed", || async {
+        holds(&c, 2, "while-dead").await.then_some(())
+    })
+    .await;
+    let mut n3 = c.kv(2).await;
+    assert_eq!(get(&mut n3, "while-dead", Some(All)).await.value, b"v");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joining_a_fourth_node_while_clients_write_loses_nothing_and_moves_a_quarter() {
+    let mut c = Cluster::start(3, &[]).await;
+    let mut a = c.kv(0).await;
+    const KEYS: usize = 600;
+    for i in 0..KEYS {
+        let r = put(&mut a, &format!("pre-{i}"), &format!("v{i}"), Some(Quorum)).await;
+        assert!(r.success, "{}", r.error_message);
+    }
+    // A client keeps writing during the join; every acknowledged key is remembered.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let mut kv = c.kv(1).await;
+        let stop = Arc::clone(&stop);
+        tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let key = format!("during-{i}");
+                if put(&mut kv, &key, "x", Some(Quorum)).await.success {
+                    acked.push(key);
+                }
+                i += 1;
+            }
+            acked
+        })
+    };
+    let d = c.add_node(&[]);
+    c.wait_converged().await;
+    stop.store(true, Ordering::Relaxed);
+    let acked = writer.await.unwrap();
+    assert!(!acked.is_empty());
+    // Every acknowledged write, before and during the join, is readable at ALL through the
+    // new node (whose ranges now hold three replicas each).
+    let mut dn = c.kv(d).await;
+    let mut missing = Vec::new();
+    for key in (0..KEYS)
+        .map(|i| format!("pre-{i}"))
+        .chain(acked.iter().cloned())
+    {
+        let g = get(&mut dn, &key, Some(All)).await;
+        if !g.found {
+            missing.push((key, g.error_message));
+        }
+    }
+    assert!(missing.is_empty(), "lost after the join: {missing:?}");
+    // Only what the new node took over moved: with N=3 it holds 3/4 of the keys, a quarter
+    // of all copies.
+    let s = status(&c.nodes[d].address).await.unwrap();
+    let join = s
+        .operations
+        .iter()
+        .find(|o| o.kind == "join")
+        .expect("the join is reported");
+    assert_eq!(join.state, "done", "{join:?}");
+    let copies = 3.0 * KEYS as f64;
+    let moved = join.keys as f64 / copies;
+    eprintln!(
+        "join of a 4th node: {} keys streamed of {KEYS} keys x 3 copies = {:.1}% of all copies",
+        join.keys,
+        moved * 100.0
+    );
+    assert!((0.15..0.40).contains(&moved), "moved {:.1}%", moved * 100.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decommission_streams_every_range_so_each_key_keeps_three_replicas() {
+    let c = Cluster::start(4, &[]).await;
+    let mut a = c.kv(0).await;
+    let keys: Vec<String> = (0..300).map(|i| format!("k{i}")).collect();
+    for k in &keys {
+        assert!(put(&mut a, k, "v", Some(All)).await.success);
+    }
+    let reply = c
+        .admin(1)
+        .await
+        .decommission(pb::DecommissionRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(reply.success, "{}", reply.error_message);
+    assert!(reply.keys_moved > 0);
+    c.wait_status(1, pb::NodeStatus::Left).await;
+    // Three nodes remain with N=3: each must hold every key itself.
+    for i in [0, 2, 3] {
+        let mut lacking = Vec::new();
+        for k in &keys {
+            if !holds(&c, i, k).await {
+                lacking.push(k.clone());
+            }
+        }
+        assert!(lacking.is_empty(), "node{} lacks {lacking:?}", i + 1);
+    }
+    // And the ring no longer has it.
+    let ring = c
+        .admin(0)
+        .await
+        .get_ring(pb::RingRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let ids: BTreeSet<String> = ring.nodes.into_iter().map(|n| n.node_id).collect();
+    assert_eq!(
+        ids,
+        BTreeSet::from(["node1".into(), "node3".into(), "node4".into()])
+    );
+    // A second decommission is refused clearly.
+    let again = c
+        .admin(1)
+        .await
+        .decommission(pb::DecommissionRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!again.success);
+    assert!(
+        again.error_message.contains("already left"),
+        "{}",
+        again.error_message
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_dead_node_rereplicates_its_ranges_from_the_survivors() {
+    let mut c = Cluster::start(4, &[]).await;
+    let mut a = c.kv(0).await;
+    let keys: Vec<String> = (0..300).map(|i| format!("r{i}")).collect();
+    for k in &keys {
+        assert!(put(&mut a, k, "v", Some(All)).await.success);
+    }
+    c.kill(3);
+    c.wait_status(3, pb::NodeStatus::Dead).await;
+    let reply = c
+        .admin(0)
+        .await
+        .remove_node(pb::RemoveNodeRequest {
+            node_address: "node4".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(reply.success, "{}", reply.error_message);
+    c.wait_status(3, pb::NodeStatus::Left).await;
+    for i in 0..3 {
+        let mut lacking = 0;
+        for k in &keys {
+            lacking += usize::from(!holds(&c, i, k).await);
+        }
+        assert_eq!(lacking, 0, "node{} lacks {lacking} keys", i + 1);
+    }
+    // Removing oneself, or a stranger, is refused clearly.
+    let me = c
+        .admin(0)
+        .await
+        .remove_node(pb::RemoveNodeRequest {
+            node_address: c.nodes[0].address.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        me.error_message.contains("cannot remove itself"),
+        "{}",
+        me.error_message
+    );
+    let stranger = c
+        .admin(0)
+        .await
+        .remove_node(pb::RemoveNodeRequest {
+            node_address: "nobody".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(stranger.error_message, "unknown node nobody");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repair_brings_a_stale_replica_up_to_date_including_deletes() {
+    // No hints and no read repair reach node3: only anti-entropy can fix it.
+    let mut c = Cluster::start(3, &["-hint-interval=1h", "-anti-entropy-interval=0s"]).await;
+    let mut a = c.kv(0).await;
+    for i in 0..50 {
+        assert!(
+            put(&mut a, &format!("ae-{i}"), "old", Some(All))
+                .await
+                .success
+        );
+    }
+    c.kill(2);
+    for i in 0..50 {
+        assert!(
+            put(&mut a, &format!("ae-{i}"), "new", Some(Quorum))
+                .await
+                .success
+        );
+    }
+    let del = a
+        .delete(pb::DeleteRequest {
+            key: "ae-7".into(),
+            consistency_level: Quorum as i32,
+            consistency_set: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(del.success, "{}", del.error_message);
+    c.restart(2).await;
+    let reply = c
+        .admin(2)
+        .await
+        .repair(pb::RepairRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(reply.success, "{}", reply.error_message);
+    assert_eq!(reply.peers, 2);
+    assert!(reply.keys_repaired >= 50, "{reply:?}");
+    // node3's own copies are the new ones, and the deleted key is a tombstone there too.
+    let mut r3 = c.replica(2).await;
+    for i in 0..50 {
+        let v = r3
+            .read(internal::ReplicaReadRequest {
+                key: format!("ae-{i}"),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let versions = distkv_cluster::Siblings::decode(&v.versions).unwrap();
+        if i == 7 {
+            assert!(versions.is_deleted(), "the delete was repaired too");
+        } else {
+            let values: Vec<_> = versions
+                .versions()
+                .iter()
+                .filter_map(|v| v.value.clone())
+                .collect();
+            assert_eq!(values, vec![b"new".to_vec()], "ae-{i}");
+        }
+    }
+    // A second repair finds nothing left to do, and the totals show in status.
+    let again = c
+        .admin(2)
+        .await
+        .repair(pb::RepairRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.keys_repaired, 0, "{again:?}");
+    let s = status(&c.nodes[2].address).await.unwrap();
+    let ae = s.anti_entropy.unwrap();
+    assert!(
+        ae.keys_repaired >= 50 && ae.rounds == 2 && ae.last_round > 0,
+        "{ae:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_join_resumes_after_a_restart() {
+    let mut c = Cluster::start(3, &[]).await;
+    let mut a = c.kv(0).await;
+    // About 3 MB of data, streamed to the new node at 1 MiB/s: the join takes seconds.
+    let value = "x".repeat(4000);
+    for i in 0..800 {
+        assert!(
+            put(&mut a, &format!("big-{i}"), &value, Some(All))
+                .await
+                .success
+        );
+    }
+    let d = c.add_node(&["-stream-throughput=1"]);
+    let addr = c.nodes[d].address.clone();
+    eventually("the join is streaming", || {
+        let addr = addr.clone();
+        async move {
+            let s = status(&addr).await?;
+            s.operations
+                .iter()
+                .any(|o| o.kind == "join" && o.keys > 0 && o.state == "running")
+                .then_some(())
+        }
+    })
+    .await;
+    c.kill(d);
+    c.restart(d).await;
+    assert!(
+        c.log(d).contains("resuming an interrupted join"),
+        "the second run resumed the saved plan"
+    );
+    let mut dn = c.kv(d).await;
+    for i in 0..800 {
+        let g = get(&mut dn, &format!("big-{i}"), Some(All)).await;
+        assert!(g.found, "big-{i}: {}", g.error_message);
+    }
+}
