@@ -376,29 +376,27 @@ impl Node {
             .count()
     }
 
-    /// Admin AddNode: adds (or updates) a member record by hand.
-    pub fn add_member(&self, id: &str, address: &str, vnodes: u32) {
-        {
-            let mut g = self.gossip.lock();
-            let existing = g.table().get(id).cloned();
-            let mut m = Member::new(
-                id,
-                address,
-                existing.as_ref().map_or(0, |e| e.generation),
-                existing
-                    .as_ref()
-                    .map_or(MemberState::Normal, |e| e.state.min(MemberState::Normal)),
-                existing
-                    .as_ref()
-                    .map(|e| e.tokens.to_vec())
-                    .unwrap_or_else(|| node_tokens(id, vnodes)),
-            );
-            m.version = existing.map_or(1, |e| e.version + 1);
-            g.table_mut().upsert(m);
-            let now = self.clock_ms();
-            g.changed(id, now);
+    /// Admin AddNode: one gossip exchange with the node at `address`, which must turn out to
+    /// be `id`.
+    pub async fn introduce(self: &Arc<Self>, id: &str, address: &str) -> Result<()> {
+        let syn = self.gossip.lock().syn();
+        self.exchange(Outgoing {
+            to: None,
+            address: address.to_string(),
+            syn,
+        })
+        .await?;
+        let g = self.gossip.lock();
+        match g.table().find_by_address(address) {
+            Some(m) if m.id == id => Ok(()),
+            Some(m) => Err(NodeError::BadMessage(format!(
+                "the node at {address} is {}, not {id}",
+                m.id
+            ))),
+            None => Err(NodeError::BadMessage(format!(
+                "the node at {address} did not tell who it is"
+            ))),
         }
-        self.handle_gossip_events();
     }
 
     /// Admin RemoveNode: marks a member (by id or address) as left. Returns its id.

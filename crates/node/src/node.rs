@@ -711,10 +711,15 @@ impl Node {
             .map(|r| {
                 let this = Arc::clone(self);
                 let (r, key) = (r.clone(), key.to_string());
-                let call: ReplicaCall = Box::pin(async move {
-                    let res = this.replica_read(&r, &key).await;
-                    (r, res)
-                });
+                let call: ReplicaCall = if self.is_down(&r) {
+                    // Known to be down: a failure now rather than at the deadline.
+                    Box::pin(std::future::ready((r.clone(), Err(NodeError::PeerDown(r)))))
+                } else {
+                    Box::pin(async move {
+                        let res = this.replica_read(&r, &key).await;
+                        (r, res)
+                    })
+                };
                 call
             })
             .collect();

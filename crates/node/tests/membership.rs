@@ -410,3 +410,50 @@ async fn an_interrupted_join_resumes_after_a_restart() {
         assert!(g.found, "big-{i}: {}", g.error_message);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_node_introduces_a_running_node_and_refuses_a_wrong_one() {
+    let mut c = Cluster::start(2, &[]).await;
+    // A node started on its own: no seeds.
+    let solo = c.add_node(&["-seed-nodes="]);
+    let addr = c.nodes[solo].address.clone();
+    eventually("the lone node serves", || {
+        let addr = addr.clone();
+        async move { status(&addr).await.map(|_| ()) }
+    })
+    .await;
+    let add = |id: &str, address: &str| pb::AddNodeRequest {
+        node_id: id.into(),
+        node_address: address.into(),
+        virtual_nodes: 0,
+    };
+    let mut admin = c.admin(0).await;
+    let wrong = admin
+        .add_node(add("someone-else", &addr))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!wrong.success);
+    assert!(
+        wrong.error_message.contains("is node3, not someone-else"),
+        "{}",
+        wrong.error_message
+    );
+    let none = admin
+        .add_node(add("x", "127.0.0.1:1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        none.error_message.contains("unreachable"),
+        "{}",
+        none.error_message
+    );
+    let ok = admin
+        .add_node(add("node3", &addr))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(ok.success, "{}", ok.error_message);
+    c.wait_converged().await;
+}

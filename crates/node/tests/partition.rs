@@ -369,6 +369,13 @@ fn a_partitioned_node_converges_by_anti_entropy_and_keeps_concurrent_writes_as_s
                 )
                 .await;
             }
+            for n in 1..=3 {
+                eventually(
+                    &format!("node{n} sees three alive nodes again"),
+                    || async move { sees_all_alive(n).await.then_some(()) },
+                )
+                .await;
+            }
             // A reader sees both siblings; a write with their context resolves them.
             let g = DistKvClient::new(connect(2).await)
                 .get(pb::GetRequest {

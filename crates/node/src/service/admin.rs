@@ -62,21 +62,27 @@ impl AdminService for AdminServiceImpl {
         if r.node_id.is_empty() || r.node_address.is_empty() {
             return fail("node_id and node_address are required");
         }
-        let vnodes = match r.virtual_nodes {
-            0 => self.node.config().virtual_nodes,
-            n if (1..=4096).contains(&n) => n as u32,
-            _ => return fail("virtual_nodes must be between 1 and 4096"),
-        };
-        self.node.add_member(&r.node_id, &r.node_address, vnodes);
-        tracing::info!(
-            node = r.node_id,
-            address = r.node_address,
-            "node added by admin request"
-        );
-        Ok(Response::new(pb::AddNodeResponse {
-            success: true,
-            error_message: String::new(),
-        }))
+        if r.virtual_nodes < 0 || r.virtual_nodes > 4096 {
+            return fail("virtual_nodes must be between 1 and 4096 (0: the node's own)");
+        }
+        // A running node owns its record and its tokens; adding it means introducing it:
+        // one gossip exchange with it, after which each side knows the other's cluster. A
+        // node started with no seeds thereby joins this cluster (as a member whose data
+        // anti-entropy fills in; started with -seed-nodes instead, it streams its ranges in).
+        match self.node.introduce(&r.node_id, &r.node_address).await {
+            Ok(()) => {
+                tracing::info!(
+                    node = r.node_id,
+                    address = r.node_address,
+                    "node introduced by admin request"
+                );
+                Ok(Response::new(pb::AddNodeResponse {
+                    success: true,
+                    error_message: String::new(),
+                }))
+            }
+            Err(e) => fail(&e.to_string()),
+        }
     }
 
     async fn remove_node(
