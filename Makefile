@@ -32,10 +32,11 @@ run:
 test:
 	$(CARGO) test --workspace
 
-## test-heavy: 50 SIGKILL crash cycles and 1000 cases per model property
+## test-heavy: 50 SIGKILL crash cycles, 1000 cases per model property, a crash among 1000 gossiping nodes
 test-heavy:
 	DISTKV_CRASH_CYCLES=50 $(CARGO) test --release -p distkv-lsm --test crash
 	PROPTEST_CASES=1000 $(CARGO) test --release -p distkv-lsm --test model
+	GOSSIP_SIM_CRASH_NODES=1000 $(CARGO) test --release -p distkv-cluster --test gossip_sim -- --nocapture
 
 ## bench: the quick engine benchmark against fjall (and RocksDB when installed)
 bench: bench-engine

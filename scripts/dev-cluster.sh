@@ -32,12 +32,12 @@ for i in $(seq 1 "$NODES"); do
     echo "node$i: localhost:$port (pid $!, log $CLUSTER_DIR/node$i.log)"
 done
 
-# Wait until every node answers and knows all members.
+# Wait until every node answers and sees every member alive (joined, heartbeats heard).
 deadline=$((SECONDS + 30))
 for i in $(seq 1 "$NODES"); do
     port=$((BASE_PORT + i - 1))
     until "$BIN_DIR/distkv-client" -server="localhost:$port" -timeout=1s status 2>/dev/null |
-        grep -q "Health: $NODES total nodes"; do
+        grep -q "Health: $NODES total nodes, $NODES alive"; do
         if [ $SECONDS -ge $deadline ]; then
             echo "node$i did not join within 30s; see $CLUSTER_DIR/node$i.log" >&2
             exit 1

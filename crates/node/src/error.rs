@@ -46,6 +46,8 @@ pub enum NodeError {
     WrongState(&'static str),
     #[error("no replica to stream from is reachable")]
     NoSource,
+    #[error("decommission would leave {remaining} nodes for {replicas} replicas per key")]
+    TooFewNodes { remaining: usize, replicas: usize },
     /// Data streaming or repair with some peers failed (each named with its reason).
     #[error("streaming failed: {0}")]
     Streaming(String),
@@ -102,7 +104,9 @@ impl NodeError {
             NodeError::BadMessage(_) | NodeError::RemoveSelf => {
                 Status::invalid_argument(self.to_string())
             }
-            NodeError::WrongState(_) => Status::failed_precondition(self.to_string()),
+            NodeError::WrongState(_) | NodeError::TooFewNodes { .. } => {
+                Status::failed_precondition(self.to_string())
+            }
             NodeError::Storage(_) | NodeError::CorruptVersions { .. } => {
                 Status::internal(self.to_string())
             }

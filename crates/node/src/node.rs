@@ -852,7 +852,8 @@ impl Node {
         limit: usize,
         level: Option<Consistency>,
     ) -> Result<(Vec<(String, Siblings)>, Option<String>)> {
-        let nodes: Vec<NodeId> = self.ring().nodes();
+        let ring = self.ring();
+        let nodes: Vec<NodeId> = ring.nodes();
         let mut calls: FuturesUnordered<_> = nodes
             .iter()
             .map(|n| {
@@ -872,11 +873,16 @@ impl Node {
         loop {
             tokio::select! {
                 next = calls.next() => match next {
-                    Some((_, Ok((entries, more)))) => {
+                    Some((node, Ok((entries, more)))) => {
                         if more && let Some((last, _)) = entries.last() {
                             bound = Some(match bound { Some(b) if b <= *last => b, _ => last.clone() });
                         }
                         for (k, v) in entries {
+                            // A node keeps what it held of ranges it has since handed over;
+                            // only a key's replicas speak for it.
+                            if !ring.preference_list(k.as_bytes(), self.cfg.quorum.n).contains(&node) {
+                                continue;
+                            }
                             let e = merged.entry(k).or_default();
                             *e = e.merge(&v);
                         }

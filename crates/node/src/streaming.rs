@@ -515,6 +515,7 @@ impl Node {
         self.set_local_state(MemberState::Normal).await;
         self.save_plan(None).await?;
         let keys: u64 = plan.tasks.iter().map(|t| t.keys).sum();
+        op.set_detail(format!("joined: {keys} keys streamed in"));
         tracing::info!(keys, "joined the cluster");
         Ok(keys)
     }
@@ -582,6 +583,7 @@ impl Node {
         self.set_local_state(MemberState::Left).await;
         self.save_plan(None).await?;
         let keys: u64 = plan.tasks.iter().map(|t| t.keys).sum();
+        op.set_detail(format!("left the cluster: {keys} keys streamed out"));
         tracing::info!(keys, "decommissioned: this node has left the cluster");
         Ok(keys)
     }
@@ -591,7 +593,22 @@ impl Node {
         match self.local_state() {
             MemberState::Joining => return Err(NodeError::WrongState("joining")),
             MemberState::Left => return Err(NodeError::WrongState("already left")),
-            _ => {}
+            MemberState::Leaving => {}
+            MemberState::Normal => {
+                // As Cassandra: never leave fewer nodes than replicas per key.
+                let remaining = self
+                    .ring()
+                    .nodes()
+                    .into_iter()
+                    .filter(|n| *n != self.cfg.node_id)
+                    .count();
+                if remaining < self.cfg.quorum.n {
+                    return Err(NodeError::TooFewNodes {
+                        remaining,
+                        replicas: self.cfg.quorum.n,
+                    });
+                }
+            }
         }
         Ok(self.start_lifecycle_op("decommission", |node, op| {
             Box::pin(node.run_decommission(op))

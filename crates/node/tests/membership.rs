@@ -234,6 +234,18 @@ async fn decommission_streams_every_range_so_each_key_keeps_three_replicas() {
         "{}",
         again.error_message
     );
+    // So is one that would leave fewer nodes than replicas.
+    let too_few = c
+        .admin(0)
+        .await
+        .decommission(pb::DecommissionRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        too_few.error_message,
+        "decommission would leave 2 nodes for 3 replicas per key"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
