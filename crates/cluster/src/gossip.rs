@@ -32,6 +32,10 @@ use crate::NodeId;
 use crate::failure::{DetectorConfig, FailureDetector, Liveness};
 use crate::membership::{Applied, Member, MemberState, Membership, NodeStatus, Update};
 
+/// How often a node that knows nobody yet asks its seeds (at most; never more often than it
+/// gossips otherwise).
+pub const SEED_RETRY_MS: u64 = 100;
+
 /// Timers and fan-out, in milliseconds of the driver's clock.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct GossipConfig {
@@ -173,6 +177,7 @@ pub struct Gossiper {
     seeds: Vec<String>,
     next_heartbeat: u64,
     next_gossip: u64,
+    next_seed_try: u64,
     statuses: BTreeMap<NodeId, NodeStatus>,
     events: Vec<GossipEvent>,
 }
@@ -202,6 +207,7 @@ impl Gossiper {
             seeds: seeds.into_iter().filter(|s| *s != own).collect(),
             next_heartbeat: now,
             next_gossip: now,
+            next_seed_try: now,
             statuses: BTreeMap::new(),
             events: Vec::new(),
         };
@@ -297,9 +303,27 @@ impl Gossiper {
             self.next_heartbeat = now + self.cfg.heartbeat_interval_ms.max(1);
         }
         self.refresh_statuses(now);
+        // A node that knows nobody yet (just started, or its seeds were not up) keeps asking
+        // its seeds more often than it gossips, so that a cluster starting together forms in
+        // a fraction of a round.
+        let alone = self.table.members().count() == 1;
+        if alone && !self.seeds.is_empty() && now >= self.next_seed_try && now < self.next_gossip {
+            self.next_seed_try = now + SEED_RETRY_MS.min(self.cfg.gossip_interval_ms.max(1));
+            let syn = self.syn();
+            return self
+                .seeds
+                .iter()
+                .map(|a| Outgoing {
+                    to: None,
+                    address: a.clone(),
+                    syn: syn.clone(),
+                })
+                .collect();
+        }
         if now < self.next_gossip {
             return Vec::new();
         }
+        self.next_seed_try = now + SEED_RETRY_MS.min(self.cfg.gossip_interval_ms.max(1));
         self.next_gossip = now + self.cfg.gossip_interval_ms.max(1);
         let syn = self.syn();
         self.targets()
@@ -638,8 +662,10 @@ mod tests {
             "its own address is not a seed to gossip with"
         );
         assert_eq!(out[0].to, None);
-        // Before the next interval nothing is sent.
-        assert!(b.tick(999).is_empty());
+        // Alone, it asks its seeds again every 100 ms until one answers...
+        assert!(b.tick(99).is_empty());
+        assert_eq!(b.tick(100).len(), 1);
+        assert!(b.tick(150).is_empty());
         let mut a = node("a", &[]);
         exchange(&mut b, &mut a, 999);
         let out = b.tick(1000);

@@ -551,7 +551,7 @@ impl Node {
     pub async fn gossip_loop(self: Arc<Self>) {
         let mut stop = self.shutdown_signal();
         let step = (self.cfg.gossip_interval.min(self.cfg.heartbeat_interval) / 4)
-            .max(Duration::from_millis(10));
+            .clamp(Duration::from_millis(10), Duration::from_millis(100));
         let mut tick = tokio::time::interval(step);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut exchanges = tokio::task::JoinSet::new();

@@ -386,23 +386,35 @@ impl Node {
 
     // ---- coordination ----
 
-    fn preference_list(&self, key: &str) -> Result<Vec<NodeId>> {
-        let ring = self.ring();
-        if ring.is_empty() {
+    /// The replicas a request for `key` counts, and the pending replicas that only receive
+    /// its writes.
+    ///
+    /// Normally the replicas are the key's preference list on the read ring, and the nodes
+    /// that will be replicas once pending joins and leaves complete get writes too without
+    /// counting toward W (reads do not ask them, so their acks must not stand in for a
+    /// replica's). But while the replicas and the pending ones together are no more than N,
+    /// as when a cluster is forming or growing toward N nodes, they are all counted, for reads
+    /// and writes alike: with W + R > N >= their number, every read set still meets every
+    /// write set within them, and a cluster of N nodes starting together takes writes as soon
+    /// as its nodes know each other.
+    fn replica_sets(&self, key: &str) -> Result<(Vec<NodeId>, Vec<NodeId>)> {
+        let rings = self.rings.read().clone();
+        let n = self.cfg.quorum.n;
+        let mut replicas = rings.read.preference_list(key.as_bytes(), n);
+        let pending: Vec<NodeId> = rings
+            .pending
+            .preference_list(key.as_bytes(), n)
+            .into_iter()
+            .filter(|p| !replicas.contains(p))
+            .collect();
+        if replicas.is_empty() && pending.is_empty() {
             return Err(NodeError::EmptyRing);
         }
-        Ok(ring.preference_list(key.as_bytes(), self.cfg.quorum.n))
-    }
-
-    /// The replicas `key` will have once pending joins and leaves complete, less those it
-    /// has now.
-    fn pending_replicas(&self, key: &str, replicas: &[NodeId]) -> Vec<NodeId> {
-        let pending = Arc::clone(&self.rings.read().pending);
-        pending
-            .preference_list(key.as_bytes(), self.cfg.quorum.n)
-            .into_iter()
-            .filter(|p| !replicas.contains(p) && *p != self.cfg.node_id)
-            .collect()
+        if replicas.len() + pending.len() <= n {
+            replicas.extend(pending);
+            return Ok((replicas, Vec::new()));
+        }
+        Ok((replicas, pending))
     }
 
     /// Writes a new version of `key` (`None` deletes) that supersedes what `context` covers.
@@ -428,7 +440,7 @@ impl Node {
         level: Option<Consistency>,
         forwarded: bool,
     ) -> Result<Siblings> {
-        let replicas = self.preference_list(key)?;
+        let (replicas, pending) = self.replica_sets(key)?;
         let is_replica = replicas.iter().any(|r| *r == self.cfg.node_id);
         if !is_replica && !forwarded {
             return self
@@ -470,7 +482,7 @@ impl Node {
         }
         // Nodes taking over this key's range (joining) or its next owners (when a replica is
         // leaving) get the write too, without counting toward W; a hint covers a miss.
-        for p in self.pending_replicas(key, &replicas) {
+        for p in pending.into_iter().filter(|p| *p != self.cfg.node_id) {
             let this = Arc::clone(self);
             let (key, v) = (key.to_string(), written.clone());
             calls.push(Box::pin(async move {
@@ -703,7 +715,7 @@ impl Node {
         key: &str,
         required: usize,
     ) -> Result<(ReadRound, ReplicaCalls)> {
-        let replicas = self.preference_list(key)?;
+        let (replicas, _) = self.replica_sets(key)?;
         let mut round =
             ReadRound::new(replicas.clone(), required).with_mode(self.cfg.conflict_mode);
         let mut calls: ReplicaCalls = replicas
