@@ -430,6 +430,11 @@ impl Gossiper {
             let mine_d = GossipDigest::of(mine);
             match compare(&mine_d, &d) {
                 Newer::Mine => updates.push(Update::Record(mine.clone())),
+                Newer::Theirs if self.table.refused_restart(&d.id, d.generation) => {
+                    // A removed node back under a new generation: tell it it was removed.
+                    updates.push(Update::Record(mine.clone()));
+                    wanted.push(mine_d);
+                }
                 Newer::Theirs => wanted.push(mine_d),
                 Newer::Both => {
                     updates.push(Update::Record(mine.clone()));
@@ -465,10 +470,20 @@ impl Gossiper {
 
     /// Takes an [`Ack`]; returns the [`Ack2`] to send back, if the peer wanted anything.
     pub fn on_ack(&mut self, now: u64, ack: Ack) -> Option<Ack2> {
+        let mut updates = Vec::new();
         for u in ack.updates {
+            // A node removed while it was down, restarted since, still calls itself a member:
+            // it gets our record of its removal back, which makes it join again.
+            if let Update::Record(m) = &u
+                && m.id == ack.from
+                && m.state != MemberState::Joining
+                && self.table.refused_restart(&m.id, m.generation)
+                && let Some(left) = self.table.get(&m.id)
+            {
+                updates.push(Update::Record(left.clone()));
+            }
             self.apply(now, u);
         }
-        let mut updates = Vec::new();
         for w in ack.wanted {
             let Some(mine) = self.table.get(&w.id) else {
                 continue;
@@ -503,6 +518,7 @@ impl Gossiper {
             Update::Heartbeat { id, .. } => id.clone(),
         };
         let known = self.table.get(&id).is_some();
+        let generation_before = self.table.get(&id).map(|m| m.generation);
         let Applied {
             record_changed,
             heartbeat_advanced,
@@ -517,6 +533,10 @@ impl Gossiper {
             // Learned from gossip: suspect until its own heartbeat is heard advancing.
             self.detector.track(&id, now);
         } else if heartbeat_advanced {
+            if self.table.get(&id).map(|m| m.generation) != generation_before {
+                // Restarted: the gaps of its earlier life say nothing about this one.
+                self.detector.forget(&id);
+            }
             self.detector.heard(&id, now);
         }
         if record_changed {
@@ -743,6 +763,51 @@ mod tests {
         exchange(&mut b2, &mut a, 30_000);
         assert_eq!(a.status("b", 30_000), NodeStatus::Alive);
         assert!(!a.is_down("b"));
+    }
+
+    #[test]
+    fn a_removed_node_that_restarts_is_told_and_joins_again() {
+        let mut a = node("a", &[]);
+        let mut b = node("b", &[]);
+        exchange(&mut a, &mut b, 0);
+        a.table_mut().mark_left("b");
+        // b restarts (new generation) still believing it is normal. Whichever side opens the
+        // exchange, b learns of its removal and joins again.
+        let restarted = || {
+            Gossiper::new(
+                cfg(),
+                Membership::new(Member::new(
+                    "b",
+                    "b:1",
+                    2,
+                    MemberState::Normal,
+                    node_tokens("b", 4),
+                )),
+                vec!["a:1".into()],
+                3,
+                100,
+            )
+        };
+        for b_opens in [true, false] {
+            let mut a2 = a.clone();
+            let mut b2 = restarted();
+            if b_opens {
+                exchange(&mut b2, &mut a2, 100);
+            } else {
+                exchange(&mut a2, &mut b2, 100);
+            }
+            assert_eq!(
+                b2.table().local().state,
+                MemberState::Joining,
+                "b opens: {b_opens}"
+            );
+            exchange(&mut b2, &mut a2, 200);
+            assert_eq!(
+                a2.table().get("b").map(|m| (m.state, m.generation)),
+                Some((MemberState::Joining, 2)),
+                "b opens: {b_opens}"
+            );
+        }
     }
 
     #[test]

@@ -354,7 +354,7 @@ impl Membership {
         };
         if r.state == MemberState::Left
             && r.generation < mine.generation
-            && mine.state == MemberState::Normal
+            && matches!(mine.state, MemberState::Normal | MemberState::Leaving)
         {
             // Removed by an admin while it was down, and restarted since: its data is stale
             // and its ranges have new owners, so it joins again (streaming its ranges in)
@@ -373,11 +373,26 @@ impl Membership {
             mine.heartbeat = heartbeat;
         } else {
             // Someone holds a newer record of us that we did not write: outbid it and keep
-            // what we know of ourselves.
-            mine.generation = mine.generation.max(r.generation);
-            mine.version = r.version + 1;
+            // what we know of ourselves. A record of a later generation than ours (a clock
+            // that went back, or another process with our id) is outbid by a generation past
+            // it, so that our heartbeat is not compared with one from another life.
+            if r.generation > mine.generation {
+                mine.generation = r.generation + 1;
+                mine.version = 1;
+            } else {
+                mine.version = r.version + 1;
+            }
         }
         true
+    }
+
+    /// True when we hold `id` as left in an earlier generation than `generation`: a node
+    /// removed while it was down, restarted since. Gossip then hands it our record of the
+    /// removal, which makes it join again (see `merge_local`).
+    pub fn refused_restart(&self, id: &str, generation: u64) -> bool {
+        self.members
+            .get(id)
+            .is_some_and(|m| m.state == MemberState::Left && m.generation < generation)
     }
 
     /// Bumps the local heartbeat.
@@ -607,6 +622,22 @@ mod tests {
         );
         // Once joining (or left on its own), an old removal means nothing more.
         assert!(!t.merge([member("n1", 4, 30, MemberState::Left)]));
+    }
+
+    #[test]
+    fn a_removal_in_an_earlier_generation_is_known() {
+        let mut t = table();
+        t.mark_left("n2");
+        assert!(t.refused_restart("n2", 2));
+        assert!(!t.refused_restart("n2", 1));
+        assert!(!t.refused_restart("n3", 2));
+    }
+
+    #[test]
+    fn a_rumour_from_a_later_generation_is_outbid_by_a_new_generation() {
+        let mut t = table();
+        assert!(t.merge([member("n1", 7, 3, MemberState::Normal)]));
+        assert_eq!((t.local().generation, t.local().version), (8, 1));
     }
 
     #[test]

@@ -41,11 +41,13 @@ pub enum NodeError {
     BadMessage(String),
     #[error("a node cannot remove itself: decommission it instead")]
     RemoveSelf,
-    /// The request does not fit the node's state in the ring.
-    #[error("not possible while the node is {0}")]
+    /// The request does not fit a node's state in the ring.
+    #[error("not possible: the node is {0}")]
     WrongState(&'static str),
     #[error("no replica to stream from is reachable")]
     NoSource,
+    #[error("node {0} is not dead: decommission it instead (removenode is for dead nodes)")]
+    StillAlive(String),
     #[error("decommission would leave {remaining} nodes for {replicas} replicas per key")]
     TooFewNodes { remaining: usize, replicas: usize },
     /// Data streaming or repair with some peers failed (each named with its reason).
@@ -104,7 +106,7 @@ impl NodeError {
             NodeError::BadMessage(_) | NodeError::RemoveSelf => {
                 Status::invalid_argument(self.to_string())
             }
-            NodeError::WrongState(_) | NodeError::TooFewNodes { .. } => {
+            NodeError::WrongState(_) | NodeError::TooFewNodes { .. } | NodeError::StillAlive(_) => {
                 Status::failed_precondition(self.to_string())
             }
             NodeError::Storage(_) | NodeError::CorruptVersions { .. } => {

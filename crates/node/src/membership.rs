@@ -379,6 +379,42 @@ impl Node {
     /// Admin AddNode: one gossip exchange with the node at `address`, which must turn out to
     /// be `id`.
     pub async fn introduce(self: &Arc<Self>, id: &str, address: &str) -> Result<()> {
+        // First look without telling: a Syn that mentions nothing gets the peer's records
+        // back and teaches it nothing.
+        let mut client = self.peers.replica(address)?;
+        let mut probe = tonic::Request::new(internal::GossipSynRequest {
+            from: self.cfg.node_id.clone(),
+            digests: Vec::new(),
+        });
+        probe.set_timeout(self.cfg.request_timeout);
+        let theirs = client
+            .gossip_syn(probe)
+            .await
+            .map_err(|s| self.peers.error(address, s))?
+            .into_inner();
+        let them = updates_from_proto(theirs.updates)?
+            .into_iter()
+            .find_map(|u| match u {
+                Update::Record(m) if m.id == theirs.from => Some(m),
+                _ => None,
+            })
+            .ok_or_else(|| {
+                NodeError::BadMessage(format!("the node at {address} did not tell who it is"))
+            })?;
+        if them.id != id {
+            return Err(NodeError::BadMessage(format!(
+                "the node at {address} is {}, not {id}",
+                them.id
+            )));
+        }
+        let known = self.gossip.lock().table().get(id).is_some();
+        if them.state.serves_reads() && !known {
+            // A node that started without seeds serves a cluster of its own: merging it would
+            // put a node without this cluster's data among the replicas of reads.
+            return Err(NodeError::WrongState(
+                "a member of another cluster (it started without seeds): restart it with an empty data directory and -seed-nodes naming this cluster",
+            ));
+        }
         let syn = self.gossip.lock().syn();
         self.exchange(Outgoing {
             to: None,
@@ -386,17 +422,7 @@ impl Node {
             syn,
         })
         .await?;
-        let g = self.gossip.lock();
-        match g.table().find_by_address(address) {
-            Some(m) if m.id == id => Ok(()),
-            Some(m) => Err(NodeError::BadMessage(format!(
-                "the node at {address} is {}, not {id}",
-                m.id
-            ))),
-            None => Err(NodeError::BadMessage(format!(
-                "the node at {address} did not tell who it is"
-            ))),
-        }
+        Ok(())
     }
 
     /// Admin RemoveNode: marks a member (by id or address) as left. Returns its id.
@@ -497,6 +523,9 @@ impl Node {
     /// Acts on what the gossiper reported: rebuilds the rings and saves the table when a
     /// record changed, logs status changes.
     pub fn handle_gossip_events(&self) {
+        // Held from draining the events to saving the table, so that an older copy of the
+        // table can never overwrite the rings built from a newer one.
+        let _order = self.membership_save.lock();
         let (events, table, local_state) = {
             let mut g = self.gossip.lock();
             let events = g.drain_events();
@@ -532,12 +561,16 @@ impl Node {
             }
         }
         if let Some(table) = table {
-            // Rings and the saved table change in the order of the changes: under this lock.
-            let _order = self.membership_save.lock();
-            *self.rings.write() = Rings {
+            let rings = Rings {
                 read: Arc::new(table.ring()),
                 pending: Arc::new(table.pending_ring()),
             };
+            let mut current = self.rings.write();
+            if current.read != rings.read || current.pending != rings.pending {
+                *self.ring_changed_at.lock() = std::time::Instant::now();
+            }
+            *current = rings;
+            drop(current);
             save_members(&self.cfg.data_dir, &self.cfg.node_id, &table);
             self.local_state.send_if_modified(|s| {
                 let changed = *s != local_state;

@@ -111,6 +111,8 @@ pub struct Node {
     /// The join or decommission running, by kind.
     pub(crate) lifecycle_ops: Mutex<HashMap<&'static str, Op>>,
     pub(crate) merkle_sessions: MerkleSessions,
+    /// When the rings last changed (handed-over data is deleted only once they settle).
+    pub(crate) ring_changed_at: Mutex<Instant>,
     dot_counter: AtomicU64,
     dot_reserved: Mutex<u64>,
     pub metrics: Metrics,
@@ -176,6 +178,7 @@ impl Node {
             ops: Operations::default(),
             lifecycle_ops: Mutex::new(HashMap::new()),
             merkle_sessions: MerkleSessions::default(),
+            ring_changed_at: Mutex::new(Instant::now()),
             dot_counter: AtomicU64::new(start),
             dot_reserved: Mutex::new(start),
             metrics: Metrics::default(),
@@ -184,6 +187,8 @@ impl Node {
             started: Instant::now(),
         });
         node.reserve_dots(start)?;
+        node.store
+            .set_gc_grace(node.cfg.tombstone_gc_grace.as_millis() as u64);
         Ok(node)
     }
 

@@ -60,13 +60,27 @@ pub struct SyncStats {
     pub fetched: u64,
     /// Keys sent to the peer.
     pub sent: u64,
+    /// Keys that differed (each counted once, whichever way it went).
+    pub repaired: u64,
 }
 
-/// Builds the tree of `store`'s index entries in `ranges` (blocking).
+/// A tombstone past the horizon: left out of comparisons (it is purged, or about to be, on
+/// every replica).
+fn expired(tombstone_ms: u64, horizon: u64) -> bool {
+    tombstone_ms > 0 && tombstone_ms < horizon
+}
+
+/// Builds the tree of `store`'s index entries in `ranges` (blocking), tombstones past the
+/// horizon left out.
 pub fn build_tree(store: &Store, ranges: &[TokenRange]) -> Result<MerkleTree> {
     let set = RangeSet::new(ranges);
+    let horizon = store.gc_horizon();
     let mut b = TreeBuilder::new();
-    store.for_each_indexed(&set, |e| b.add(e.token, e.key.as_bytes(), e.digest))?;
+    store.for_each_indexed(&set, |e| {
+        if !expired(e.tombstone_ms, horizon) {
+            b.add(e.token, e.key.as_bytes(), e.digest);
+        }
+    })?;
     Ok(b.finish())
 }
 
@@ -88,9 +102,13 @@ pub fn leaf_keys(
     }
     let mut out = Vec::new();
     let leaf_set = RangeSet::new(&within);
+    let horizon = store.gc_horizon();
     // A leaf starting at 0 as (MAX, hi] also covers MAX: filter with the exact leaf bounds.
     store.for_each_indexed(&leaf_set, |e| {
-        if wanted.contains(e.token) && leaves.contains(&merkle::leaf_of(e.token)) {
+        if wanted.contains(e.token)
+            && leaves.contains(&merkle::leaf_of(e.token))
+            && !expired(e.tombstone_ms, horizon)
+        {
             out.push((e.key, e.digest));
         }
     })?;
@@ -235,6 +253,7 @@ impl Node {
             send.extend(kd.fetch);
             send.sort();
             send.dedup();
+            stats.repaired += send.len() as u64;
             for keys in send.chunks(CHUNK) {
                 let entries = self.store.read_many(keys.to_vec()).await?;
                 self.send_entries(&address, &entries).await?;
@@ -245,10 +264,11 @@ impl Node {
         m.ae_keys_compared
             .fetch_add(stats.compared, Ordering::Relaxed);
         m.ae_keys_repaired
-            .fetch_add(stats.fetched + stats.sent, Ordering::Relaxed);
-        if stats.fetched + stats.sent > 0 {
+            .fetch_add(stats.repaired, Ordering::Relaxed);
+        if stats.repaired > 0 {
             tracing::info!(
                 peer,
+                keys = stats.repaired,
                 fetched = stats.fetched,
                 sent = stats.sent,
                 "anti-entropy repaired keys"
@@ -265,11 +285,14 @@ impl Node {
     /// One anti-entropy round with every live peer sharing ranges, as an operation of `kind`.
     /// Returns the totals and the number of peers compared with.
     pub async fn repair_all(self: &Arc<Self>, kind: &'static str) -> Result<(SyncStats, usize)> {
-        let peers: Vec<(NodeId, Vec<TokenRange>)> = self
-            .repair_peers()
-            .into_iter()
+        let started_ms = now_ms();
+        let sharing = self.repair_peers();
+        let peers: Vec<(NodeId, Vec<TokenRange>)> = sharing
+            .iter()
             .filter(|(p, _)| !self.is_down(p))
+            .map(|(p, r)| (p.clone(), r.clone()))
             .collect();
+        let skipped = sharing.len() - peers.len();
         let op = self
             .ops
             .start(kind, format!("comparing with {} peers", peers.len()));
@@ -282,7 +305,8 @@ impl Node {
                     total.compared += s.compared;
                     total.fetched += s.fetched;
                     total.sent += s.sent;
-                    op.add(s.fetched + s.sent, 0);
+                    total.repaired += s.repaired;
+                    op.add(s.repaired, 0);
                 }
                 Err(e) => errors.push(format!("{peer}: {e}")),
             }
@@ -293,6 +317,10 @@ impl Node {
             self.metrics
                 .ae_last_round_secs
                 .store(now_secs() as u64, Ordering::Relaxed);
+            if skipped == 0 {
+                // Every replica sharing ranges with this node was compared with.
+                self.store.full_round_done(started_ms);
+            }
             Ok((total, peers.len()))
         } else {
             Err(NodeError::Streaming(errors.join("; ")))
@@ -303,8 +331,10 @@ impl Node {
 
     /// Deletes tombstones older than the grace period for good; returns how many.
     pub async fn purge_old_tombstones(&self) -> Result<usize> {
-        let grace_ms = self.cfg.tombstone_gc_grace.as_millis() as u64;
-        let before = now_ms().saturating_sub(grace_ms);
+        let before = self.store.gc_horizon();
+        if before == 0 {
+            return Ok(0);
+        }
         let all = RangeSet::new(&[TokenRange::new(0, 0)]);
         let mut purged = 0;
         let mut cursor = None;
@@ -316,7 +346,7 @@ impl Node {
             });
             let old: Vec<String> = page
                 .into_iter()
-                .filter(|e| e.tombstone_ms > 0 && e.tombstone_ms < before)
+                .filter(|e| expired(e.tombstone_ms, before))
                 .map(|e| e.key)
                 .collect();
             if !old.is_empty() {
@@ -333,6 +363,51 @@ impl Node {
             tracing::info!(purged, "purged tombstones older than the grace period");
         }
         Ok(purged)
+    }
+
+    /// Deletes what this node holds of ranges it no longer replicates (handed over when
+    /// nodes joined, or left behind by a decommission it streamed), once the ring has been
+    /// settled (no join or leave pending) for `settled`: that data has its replicas
+    /// elsewhere, and kept here it would come back if the node became a replica again after
+    /// its tombstones were purged. Returns how many keys went.
+    pub async fn clean_up_handed_over(&self, settled: std::time::Duration) -> Result<usize> {
+        let rings = self.rings();
+        if rings.read != rings.pending || self.ring_changed_at.lock().elapsed() < settled {
+            return Ok(0);
+        }
+        let ours = RangeSet::new(&distkv_cluster::placement::replicated_ranges(
+            &rings.read,
+            self.cfg.quorum.n,
+            &self.cfg.node_id,
+        ));
+        if ours.is_empty() {
+            return Ok(0);
+        }
+        let all = RangeSet::new(&[TokenRange::new(0, 0)]);
+        let mut removed = 0;
+        let mut cursor = None;
+        loop {
+            let (page, more) = self.store.index_page(all.clone(), cursor, 4096).await?;
+            cursor = page.last().map(|e| crate::storage::Cursor {
+                token: e.token,
+                key: e.key.clone(),
+            });
+            let foreign: Vec<String> = page
+                .into_iter()
+                .filter(|e| !ours.contains(e.token))
+                .map(|e| e.key)
+                .collect();
+            if !foreign.is_empty() {
+                removed += self.store.delete_keys(foreign).await?;
+            }
+            if !more {
+                break;
+            }
+        }
+        if removed > 0 {
+            tracing::info!(removed, "deleted the data of ranges this node handed over");
+        }
+        Ok(removed)
     }
 
     /// Anti-entropy every interval, then tombstone GC, until shutdown.
@@ -358,6 +433,9 @@ impl Node {
                 }
                 if let Err(e) = self.purge_old_tombstones().await {
                     tracing::warn!(error = %e, "tombstone purge failed");
+                }
+                if let Err(e) = self.clean_up_handed_over(interval).await {
+                    tracing::warn!(error = %e, "cleanup of handed-over ranges failed");
                 }
             };
             tokio::select! {

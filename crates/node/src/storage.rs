@@ -27,6 +27,7 @@
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use distkv_cluster::{ConflictMode, Dot, RangeSet, Siblings, Token, VectorClock, key_token};
 use distkv_lsm::{Db, Options, WriteBatch, WriteOptions};
@@ -71,6 +72,10 @@ struct StoreInner {
     db: Db,
     locks: Vec<Mutex<()>>,
     mode: ConflictMode,
+    /// Tombstones older than this grace may go (0: never)...
+    gc_grace_ms: AtomicU64,
+    /// ...once a round of anti-entropy that started after them has reached every replica.
+    gc_full_round_ms: AtomicU64,
 }
 
 /// The digest of a sibling set, as the index keeps it.
@@ -124,6 +129,8 @@ impl Store {
             db,
             locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             mode,
+            gc_grace_ms: AtomicU64::new(0),
+            gc_full_round_ms: AtomicU64::new(0),
         };
         if inner.db.get(INDEX_MARKER)?.is_none() {
             let n = inner.rebuild_index()?;
@@ -138,6 +145,28 @@ impl Store {
 
     pub fn db(&self) -> &Db {
         &self.inner.db
+    }
+
+    /// Sets the tombstone grace period (0: tombstones are kept for ever).
+    pub fn set_gc_grace(&self, grace_ms: u64) {
+        self.inner.gc_grace_ms.store(grace_ms, Ordering::Relaxed);
+    }
+
+    /// Records that a round of anti-entropy that started at `started_ms` reached every
+    /// replica this node shares ranges with.
+    pub fn full_round_done(&self, started_ms: u64) {
+        self.inner
+            .gc_full_round_ms
+            .fetch_max(started_ms, Ordering::Relaxed);
+    }
+
+    /// Tombstones with a newest timestamp below this are gone for good: purged here, left out
+    /// of anti-entropy comparisons, and not stored again when one arrives. It is the older of
+    /// "now less the grace period" and the start of the last round of anti-entropy that
+    /// reached every replica, so a tombstone is only dropped after it was offered to all of
+    /// them; 0 (nothing is dropped) until such a round has run.
+    pub fn gc_horizon(&self) -> u64 {
+        self.inner.gc_horizon()
     }
 
     /// The stored versions of `key` (empty when it has none).
@@ -261,6 +290,42 @@ impl Store {
         .await
     }
 
+    /// Deletes `keys` (data and index entries); returns how many existed.
+    pub async fn delete_keys(&self, keys: Vec<String>) -> Result<usize> {
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let mut deleted = 0;
+            for key in keys {
+                let _guard = inner.stripe(&key).lock();
+                if inner.db.get(key.as_bytes())?.is_none() {
+                    continue;
+                }
+                let mut b = WriteBatch::new();
+                b.delete(key.as_bytes())
+                    .delete(&index_key(key_token(key.as_bytes()), &key));
+                inner.db.write(b, &WriteOptions::default())?;
+                deleted += 1;
+            }
+            Ok(deleted)
+        })
+        .await
+    }
+
+    /// Deletes every key held here; returns how many.
+    pub async fn delete_all(&self) -> Result<usize> {
+        let all = RangeSet::new(&[distkv_cluster::TokenRange::new(0, 0)]);
+        let mut deleted = 0;
+        loop {
+            let (page, _) = self.index_page(all.clone(), None, 4096).await?;
+            if page.is_empty() {
+                return Ok(deleted);
+            }
+            deleted += self
+                .delete_keys(page.into_iter().map(|e| e.key).collect())
+                .await?;
+        }
+    }
+
     pub fn flush(&self) -> Result<()> {
         Ok(self.inner.db.flush()?)
     }
@@ -291,6 +356,18 @@ impl StoreInner {
         }
     }
 
+    fn gc_horizon(&self) -> u64 {
+        let grace = self.gc_grace_ms.load(Ordering::Relaxed);
+        let full = self.gc_full_round_ms.load(Ordering::Relaxed);
+        if grace == 0 || full == 0 {
+            return 0;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        now.saturating_sub(grace).min(full)
+    }
+
     fn stripe(&self, key: &str) -> &Mutex<()> {
         let h = key_token(key.as_bytes()) as usize;
         &self.locks[h % self.locks.len()]
@@ -313,6 +390,14 @@ impl StoreInner {
         let current = self.read(key)?;
         let merged = current.merge(incoming).resolve(self.mode);
         let changed = merged != current;
+        if changed && current.is_empty() && merged.is_deleted() {
+            // A tombstone past the horizon, arriving where the key is already gone (purged
+            // here, or never written): storing it would only bring it back to be purged again.
+            let newest = merged.versions().iter().map(|v| v.timestamp_ms).max();
+            if newest.is_some_and(|t| t < self.gc_horizon()) {
+                return Ok((merged, false));
+            }
+        }
         if changed {
             self.store(key, &merged)?;
         }

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use distkv_cluster::{
-    MemberState, NodeId, RangeSet, Siblings, TokenRange, Transfer, plan_transfers,
+    MemberState, NodeId, NodeStatus, RangeSet, Siblings, TokenRange, Transfer, plan_transfers,
 };
 use distkv_proto::internal;
 
@@ -41,6 +41,8 @@ const PLAN_KEY: &[u8] = b"meta:stream-plan";
 const PAGE_BYTES: u32 = 1 << 20;
 /// Keys per pushed page.
 const PUSH_KEYS: usize = 256;
+/// How soon a failed join or decommission is tried again.
+const LIFECYCLE_RETRY: Duration = Duration::from_secs(5);
 /// Attempts at a push target before a decommission gives up.
 const PUSH_ATTEMPTS: usize = 5;
 
@@ -108,14 +110,18 @@ impl StreamPlan {
     }
 }
 
-/// Groups transfers into one task per peer: for pulls, per the first source that is not
-/// `exclude` (the others become alternates); for pushes, per target.
+/// Groups pull transfers into tasks: one per list of sources, so that a task's alternates
+/// hold every one of its ranges. Sources are ordered for consistency: first the replicas the
+/// change displaces (no longer replicas afterwards: they may hold writes the remaining ones
+/// missed, and the new replica takes their place in reads), then the others; sources known
+/// to be down go last, and `exclude`d nodes are left out.
 pub fn group_pulls(
     transfers: &[Transfer],
     exclude: &[NodeId],
+    displaced: impl Fn(&Transfer, &str) -> bool,
     down: impl Fn(&str) -> bool,
 ) -> Vec<StreamTask> {
-    let mut by_source: BTreeMap<NodeId, StreamTask> = BTreeMap::new();
+    let mut by_sources: BTreeMap<Vec<NodeId>, StreamTask> = BTreeMap::new();
     for t in transfers {
         let mut sources: Vec<NodeId> = t
             .sources
@@ -123,30 +129,26 @@ pub fn group_pulls(
             .filter(|s| !exclude.contains(s))
             .cloned()
             .collect();
-        // Prefer sources that are up; keep the rest as a last resort.
-        sources.sort_by_key(|s| down(s));
+        // Stable: preference order within each class.
+        sources.sort_by_key(|s| (down(s), !displaced(t, s)));
         let Some(first) = sources.first().cloned() else {
             continue;
         };
-        let task = by_source
-            .entry(first.clone())
+        by_sources
+            .entry(sources.clone())
             .or_insert_with(|| StreamTask {
                 peer: first,
                 ranges: Vec::new(),
-                alternates: Vec::new(),
+                alternates: sources[1..].to_vec(),
                 cursor: None,
                 done: false,
                 keys: 0,
                 bytes: 0,
-            });
-        task.ranges.push(t.range);
-        for s in sources.into_iter().skip(1) {
-            if !task.alternates.contains(&s) {
-                task.alternates.push(s);
-            }
-        }
+            })
+            .ranges
+            .push(t.range);
     }
-    by_source.into_values().collect()
+    by_sources.into_values().collect()
 }
 
 fn group_pushes(transfers: &[Transfer]) -> Vec<StreamTask> {
@@ -453,6 +455,15 @@ impl Node {
                 plan
             }
             None => {
+                // A fresh start: whatever this node holds is from an earlier life (it left, or
+                // was removed) and may be stale; its ranges come from their replicas now.
+                let stale = self.store.delete_all().await?;
+                if stale > 0 {
+                    tracing::info!(
+                        keys = stale,
+                        "joining again: deleted the data of an earlier membership"
+                    );
+                }
                 let old = self.ring();
                 let mut new = (*old).clone();
                 let tokens = self.gossip.lock().table().local().tokens.clone();
@@ -464,7 +475,16 @@ impl Node {
                 let me = vec![self.cfg.node_id.clone()];
                 let plan = StreamPlan {
                     kind: "join".into(),
-                    tasks: group_pulls(&transfers, &me, |n| self.is_down(n)),
+                    tasks: group_pulls(
+                        &transfers,
+                        &me,
+                        |t, s| {
+                            !new.preference_list_for_token(t.range.end, self.cfg.quorum.n)
+                                .iter()
+                                .any(|x| x == s)
+                        },
+                        |n| self.is_down(n),
+                    ),
                 };
                 self.save_plan(Some(&plan)).await?;
                 plan
@@ -494,26 +514,34 @@ impl Node {
             }
             op.step_done();
         }
-        // 5. Whatever reached the sources meanwhile without reaching us.
-        op.set_detail("comparing Merkle trees with the sources");
+        // 5. Whatever any old replica has that we lack: a write acknowledged by W of them
+        //    before they sent us writes too, or written behind the cursor during the stream.
+        //    Every reachable old replica is compared, so that reads that now count this node
+        //    in place of one of them still meet every acknowledged write.
+        op.set_detail("comparing Merkle trees with the old replicas");
+        let mut compare: BTreeMap<NodeId, Vec<TokenRange>> = BTreeMap::new();
         for task in &plan.tasks {
             for peer in std::iter::once(&task.peer).chain(&task.alternates) {
-                if self.is_down(peer) {
-                    continue;
-                }
-                match self.sync_ranges(peer, &task.ranges).await {
-                    Ok(stats) => {
-                        op.add(stats.fetched, 0);
-                        break;
-                    }
-                    Err(e) => tracing::warn!(peer, error = %e, "joining: final comparison failed"),
-                }
+                compare
+                    .entry(peer.clone())
+                    .or_default()
+                    .extend(task.ranges.iter().copied());
+            }
+        }
+        for (peer, ranges) in &compare {
+            if self.is_down(peer) {
+                continue;
+            }
+            match self.sync_ranges(peer, ranges).await {
+                Ok(stats) => op.add(stats.fetched, 0),
+                Err(e) => tracing::warn!(peer, error = %e, "joining: final comparison failed"),
             }
         }
         op.step_done();
-        // 6. Serve.
-        self.set_local_state(MemberState::Normal).await;
+        // 6. Serve. The plan goes first: a crash in between restarts the join from scratch
+        //    (streaming again is harmless), never from a plan already carried out.
         self.save_plan(None).await?;
+        self.set_local_state(MemberState::Normal).await;
         let keys: u64 = plan.tasks.iter().map(|t| t.keys).sum();
         op.set_detail(format!("joined: {keys} keys streamed in"));
         tracing::info!(keys, "joined the cluster");
@@ -580,8 +608,8 @@ impl Node {
             }
         }
         op.step_done();
-        self.set_local_state(MemberState::Left).await;
         self.save_plan(None).await?;
+        self.set_local_state(MemberState::Left).await;
         let keys: u64 = plan.tasks.iter().map(|t| t.keys).sum();
         op.set_detail(format!("left the cluster: {keys} keys streamed out"));
         tracing::info!(keys, "decommissioned: this node has left the cluster");
@@ -663,8 +691,11 @@ impl Node {
                 }
                 _ => {}
             }
+            // Also wake now and then: a join or decommission that failed (a source down, a
+            // peer backing off) is started again while the state still calls for it.
             tokio::select! {
                 r = state.changed() => if r.is_err() { return },
+                _ = tokio::time::sleep(LIFECYCLE_RETRY) => {}
                 _ = stop.changed() => return,
             }
         }
@@ -676,20 +707,39 @@ impl Node {
     /// of its ranges pull that range from a surviving replica. Returns its id and the keys
     /// moved.
     pub async fn remove_node(self: &Arc<Self>, id_or_address: &str) -> Result<(NodeId, u64)> {
+        // Only a node this one holds dead: a live one is decommissioned instead (it streams
+        // its own ranges, including writes no other replica has).
+        if let Some(view) = self
+            .member_views()
+            .into_iter()
+            .find(|m| m.id == id_or_address || m.address == id_or_address)
+            && !matches!(view.status, NodeStatus::Dead | NodeStatus::Left)
+            && view.id != self.cfg.node_id
+        {
+            return Err(NodeError::StillAlive(view.id));
+        }
         let before = self.ring();
         let id = self.mark_member_left(id_or_address)?;
         self.announce().await;
         let after = self.ring();
         let transfers = plan_transfers(&before, &after, self.cfg.quorum.n);
-        let mut by_target: BTreeMap<NodeId, (Vec<TokenRange>, Vec<NodeId>)> = BTreeMap::new();
-        for t in transfers {
-            let e = by_target.entry(t.target.clone()).or_default();
-            e.0.push(t.range);
-            for s in t.sources {
-                if s != id && s != t.target && !e.1.contains(&s) {
-                    e.1.push(s);
-                }
-            }
+        // Per target, one pull per list of surviving sources (each list holds all its ranges).
+        let mut by_target: BTreeMap<NodeId, Vec<StreamTask>> = BTreeMap::new();
+        for t in &transfers {
+            by_target.entry(t.target.clone()).or_default();
+        }
+        for (target, tasks) in by_target.iter_mut() {
+            let theirs: Vec<Transfer> = transfers
+                .iter()
+                .filter(|t| t.target == *target)
+                .cloned()
+                .collect();
+            *tasks = group_pulls(
+                &theirs,
+                &[id.clone(), target.clone()],
+                |_, _| false,
+                |n| self.is_down(n),
+            );
         }
         let op = self.ops.start(
             "removenode",
@@ -704,21 +754,31 @@ impl Node {
             targets = by_target.len(),
             "removing a node: re-replicating its ranges"
         );
-        let calls = by_target.into_iter().map(|(target, (ranges, sources))| {
+        let calls = by_target.into_iter().map(|(target, tasks)| {
             let this = Arc::clone(self);
             let op = op.clone();
             async move {
-                let r = if target == this.cfg.node_id {
-                    this.pull_ranges("rereplicate", ranges, sources).await
-                } else {
-                    this.remote_pull(&target, ranges, sources, "rereplicate")
-                        .await
-                };
-                if let Ok((keys, bytes)) = &r {
-                    op.add(*keys, *bytes);
-                    op.step_done();
+                let mut total = (0, 0);
+                for task in tasks {
+                    let sources: Vec<NodeId> =
+                        std::iter::once(task.peer).chain(task.alternates).collect();
+                    let r = if target == this.cfg.node_id {
+                        this.pull_ranges("rereplicate", task.ranges, sources).await
+                    } else {
+                        this.remote_pull(&target, task.ranges, sources, "rereplicate")
+                            .await
+                    };
+                    match r {
+                        Ok((keys, bytes)) => {
+                            op.add(keys, bytes);
+                            total.0 += keys;
+                            total.1 += bytes;
+                        }
+                        Err(e) => return (target, Err(e)),
+                    }
                 }
-                (target, r)
+                op.step_done();
+                (target, Ok(total))
             }
         });
         let mut keys = 0;
@@ -787,14 +847,27 @@ mod tests {
             transfer(10, 20, "d", &["b", "c", "a"]),
             transfer(20, 30, "d", &["a", "c", "b"]),
         ];
-        let tasks = group_pulls(&transfers, &["d".to_string()], |n| n == "a");
-        let peers: Vec<&str> = tasks.iter().map(|t| t.peer.as_str()).collect();
-        assert_eq!(peers, ["b", "c"]);
-        assert_eq!(
-            tasks[0].ranges,
-            [TokenRange::new(0, 10), TokenRange::new(10, 20)]
+        // a is down; c is displaced by d in the ranges from 10 on.
+        let tasks = group_pulls(
+            &transfers,
+            &["d".to_string()],
+            |t, s| t.range.start >= 10 && s == "c",
+            |n| n == "a",
         );
-        assert_eq!(tasks[0].alternates, ["c", "a"]);
+        let lists: Vec<Vec<&str>> = tasks
+            .iter()
+            .map(|t| {
+                std::iter::once(t.peer.as_str())
+                    .chain(t.alternates.iter().map(String::as_str))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(lists, [vec!["b", "c", "a"], vec!["c", "b", "a"]]);
+        assert_eq!(tasks[0].ranges, [TokenRange::new(0, 10)]);
+        assert_eq!(
+            tasks[1].ranges,
+            [TokenRange::new(10, 20), TokenRange::new(20, 30)]
+        );
         let pushes = group_pushes(&transfers);
         assert_eq!(pushes.len(), 1);
         assert_eq!(pushes[0].ranges.len(), 3);

@@ -22,6 +22,15 @@ async fn holds(c: &Cluster, i: usize, key: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// The ring of the test cluster's nodes (64 virtual nodes each).
+fn ring_of(ids: &[&str]) -> distkv_cluster::Ring {
+    let mut ring = distkv_cluster::Ring::new();
+    for id in ids {
+        ring.add_node(id, 64);
+    }
+    ring
+}
+
 fn node_status(s: &pb::ClusterStatusResponse, id: &str) -> Option<pb::NodeStatus> {
     s.nodes
         .iter()
@@ -96,7 +105,8 @@ async fn a_killed_node_turns_suspect_then_dead_and_is_alive_again_after_restart(
     let started = Instant::now();
     let w = put(&mut a, "while-dead", "v", Some(Quorum)).await;
     assert!(w.success, "{}", w.error_message);
-    assert!(started.elapsed() < Duration::from_millis(1500));
+    // Waiting for the dead replica would take the request timeout (2 s).
+    assert!(started.elapsed() < Duration::from_secs(2));
     let all = put(&mut a, "all", "v", Some(All)).await;
     assert!(
         all.error_message
@@ -160,6 +170,23 @@ async fn joining_a_fourth_node_while_clients_write_loses_nothing_and_moves_a_qua
         }
     }
     assert!(missing.is_empty(), "lost after the join: {missing:?}");
+    // And the new node holds each key it is now a replica of itself (a read at ALL would
+    // repair what it lacked, so look at its own store).
+    let ring = ring_of(&["node1", "node2", "node3", "node4"]);
+    let mut lacking = Vec::new();
+    for key in (0..KEYS)
+        .map(|i| format!("pre-{i}"))
+        .chain(acked.iter().cloned())
+    {
+        if ring
+            .preference_list(key.as_bytes(), 3)
+            .contains(&"node4".to_string())
+            && !holds(&c, d, &key).await
+        {
+            lacking.push(key);
+        }
+    }
+    assert!(lacking.is_empty(), "node4 lacks {lacking:?}");
     // Only what the new node took over moved: with N=3 it holds 3/4 of the keys, a quarter
     // of all copies.
     let s = status(&c.nodes[d].address).await.unwrap();
@@ -250,12 +277,29 @@ async fn decommission_streams_every_range_so_each_key_keeps_three_replicas() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removing_a_dead_node_rereplicates_its_ranges_from_the_survivors() {
-    let mut c = Cluster::start(4, &[]).await;
+    // Five nodes: each survivor gains only some of the dead node's ranges, from sources that
+    // differ from range to range.
+    let mut c = Cluster::start(5, &[]).await;
     let mut a = c.kv(0).await;
     let keys: Vec<String> = (0..300).map(|i| format!("r{i}")).collect();
     for k in &keys {
         assert!(put(&mut a, k, "v", Some(All)).await.success);
     }
+    // A live node is not removed: it is decommissioned.
+    let alive = c
+        .admin(0)
+        .await
+        .remove_node(pb::RemoveNodeRequest {
+            node_address: "node4".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        alive.error_message.contains("node node4 is not dead"),
+        "{}",
+        alive.error_message
+    );
     c.kill(3);
     c.wait_status(3, pb::NodeStatus::Dead).await;
     let reply = c
@@ -269,13 +313,18 @@ async fn removing_a_dead_node_rereplicates_its_ranges_from_the_survivors() {
         .into_inner();
     assert!(reply.success, "{}", reply.error_message);
     c.wait_status(3, pb::NodeStatus::Left).await;
-    for i in 0..3 {
-        let mut lacking = 0;
-        for k in &keys {
-            lacking += usize::from(!holds(&c, i, k).await);
+    // Every key has its three replicas on the four survivors, each holding its own copy.
+    let ring = ring_of(&["node1", "node2", "node3", "node5"]);
+    let mut lacking = Vec::new();
+    for k in &keys {
+        for id in ring.preference_list(k.as_bytes(), 3) {
+            let i = c.index_of(&id);
+            if !holds(&c, i, k).await {
+                lacking.push(format!("{id}:{k}"));
+            }
         }
-        assert_eq!(lacking, 0, "node{} lacks {lacking} keys", i + 1);
     }
+    assert!(lacking.is_empty(), "missing replicas: {lacking:?}");
     // Removing oneself, or a stranger, is refused clearly.
     let me = c
         .admin(0)
@@ -416,24 +465,41 @@ async fn an_interrupted_join_resumes_after_a_restart() {
         c.log(d).contains("resuming an interrupted join"),
         "the second run resumed the saved plan"
     );
-    let mut dn = c.kv(d).await;
+    // Every key the new node replicates is in its own store: the resumed stream skipped
+    // nothing.
+    let ring = ring_of(&["node1", "node2", "node3", "node4"]);
+    let mut lacking = Vec::new();
     for i in 0..800 {
-        let g = get(&mut dn, &format!("big-{i}"), Some(All)).await;
-        assert!(g.found, "big-{i}: {}", g.error_message);
+        let key = format!("big-{i}");
+        if ring
+            .preference_list(key.as_bytes(), 3)
+            .contains(&"node4".to_string())
+            && !holds(&c, d, &key).await
+        {
+            lacking.push(key);
+        }
     }
+    assert!(lacking.is_empty(), "node4 lacks {lacking:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn add_node_introduces_a_running_node_and_refuses_a_wrong_one() {
+async fn add_node_introduces_a_waiting_node_and_refuses_wrong_ones() {
     let mut c = Cluster::start(2, &[]).await;
-    // A node started on its own: no seeds.
-    let solo = c.add_node(&["-seed-nodes="]);
-    let addr = c.nodes[solo].address.clone();
-    eventually("the lone node serves", || {
-        let addr = addr.clone();
-        async move { status(&addr).await.map(|_| ()) }
-    })
-    .await;
+    // A node whose seed is wrong waits to join; another started without seeds serves a
+    // cluster of its own.
+    let waiting = c.add_node(&["-seed-nodes=127.0.0.1:1"]);
+    let founder = c.add_node(&["-seed-nodes="]);
+    let (waiting_addr, founder_addr) = (
+        c.nodes[waiting].address.clone(),
+        c.nodes[founder].address.clone(),
+    );
+    for addr in [&waiting_addr, &founder_addr] {
+        eventually("the new node serves", || {
+            let addr = addr.clone();
+            async move { status(&addr).await.map(|_| ()) }
+        })
+        .await;
+    }
     let add = |id: &str, address: &str| pb::AddNodeRequest {
         node_id: id.into(),
         node_address: address.into(),
@@ -441,7 +507,7 @@ async fn add_node_introduces_a_running_node_and_refuses_a_wrong_one() {
     };
     let mut admin = c.admin(0).await;
     let wrong = admin
-        .add_node(add("someone-else", &addr))
+        .add_node(add("someone-else", &waiting_addr))
         .await
         .unwrap()
         .into_inner();
@@ -461,11 +527,78 @@ async fn add_node_introduces_a_running_node_and_refuses_a_wrong_one() {
         "{}",
         none.error_message
     );
+    let other = admin
+        .add_node(add("node4", &founder_addr))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        other.error_message.contains("a member of another cluster"),
+        "{}",
+        other.error_message
+    );
+    // The waiting node, introduced, joins (streaming) and is alive everywhere.
     let ok = admin
-        .add_node(add("node3", &addr))
+        .add_node(add("node3", &waiting_addr))
         .await
         .unwrap()
         .into_inner();
     assert!(ok.success, "{}", ok.error_message);
+    c.kill(founder);
     c.wait_converged().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tombstones_are_purged_after_the_grace_period_and_the_key_stays_deleted() {
+    let c = Cluster::start(
+        3,
+        &["-anti-entropy-interval=500ms", "-tombstone-gc-grace=1s"],
+    )
+    .await;
+    let mut a = c.kv(0).await;
+    assert!(put(&mut a, "doomed", "v", Some(All)).await.success);
+    let del = a
+        .delete(pb::DeleteRequest {
+            key: "doomed".into(),
+            consistency_level: All as i32,
+            consistency_set: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(del.success, "{}", del.error_message);
+    // Every replica holds the tombstone, then (after a full anti-entropy round that started
+    // after it, and the grace) none holds anything.
+    for i in 0..3 {
+        assert!(holds(&c, i, "doomed").await);
+    }
+    eventually("the tombstone is purged on every replica", || async {
+        for i in 0..3 {
+            if holds(&c, i, "doomed").await {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+    let g = get(&mut a, "doomed", Some(All)).await;
+    assert!(!g.found && g.error_message.is_empty(), "{g:?}");
+    let s = status(&c.nodes[0].address).await.unwrap();
+    assert!(s.anti_entropy.unwrap().tombstones_purged >= 1);
+    // Later rounds do not bring it back.
+    let before = status(&c.nodes[1].address)
+        .await
+        .unwrap()
+        .anti_entropy
+        .unwrap()
+        .rounds;
+    eventually("two more rounds", || async {
+        let s = status(&c.nodes[1].address).await?;
+        (s.anti_entropy?.rounds >= before + 2).then_some(())
+    })
+    .await;
+    for i in 0..3 {
+        assert!(!holds(&c, i, "doomed").await, "node{} has it back", i + 1);
+    }
 }

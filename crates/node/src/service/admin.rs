@@ -138,7 +138,7 @@ impl AdminService for AdminServiceImpl {
             Ok((stats, _)) => pb::RebalanceResponse {
                 success: true,
                 error_message: String::new(),
-                keys_moved: i32::try_from(stats.fetched + stats.sent).unwrap_or(i32::MAX),
+                keys_moved: i32::try_from(stats.repaired).unwrap_or(i32::MAX),
             },
             Err(e) => pb::RebalanceResponse {
                 success: false,
@@ -191,7 +191,7 @@ impl AdminService for AdminServiceImpl {
                 success: true,
                 error_message: String::new(),
                 keys_compared: stats.compared,
-                keys_repaired: stats.fetched + stats.sent,
+                keys_repaired: stats.repaired,
                 peers: peers as u32,
             },
             Err(e) => pb::RepairResponse {
