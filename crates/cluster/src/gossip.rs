@@ -350,6 +350,20 @@ impl Gossiper {
             .collect()
     }
 
+    /// An extra round now, outside the timer (the driver calls it when a record changed, so
+    /// that joins, leaves and removals spread at once rather than at the next round).
+    pub fn push_round(&mut self) -> Vec<Outgoing> {
+        let syn = self.syn();
+        self.targets()
+            .into_iter()
+            .map(|(to, address)| Outgoing {
+                to,
+                address,
+                syn: syn.clone(),
+            })
+            .collect()
+    }
+
     fn targets(&mut self) -> Vec<(Option<NodeId>, String)> {
         let local = self.table.local_id().to_string();
         let (mut live, mut down): (Vec<&Member>, Vec<&Member>) = (Vec::new(), Vec::new());
@@ -402,6 +416,8 @@ impl Gossiper {
 
     /// Answers a [`Syn`].
     pub fn on_syn(&mut self, now: u64, mut syn: Syn) -> Ack {
+        // A message from a node is proof that it is up, as much as its heartbeat.
+        self.heard_directly(&syn.from, now);
         let mut updates = Vec::new();
         let mut wanted = Vec::new();
         // Digests come sorted by id (as [`Gossiper::syn`] writes them); records the sender
@@ -484,6 +500,7 @@ impl Gossiper {
             }
             self.apply(now, u);
         }
+        self.heard_directly(&ack.from, now);
         for w in ack.wanted {
             let Some(mine) = self.table.get(&w.id) else {
                 continue;
@@ -509,6 +526,23 @@ impl Gossiper {
     pub fn on_ack2(&mut self, now: u64, ack2: Ack2) {
         for u in ack2.updates {
             self.apply(now, u);
+        }
+        self.heard_directly(&ack2.from, now);
+    }
+
+    /// Records that `id` itself just sent a message: it is up now.
+    fn heard_directly(&mut self, id: &str, now: u64) {
+        if id == self.table.local_id()
+            || self
+                .table
+                .get(id)
+                .is_none_or(|m| m.state == MemberState::Left)
+        {
+            return;
+        }
+        self.detector.heard(id, now);
+        if self.statuses.get(id) != Some(&NodeStatus::Alive) {
+            self.refresh_status(id, now);
         }
     }
 

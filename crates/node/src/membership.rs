@@ -561,6 +561,8 @@ impl Node {
             }
         }
         if let Some(table) = table {
+            // Spread the change now rather than at the next round.
+            self.gossip_now.notify_one();
             let rings = Rings {
                 read: Arc::new(table.ring()),
                 pending: Arc::new(table.pending_ring()),
@@ -589,16 +591,27 @@ impl Node {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut exchanges = tokio::task::JoinSet::new();
         let mut last_evict = std::time::Instant::now();
+        let mut last_push = std::time::Instant::now();
         loop {
-            tokio::select! {
-                _ = tick.tick() => {}
+            let push = tokio::select! {
+                _ = tick.tick() => false,
+                _ = self.gossip_now.notified() => true,
                 _ = stop.changed() => break,
-            }
+            };
             while exchanges.try_join_next().is_some() {}
             let outgoing = {
                 let mut g = self.gossip.lock();
                 let now = self.clock_ms();
-                g.tick(now)
+                if push {
+                    // At most one extra round per step, however many changes come in.
+                    if last_push.elapsed() < step {
+                        continue;
+                    }
+                    last_push = std::time::Instant::now();
+                    g.push_round()
+                } else {
+                    g.tick(now)
+                }
             };
             self.handle_gossip_events();
             for o in outgoing {

@@ -17,9 +17,11 @@
 //! with less than the merged result are sent the merged versions off the request path (read
 //! repair, 4.7).
 //!
-//! Membership comes from `-seed-nodes` and the admin RPCs and is exchanged push-pull with peers
-//! every gossip interval, so every node ends up with the same members and the same ring. Failure
-//! detection, join/leave streaming and Merkle anti-entropy are not part of this module yet.
+//! Membership comes from gossip ([`crate::membership`]): the rings every request uses are
+//! rebuilt from the member table whenever a record changes; replicas the failure detector
+//! holds dead are skipped at once (their writes become hints), and joining or leaving nodes
+//! get writes before they serve reads ([`crate::streaming`]). Merkle anti-entropy is in
+//! [`crate::repair`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -113,6 +115,8 @@ pub struct Node {
     pub(crate) merkle_sessions: MerkleSessions,
     /// When the rings last changed (handed-over data is deleted only once they settle).
     pub(crate) ring_changed_at: Mutex<Instant>,
+    /// Wakes the gossip loop for an extra round when a record changed.
+    pub(crate) gossip_now: tokio::sync::Notify,
     dot_counter: AtomicU64,
     dot_reserved: Mutex<u64>,
     pub metrics: Metrics,
@@ -179,6 +183,7 @@ impl Node {
             lifecycle_ops: Mutex::new(HashMap::new()),
             merkle_sessions: MerkleSessions::default(),
             ring_changed_at: Mutex::new(Instant::now()),
+            gossip_now: tokio::sync::Notify::new(),
             dot_counter: AtomicU64::new(start),
             dot_reserved: Mutex::new(start),
             metrics: Metrics::default(),
