@@ -46,6 +46,9 @@ pub enum NodeError {
     WrongState(&'static str),
     #[error("no replica to stream from is reachable")]
     NoSource,
+    /// The node is still joining the cluster; it serves requests once its ranges are in.
+    #[error("node {node} is joining the cluster ({progress}); ask another node")]
+    Joining { node: String, progress: String },
     #[error("node {0} is not dead: decommission it instead (removenode is for dead nodes)")]
     StillAlive(String),
     #[error("decommission would leave {remaining} nodes for {replicas} replicas per key")]
@@ -100,9 +103,10 @@ impl NodeError {
             | NodeError::PeerDown(_)
             | NodeError::Coordinator { .. } => Status::unavailable(self.to_string()),
             NodeError::UnknownNode(_) => Status::not_found(self.to_string()),
-            NodeError::ShuttingDown | NodeError::NoSource | NodeError::Streaming(_) => {
-                Status::unavailable(self.to_string())
-            }
+            NodeError::ShuttingDown
+            | NodeError::NoSource
+            | NodeError::Streaming(_)
+            | NodeError::Joining { .. } => Status::unavailable(self.to_string()),
             NodeError::BadMessage(_) | NodeError::RemoveSelf => {
                 Status::invalid_argument(self.to_string())
             }

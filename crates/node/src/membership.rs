@@ -574,6 +574,11 @@ impl Node {
             *current = rings;
             drop(current);
             save_members(&self.cfg.data_dir, &self.cfg.node_id, &table);
+            if local_state == MemberState::Joining {
+                // Told it was removed while down: it joins again and serves only after that.
+                self.serving
+                    .store(false, std::sync::atomic::Ordering::Release);
+            }
             self.local_state.send_if_modified(|s| {
                 let changed = *s != local_state;
                 *s = local_state;

@@ -117,6 +117,9 @@ pub struct Node {
     pub(crate) ring_changed_at: Mutex<Instant>,
     /// Wakes the gossip loop for an extra round when a record changed.
     pub(crate) gossip_now: tokio::sync::Notify,
+    /// False while the node joins: client and admin requests are refused until it serves
+    /// its ranges (as Cassandra opens its client port only after bootstrapping).
+    pub(crate) serving: std::sync::atomic::AtomicBool,
     dot_counter: AtomicU64,
     dot_reserved: Mutex<u64>,
     pub metrics: Metrics,
@@ -164,6 +167,7 @@ impl Node {
         let rng_seed = distkv_cluster::key_token(cfg.node_id.as_bytes()) ^ now_ms();
         let gossip = Gossiper::new(gossip_config(&cfg), table, cfg.seeds.clone(), rng_seed, 0);
         let (shutdown, _) = watch::channel(false);
+        let serving = local_state != MemberState::Joining;
         let (local_state, _) = watch::channel(local_state);
         let node = Arc::new(Node {
             // Every call's own deadline is the request timeout (rounds stop waiting then); the
@@ -184,6 +188,7 @@ impl Node {
             merkle_sessions: MerkleSessions::default(),
             ring_changed_at: Mutex::new(Instant::now()),
             gossip_now: tokio::sync::Notify::new(),
+            serving: std::sync::atomic::AtomicBool::new(serving),
             dot_counter: AtomicU64::new(start),
             dot_reserved: Mutex::new(start),
             metrics: Metrics::default(),
@@ -219,6 +224,37 @@ impl Node {
 
     pub fn operations(&self) -> &Operations {
         &self.ops
+    }
+
+    /// Refuses client and admin requests while the node joins, saying how far it got.
+    pub fn check_serving(&self) -> Result<()> {
+        if self.serving.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let progress = self
+            .ops
+            .list()
+            .into_iter()
+            .rev()
+            .find(|o| o.kind == "join")
+            .map(|o| {
+                format!(
+                    "{}/{} steps, {} keys streamed{}",
+                    o.steps_done,
+                    o.steps_total,
+                    o.keys,
+                    if o.detail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", o.detail)
+                    }
+                )
+            })
+            .unwrap_or_else(|| "starting".to_string());
+        Err(NodeError::Joining {
+            node: self.cfg.node_id.clone(),
+            progress,
+        })
     }
 
     pub fn uptime(&self) -> Duration {

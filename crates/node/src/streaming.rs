@@ -431,20 +431,22 @@ impl Node {
             // Everyone known is joining too (nodes that all name each other as seeds): the
             // one with the smallest id starts the cluster.
             if !others.is_empty()
-                && waited >= 10
+                && waited >= 100
                 && others.iter().all(|m| m.state == MemberState::Joining)
                 && others.iter().all(|m| m.id > self.cfg.node_id)
             {
                 tracing::info!("no member serves yet: this node starts the cluster");
                 self.set_local_state(MemberState::Normal).await;
+                self.serving
+                    .store(true, std::sync::atomic::Ordering::Release);
                 return Ok(0);
             }
-            if waited % 50 == 10 {
+            if waited % 300 == 100 {
                 tracing::info!(seeds = ?self.cfg.seeds, "joining: waiting to hear from the cluster");
                 op.set_detail("waiting for a seed to answer");
             }
             waited += 1;
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(if waited < 100 { 10 } else { 100 })).await;
         }
         // 2. Everyone learns that writes for our future ranges come here too.
         self.announce().await;
@@ -542,6 +544,9 @@ impl Node {
         //    (streaming again is harmless), never from a plan already carried out.
         self.save_plan(None).await?;
         self.set_local_state(MemberState::Normal).await;
+        // Every member reachable now knows: serve.
+        self.serving
+            .store(true, std::sync::atomic::Ordering::Release);
         let keys: u64 = plan.tasks.iter().map(|t| t.keys).sum();
         op.set_detail(format!("joined: {keys} keys streamed in"));
         tracing::info!(keys, "joined the cluster");

@@ -448,13 +448,17 @@ async fn an_interrupted_join_resumes_after_a_restart() {
     }
     let d = c.add_node(&["-stream-throughput=1"]);
     let addr = c.nodes[d].address.clone();
+    // A joining node refuses requests, saying how far it got.
     eventually("the join is streaming", || {
         let addr = addr.clone();
         async move {
-            let s = status(&addr).await?;
-            s.operations
-                .iter()
-                .any(|o| o.kind == "join" && o.keys > 0 && o.state == "running")
+            let ch = common::connect(&addr).await.ok()?;
+            let err = distkv_proto::distkv::admin_service_client::AdminServiceClient::new(ch)
+                .get_cluster_status(pb::ClusterStatusRequest {})
+                .await
+                .err()?;
+            let m = err.message().to_string();
+            (m.contains("node4 is joining the cluster") && !m.contains(" 0 keys streamed"))
                 .then_some(())
         }
     })
@@ -493,10 +497,11 @@ async fn add_node_introduces_a_waiting_node_and_refuses_wrong_ones() {
         c.nodes[waiting].address.clone(),
         c.nodes[founder].address.clone(),
     );
+    // Both answer (the waiting one refuses requests until it has joined).
     for addr in [&waiting_addr, &founder_addr] {
-        eventually("the new node serves", || {
+        eventually("the new node listens", || {
             let addr = addr.clone();
-            async move { status(&addr).await.map(|_| ()) }
+            async move { common::connect(&addr).await.ok().map(|_| ()) }
         })
         .await;
     }

@@ -59,6 +59,9 @@ impl AdminService for AdminServiceImpl {
                 error_message: m.to_string(),
             }))
         };
+        if let Err(e) = self.node.check_serving() {
+            return fail(&e.to_string());
+        }
         if r.node_id.is_empty() || r.node_address.is_empty() {
             return fail("node_id and node_address are required");
         }
@@ -90,6 +93,12 @@ impl AdminService for AdminServiceImpl {
         req: Request<pb::RemoveNodeRequest>,
     ) -> Result<Response<pb::RemoveNodeResponse>, Status> {
         let r = req.into_inner();
+        if let Err(e) = self.node.check_serving() {
+            return Ok(Response::new(pb::RemoveNodeResponse {
+                success: false,
+                error_message: e.to_string(),
+            }));
+        }
         // The original's field says "address"; an id works too. The re-replication belongs
         // to the node: it finishes even if the caller goes away.
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -124,6 +133,13 @@ impl AdminService for AdminServiceImpl {
         &self,
         _req: Request<pb::RebalanceRequest>,
     ) -> Result<Response<pb::RebalanceResponse>, Status> {
+        if let Err(e) = self.node.check_serving() {
+            return Ok(Response::new(pb::RebalanceResponse {
+                success: false,
+                error_message: e.to_string(),
+                keys_moved: 0,
+            }));
+        }
         // Data follows the ring when nodes join, leave or are removed; what a rebalance adds
         // is making every range this node shares whole on both sides: a repair.
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -178,6 +194,13 @@ impl AdminService for AdminServiceImpl {
         &self,
         _req: Request<pb::RepairRequest>,
     ) -> Result<Response<pb::RepairResponse>, Status> {
+        if let Err(e) = self.node.check_serving() {
+            return Ok(Response::new(pb::RepairResponse {
+                success: false,
+                error_message: e.to_string(),
+                ..Default::default()
+            }));
+        }
         let (tx, rx) = tokio::sync::oneshot::channel();
         let node = Arc::clone(&self.node);
         self.node.spawn_task(async move {
@@ -206,6 +229,9 @@ impl AdminService for AdminServiceImpl {
         &self,
         _req: Request<pb::ClusterStatusRequest>,
     ) -> Result<Response<pb::ClusterStatusResponse>, Status> {
+        // A joining node does not speak for the cluster yet (its view is still forming);
+        // its progress is in the error, and other nodes show it JOINING.
+        self.node.check_serving().map_err(|e| e.to_status())?;
         let members = self.node.member_views();
         let nodes: Vec<pb::NodeStatusInfo> = members
             .iter()
@@ -298,6 +324,7 @@ impl AdminService for AdminServiceImpl {
         &self,
         _req: Request<pb::RingRequest>,
     ) -> Result<Response<pb::RingResponse>, Status> {
+        self.node.check_serving().map_err(|e| e.to_status())?;
         let ring = self.node.ring();
         let ownership = ring.ownership();
         let members = self.node.member_views();

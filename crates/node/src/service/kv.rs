@@ -81,6 +81,7 @@ pub fn get_response(versions: &Siblings) -> pb::GetResponse {
 
 impl KvService {
     async fn put_inner(&self, r: pb::PutRequest) -> Result<Siblings> {
+        self.node.check_serving()?;
         self.node.validate_key(&r.key)?;
         self.node.validate_value(&r.value)?;
         let level = consistency(r.consistency_level, r.consistency_set);
@@ -127,6 +128,7 @@ impl DistKv for KvService {
         let started = Instant::now();
         let r = req.into_inner();
         let result = async {
+            self.node.check_serving()?;
             self.node.validate_key(&r.key)?;
             self.node
                 .coordinate_read(&r.key, consistency(r.consistency_level, r.consistency_set))
@@ -160,6 +162,7 @@ impl DistKv for KvService {
         let started = Instant::now();
         let r = req.into_inner();
         let result = async {
+            self.node.check_serving()?;
             self.node.validate_key(&r.key)?;
             let level = consistency(r.consistency_level, r.consistency_set);
             let context = resolve_context(&self.node, &r.key, &r.context, None, level).await?;
@@ -189,11 +192,15 @@ impl DistKv for KvService {
         let started = Instant::now();
         let r = req.into_inner();
         let max = self.node.config().max_batch_items;
-        if r.items.len() > max {
-            let e = NodeError::BatchTooLarge {
+        let refused = match self.node.check_serving() {
+            Err(e) => Some(e),
+            Ok(()) if r.items.len() > max => Some(NodeError::BatchTooLarge {
                 items: r.items.len(),
                 max,
-            };
+            }),
+            Ok(()) => None,
+        };
+        if let Some(e) = refused {
             return Ok(Response::new(pb::BatchPutResponse {
                 success: false,
                 error_message: e.to_string(),
@@ -261,6 +268,7 @@ impl DistKv for KvService {
             start = start.max(after);
         }
         let level = consistency(r.consistency_level, r.consistency_set);
+        self.node.check_serving().map_err(|e| e.to_status())?;
         let result = self
             .node
             .coordinate_scan(start, end, limit, level)
