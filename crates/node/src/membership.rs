@@ -574,10 +574,15 @@ impl Node {
             *current = rings;
             drop(current);
             save_members(&self.cfg.data_dir, &self.cfg.node_id, &table);
-            if local_state == MemberState::Joining {
-                // Told it was removed while down: it joins again and serves only after that.
+            if local_state == MemberState::Joining
+                && *self.local_state.borrow() != MemberState::Joining
+            {
+                // Told it was removed while down: it joins again, from an empty store, and
+                // serves only after that.
                 self.serving
                     .store(false, std::sync::atomic::Ordering::Release);
+                self.wipe_before_join
+                    .store(true, std::sync::atomic::Ordering::Release);
             }
             self.local_state.send_if_modified(|s| {
                 let changed = *s != local_state;

@@ -120,6 +120,8 @@ pub struct Node {
     /// False while the node joins: client and admin requests are refused until it serves
     /// its ranges (as Cassandra opens its client port only after bootstrapping).
     pub(crate) serving: std::sync::atomic::AtomicBool,
+    /// Set when the node left or was removed and joins again: its data is stale.
+    pub(crate) wipe_before_join: std::sync::atomic::AtomicBool,
     dot_counter: AtomicU64,
     dot_reserved: Mutex<u64>,
     pub metrics: Metrics,
@@ -156,7 +158,9 @@ impl Node {
         // Remember the members of the last run, so a restarted node finds its cluster again
         // even without seeds, and carries on in the state it was in.
         let saved = load_members(&cfg.data_dir).unwrap_or_default();
-        let local = initial_state(&cfg, saved.iter().find(|m| m.id == cfg.node_id), now_ms());
+        let saved_self = saved.iter().find(|m| m.id == cfg.node_id);
+        let rejoining = saved_self.is_some_and(|m| m.state == MemberState::Left);
+        let local = initial_state(&cfg, saved_self, now_ms());
         let local_state = local.state;
         let mut table = Membership::new(local);
         table.merge(saved.into_iter().filter(|m| m.id != cfg.node_id));
@@ -189,6 +193,7 @@ impl Node {
             ring_changed_at: Mutex::new(Instant::now()),
             gossip_now: tokio::sync::Notify::new(),
             serving: std::sync::atomic::AtomicBool::new(serving),
+            wipe_before_join: std::sync::atomic::AtomicBool::new(rejoining),
             dot_counter: AtomicU64::new(start),
             dot_reserved: Mutex::new(start),
             metrics: Metrics::default(),

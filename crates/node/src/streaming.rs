@@ -457,10 +457,15 @@ impl Node {
                 plan
             }
             None => {
-                // A fresh start: whatever this node holds is from an earlier life (it left, or
-                // was removed) and may be stale; its ranges come from their replicas now.
-                let stale = self.store.delete_all().await?;
-                if stale > 0 {
+                // A node that left or was removed and joins again holds data of an earlier
+                // membership, possibly with deletes it missed whose tombstones are purged by
+                // now: it starts empty, and its ranges come from their replicas. (Any other
+                // node's data is kept: streaming merges into it.)
+                if self
+                    .wipe_before_join
+                    .swap(false, std::sync::atomic::Ordering::AcqRel)
+                {
+                    let stale = self.store.delete_all().await?;
                     tracing::info!(
                         keys = stale,
                         "joining again: deleted the data of an earlier membership"

@@ -607,3 +607,45 @@ async fn tombstones_are_purged_after_the_grace_period_and_the_key_stays_deleted(
         assert!(!holds(&c, i, "doomed").await, "node{} has it back", i + 1);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_node_that_restarts_joins_again_without_bringing_deletes_back() {
+    let mut c = Cluster::start(4, &[]).await;
+    let mut a = c.kv(0).await;
+    assert!(put(&mut a, "victim", "v", Some(All)).await.success);
+    c.kill(3);
+    c.wait_status(3, pb::NodeStatus::Dead).await;
+    let reply = c
+        .admin(0)
+        .await
+        .remove_node(pb::RemoveNodeRequest {
+            node_address: "node4".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(reply.success, "{}", reply.error_message);
+    let del = a
+        .delete(pb::DeleteRequest {
+            key: "victim".into(),
+            consistency_level: All as i32,
+            consistency_set: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(del.success, "{}", del.error_message);
+    // node4 comes back believing it is still a member: it learns it was removed, drops its
+    // stale copy, joins again by streaming, and then serves.
+    c.restart(3).await;
+    assert!(
+        c.log(3)
+            .contains("joining again: deleted the data of an earlier membership"),
+        "{}",
+        c.log(3)
+    );
+    let mut d = c.kv(3).await;
+    let g = get(&mut d, "victim", Some(All)).await;
+    assert!(!g.found && g.error_message.is_empty(), "{g:?}");
+}
