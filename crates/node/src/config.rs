@@ -3,8 +3,8 @@
 //!
 //! Differences from the original, on purpose: `-mem-table-size` defaults to 64 MiB (the
 //! original's 1024 bytes was a bug its README contradicts); an empty `-node-id` is generated once
-//! and kept in `<data-dir>/NODE_ID`, so a restarted node keeps its identity; `-tls-enabled` is
-//! refused until TLS lands rather than silently serving plaintext.
+//! and kept in `<data-dir>/NODE_ID`, so a restarted node keeps its identity; an unknown
+//! `-tls-client-auth` is an error rather than `NoClientCert`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -33,6 +33,10 @@ pub struct Flags {
     /// Address peers and clients use to reach this node (default: -address)
     #[arg(long = "advertise-address", default_value = "")]
     pub advertise_address: String,
+    /// A second listener for the HTTP endpoints only (/metrics, /health, /ready, /status, /);
+    /// they are always served on -address too
+    #[arg(long = "http-address", default_value = "")]
+    pub http_address: String,
     /// Directory for data
     #[arg(long = "data-dir", default_value = "./data")]
     pub data_dir: PathBuf,
@@ -147,6 +151,7 @@ pub struct NodeConfig {
     pub node_id: String,
     pub listen_address: String,
     pub advertise_address: String,
+    pub http_address: Option<String>,
     pub data_dir: PathBuf,
     pub seeds: Vec<String>,
     pub virtual_nodes: u32,
@@ -167,6 +172,8 @@ pub struct NodeConfig {
     pub anti_entropy_interval: Duration,
     pub tombstone_gc_grace: Duration,
     pub stream_bytes_per_sec: u64,
+    /// TLS for every connection, to and from this node; `None` serves plaintext.
+    pub tls: Option<distkv_tls::ServerTls>,
     pub engine: distkv_lsm::Options,
 }
 
@@ -181,12 +188,30 @@ impl Flags {
         let bad = |m: String| Err(ConfigError(m));
         let quorum = Quorum::new(self.replicas, self.read_quorum, self.write_quorum)
             .map_err(|e| ConfigError(e.to_string()))?;
-        if self.tls_enabled {
-            return bad(
-                "-tls-enabled: TLS is not available in this build yet; refusing to serve plaintext"
-                    .into(),
-            );
-        }
+        let tls = if self.tls_enabled {
+            if self.tls_cert_file.is_empty() || self.tls_key_file.is_empty() {
+                return bad("-tls-enabled needs -tls-cert-file and -tls-key-file".into());
+            }
+            let client_auth = self
+                .tls_client_auth
+                .parse::<distkv_tls::ClientAuth>()
+                .map_err(|e| ConfigError(e.to_string()))?;
+            let tls = distkv_tls::ServerTls {
+                cert_file: PathBuf::from(&self.tls_cert_file),
+                key_file: PathBuf::from(&self.tls_key_file),
+                ca_file: (!self.tls_ca_file.is_empty()).then(|| PathBuf::from(&self.tls_ca_file)),
+                client_auth,
+            };
+            // Every file is read and the configurations built now: a bad path or a key that
+            // does not match its certificate is one line at start, not a failed handshake.
+            tls.validate()
+                .map_err(|e| ConfigError(format!("TLS: {e}")))?;
+            tls.peer_client_config()
+                .map_err(|e| ConfigError(format!("TLS: {e}")))?;
+            Some(tls)
+        } else {
+            None
+        };
         if self.virtual_nodes == 0 || self.virtual_nodes > 4096 {
             return bad(format!(
                 "-virtual-nodes must be between 1 and 4096, got {}",
@@ -295,6 +320,7 @@ impl Flags {
             node_id: self.node_id,
             listen_address: self.address,
             advertise_address,
+            http_address: (!self.http_address.is_empty()).then_some(self.http_address),
             data_dir: self.data_dir,
             seeds,
             virtual_nodes: self.virtual_nodes,
@@ -315,6 +341,7 @@ impl Flags {
             anti_entropy_interval: self.anti_entropy_interval,
             tombstone_gc_grace: self.tombstone_gc_grace,
             stream_bytes_per_sec: self.stream_throughput.saturating_mul(1 << 20),
+            tls,
             engine,
         })
     }
@@ -408,7 +435,28 @@ mod tests {
         assert!(parse(&["-anti-entropy-interval=0s", "-tombstone-gc-grace=1m"]).is_ok());
         let e = parse(&["-wal-sync=sometimes"]).unwrap_err();
         assert!(e.contains("-wal-sync"), "{e}");
-        assert!(parse(&["-tls-enabled"]).unwrap_err().contains("TLS"));
+        assert_eq!(
+            parse(&["-tls-enabled"]).unwrap_err(),
+            "invalid configuration: -tls-enabled needs -tls-cert-file and -tls-key-file"
+        );
+        let e = parse(&[
+            "-tls-enabled",
+            "-tls-cert-file=/nonexistent/cert.pem",
+            "-tls-key-file=/nonexistent/key.pem",
+        ])
+        .unwrap_err();
+        assert!(e.contains("cannot read /nonexistent/cert.pem"), "{e}");
+        let e = parse(&[
+            "-tls-enabled",
+            "-tls-cert-file=a",
+            "-tls-key-file=b",
+            "-tls-client-auth=Sometimes",
+        ])
+        .unwrap_err();
+        assert!(
+            e.contains("-tls-client-auth: unknown value \"Sometimes\""),
+            "{e}"
+        );
         assert!(parse(&["-no-such-flag=1"]).is_err());
     }
 }

@@ -53,6 +53,8 @@ pub enum NodeError {
     StillAlive(String),
     #[error("decommission would leave {remaining} nodes for {replicas} replicas per key")]
     TooFewNodes { remaining: usize, replicas: usize },
+    #[error("TLS: {0}")]
+    Tls(#[from] distkv_tls::TlsError),
     /// Data streaming or repair with some peers failed (each named with its reason).
     #[error("streaming failed: {0}")]
     Streaming(String),
@@ -113,7 +115,7 @@ impl NodeError {
             NodeError::WrongState(_) | NodeError::TooFewNodes { .. } | NodeError::StillAlive(_) => {
                 Status::failed_precondition(self.to_string())
             }
-            NodeError::Storage(_) | NodeError::CorruptVersions { .. } => {
+            NodeError::Storage(_) | NodeError::CorruptVersions { .. } | NodeError::Tls(_) => {
                 Status::internal(self.to_string())
             }
         }

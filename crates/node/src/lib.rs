@@ -7,9 +7,12 @@
 //! membership) live in `distkv-cluster`; the bytes on disk in `distkv-lsm`.
 
 pub mod config;
+pub mod conn;
 pub mod error;
 pub mod hints;
+pub mod http;
 pub mod membership;
+pub mod metrics;
 pub mod node;
 pub mod ops;
 pub mod peers;

@@ -125,6 +125,11 @@ pub struct Node {
     dot_counter: AtomicU64,
     dot_reserved: Mutex<u64>,
     pub metrics: Metrics,
+    /// Client requests by operation (Prometheus).
+    pub requests: crate::metrics::RequestMetrics,
+    /// What the connection layer counts (Prometheus).
+    pub network: Arc<crate::metrics::NetworkCounters>,
+    request_ids: AtomicU64,
     tasks: Mutex<JoinSet<()>>,
     shutdown: watch::Sender<bool>,
     pub(crate) started: Instant,
@@ -170,16 +175,20 @@ impl Node {
         };
         let rng_seed = distkv_cluster::key_token(cfg.node_id.as_bytes()) ^ now_ms();
         let gossip = Gossiper::new(gossip_config(&cfg), table, cfg.seeds.clone(), rng_seed, 0);
+        let mut peers = Peers::new(
+            cfg.request_timeout.min(Duration::from_secs(2)),
+            cfg.request_timeout + FORWARD_MARGIN,
+        );
+        if let Some(tls) = &cfg.tls {
+            peers = peers.with_tls(tls.peer_client_config().map_err(NodeError::Tls)?);
+        }
         let (shutdown, _) = watch::channel(false);
         let serving = local_state != MemberState::Joining;
         let (local_state, _) = watch::channel(local_state);
         let node = Arc::new(Node {
             // Every call's own deadline is the request timeout (rounds stop waiting then); the
             // channel allows a forwarded write the margin on top.
-            peers: Peers::new(
-                cfg.request_timeout.min(Duration::from_secs(2)),
-                cfg.request_timeout + FORWARD_MARGIN,
-            ),
+            peers,
             cfg,
             store,
             hints,
@@ -197,6 +206,9 @@ impl Node {
             dot_counter: AtomicU64::new(start),
             dot_reserved: Mutex::new(start),
             metrics: Metrics::default(),
+            requests: crate::metrics::RequestMetrics::default(),
+            network: Arc::new(crate::metrics::NetworkCounters::default()),
+            request_ids: AtomicU64::new(1),
             tasks: Mutex::new(JoinSet::new()),
             shutdown,
             started: Instant::now(),
@@ -357,11 +369,24 @@ impl Node {
         Ok(())
     }
 
-    pub fn record_request(&self, started: Instant) {
+    /// Counts a client request of `op` that started at `started` (for status and metrics).
+    pub fn record_request(&self, op: &'static str, started: Instant, ok: bool) {
         self.metrics.requests.fetch_add(1, Ordering::Relaxed);
         self.metrics
             .request_micros
             .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        self.requests.observe(op, started, ok);
+        tracing::debug!(
+            op,
+            ok,
+            micros = started.elapsed().as_micros() as u64,
+            "request done"
+        );
+    }
+
+    /// A new id for a request's log span.
+    pub fn next_request_id(&self) -> u64 {
+        self.request_ids.fetch_add(1, Ordering::Relaxed)
     }
 
     // ---- replica operations (local or remote) ----

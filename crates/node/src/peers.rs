@@ -37,6 +37,11 @@ pub struct Peers {
     backoff: Mutex<HashMap<String, Backoff>>,
     connect_timeout: Duration,
     request_timeout: Duration,
+    /// With TLS on: how this node dials its peers (showing its own certificate and checking
+    /// theirs against its CA). No plaintext channel is made then.
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// Calls that timed out.
+    timeouts: std::sync::atomic::AtomicU64,
 }
 
 impl Peers {
@@ -46,7 +51,15 @@ impl Peers {
             backoff: Mutex::new(HashMap::new()),
             connect_timeout,
             request_timeout,
+            tls: None,
+            timeouts: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Dials peers over TLS with `config`.
+    pub fn with_tls(mut self, config: std::sync::Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(config);
+        self
     }
 
     pub fn request_timeout(&self) -> Duration {
@@ -91,7 +104,12 @@ impl Peers {
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(Duration::from_secs(5));
-        let ch = endpoint.connect_lazy();
+        let ch = match &self.tls {
+            Some(config) => {
+                endpoint.connect_with_connector_lazy(distkv_tls::connector(config.clone(), None))
+            }
+            None => endpoint.connect_lazy(),
+        };
         channels.insert(address.to_string(), (ch.clone(), Instant::now()));
         Ok(ReplicaClient::new(ch))
     }
@@ -101,6 +119,11 @@ impl Peers {
         self.channels
             .lock()
             .retain(|_, (_, used)| used.elapsed() < idle);
+    }
+
+    /// Calls to peers that timed out so far.
+    pub fn timeouts(&self) -> u64 {
+        self.timeouts.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn len(&self) -> usize {
@@ -117,6 +140,10 @@ impl Peers {
     /// extends the peer's backoff when it could not be reached.
     pub fn error(&self, address: &str, status: tonic::Status) -> NodeError {
         let failure = PeerFailure::from_status(&status);
+        if matches!(failure, PeerFailure::TimedOut) {
+            self.timeouts
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         if matches!(failure, PeerFailure::Unreachable(_)) {
             let mut backoff = self.backoff.lock();
             let next = match backoff.get(address) {

@@ -1,5 +1,6 @@
-//! Serving a node: the gRPC services on one listener, the background workers, and a graceful
-//! stop. The server takes a bound listener and a shutdown future, and owns every task it starts.
+//! Serving a node: the gRPC services and the HTTP endpoints on one listener (plain or TLS,
+//! [`crate::conn`]), the background workers, and a graceful stop. The server takes a bound
+//! listener and a shutdown future, and owns every task it starts.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use distkv_proto::internal::replica_server::ReplicaServer;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
+use crate::conn;
 use crate::node::Node;
 use crate::service::{admin::AdminServiceImpl, kv::KvService, replica::ReplicaService};
 
@@ -41,10 +43,9 @@ pub async fn serve(
     workers.spawn(Arc::clone(&node).lifecycle_loop());
     workers.spawn(Arc::clone(&node).anti_entropy_loop());
 
-    let local = listener.local_addr()?;
-    tracing::info!(node = node.id(), %local, "serving");
-    tonic::transport::Server::builder()
-        .add_service(health_service)
+    // gRPC services and the HTTP routes on one router: one port, one certificate.
+    let mut grpc = tonic::service::Routes::builder();
+    grpc.add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_alpha)
         .add_service(
@@ -59,16 +60,57 @@ pub async fn serve(
             ReplicaServer::new(ReplicaService::new(Arc::clone(&node)))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
-        )
+        );
+    let http = crate::http::router(Arc::clone(&node));
+    let app = grpc.routes().into_axum_router().merge(http.clone());
+    let tls = match &node.config().tls {
+        Some(t) => Some(t.server_config()?),
+        None => None,
+    };
+
+    let local = listener.local_addr()?;
+    tracing::info!(
+        node = node.id(),
+        %local,
+        tls = tls.is_some(),
+        "serving gRPC and HTTP"
+    );
+    if tls.is_none() {
+        tracing::warn!("serving WITHOUT TLS (insecure): every connection is plaintext");
+    }
+    // An extra listener for HTTP only, when asked for (-http-address).
+    let (http_stop, http_stopped) = tokio::sync::watch::channel(false);
+    let extra = match &node.config().http_address {
+        Some(address) => {
+            let l = TcpListener::bind(address)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on -http-address {address}: {e}"))?;
+            tracing::info!(address = %l.local_addr()?, "serving HTTP");
+            let incoming = conn::incoming(l, tls.clone(), Arc::clone(&node.network));
+            let mut stopped = http_stopped;
+            Some(tokio::spawn(
+                tonic::transport::Server::builder()
+                    .accept_http1(true)
+                    .add_routes(tonic::service::Routes::from(http))
+                    .serve_with_incoming_shutdown(incoming, async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    }),
+            ))
+        }
+        None => None,
+    };
+    tonic::transport::Server::builder()
+        .accept_http1(true)
+        .add_routes(tonic::service::Routes::from(app))
         .serve_with_incoming_shutdown(
-            // Without TCP_NODELAY a response split over two writes waits for the client's
-            // delayed ACK: 40 ms per request.
-            tonic::transport::server::TcpIncoming::from(listener)
-                .with_nodelay(Some(true))
-                .with_keepalive(Some(std::time::Duration::from_secs(60))),
+            conn::incoming(listener, tls, Arc::clone(&node.network)),
             shutdown,
         )
         .await?;
+    let _ = http_stop.send(true);
+    if let Some(h) = extra {
+        let _ = h.await;
+    }
     tracing::info!(node = node.id(), "stopped accepting; shutting down");
     node.begin_shutdown();
     while workers.join_next().await.is_some() {}

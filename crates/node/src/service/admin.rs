@@ -232,92 +232,7 @@ impl AdminService for AdminServiceImpl {
         // A joining node does not speak for the cluster yet (its view is still forming);
         // its progress is in the error, and other nodes show it JOINING.
         self.node.check_serving().map_err(|e| e.to_status())?;
-        let members = self.node.member_views();
-        let nodes: Vec<pb::NodeStatusInfo> = members
-            .iter()
-            .map(|m| pb::NodeStatusInfo {
-                node_id: m.id.clone(),
-                address: m.address.clone(),
-                status: status_to_proto(m.status) as i32,
-                last_seen: m.last_seen_secs,
-                generation: m.generation,
-                heartbeat: m.heartbeat,
-                tokens: m.tokens as u32,
-            })
-            .collect();
-        let in_cluster: Vec<_> = members
-            .iter()
-            .filter(|m| m.status != NodeStatus::Left)
-            .collect();
-        let total = in_cluster.len() as i32;
-        let alive = in_cluster
-            .iter()
-            .filter(|m| {
-                matches!(
-                    m.status,
-                    NodeStatus::Alive | NodeStatus::Joining | NodeStatus::Leaving
-                )
-            })
-            .count() as i32;
-        let dead = in_cluster
-            .iter()
-            .filter(|m| m.status == NodeStatus::Dead)
-            .count() as i32;
-        let m = &self.node.metrics;
-        let requests = m.requests.load(Ordering::Relaxed);
-        let micros = m.request_micros.load(Ordering::Relaxed);
-        let stats = self.node.store().db().stats();
-        let secs = self.node.uptime().as_secs_f64().max(1e-3);
-        let reply = pb::ClusterStatusResponse {
-            nodes,
-            health: Some(pb::ClusterHealth {
-                total_nodes: total,
-                alive_nodes: alive,
-                dead_nodes: dead,
-                availability_percentage: if total == 0 {
-                    0.0
-                } else {
-                    f64::from(alive) * 100.0 / f64::from(total)
-                },
-            }),
-            metrics: Some(pb::ClusterMetrics {
-                // Entries in this node's tables (versions and tombstones included): an estimate.
-                total_keys: stats.sst_entries as i64,
-                total_requests: requests as i64,
-                avg_latency_ms: if requests == 0 {
-                    0.0
-                } else {
-                    micros as f64 / requests as f64 / 1000.0
-                },
-                qps: requests as f64 / secs,
-            }),
-            storage: Some(pb::StorageMetrics {
-                reads: stats.counters.gets,
-                writes: stats.counters.puts + stats.counters.deletes,
-                sstables_per_level: stats.levels.iter().map(|l| l.files as u32).collect(),
-                compactions: stats.counters.compactions,
-                cache_hit_rate: stats.cache_hit_rate(),
-                memory_bytes: stats.memory_bytes,
-                memory_limit_bytes: stats.memory_limit,
-                sstable_bytes: stats.sst_bytes,
-                write_amplification: stats.write_amplification(),
-            }),
-            operations: self
-                .node
-                .operations()
-                .list()
-                .into_iter()
-                .map(op_to_proto)
-                .collect(),
-            anti_entropy: Some(pb::AntiEntropyStats {
-                rounds: m.ae_rounds.load(Ordering::Relaxed),
-                keys_compared: m.ae_keys_compared.load(Ordering::Relaxed),
-                keys_repaired: m.ae_keys_repaired.load(Ordering::Relaxed),
-                last_round: m.ae_last_round_secs.load(Ordering::Relaxed) as i64,
-                tombstones_purged: m.tombstones_purged.load(Ordering::Relaxed),
-            }),
-        };
-        Ok(Response::new(reply))
+        Ok(Response::new(cluster_status(&self.node)))
     }
 
     async fn get_ring(
@@ -325,26 +240,119 @@ impl AdminService for AdminServiceImpl {
         _req: Request<pb::RingRequest>,
     ) -> Result<Response<pb::RingResponse>, Status> {
         self.node.check_serving().map_err(|e| e.to_status())?;
-        let ring = self.node.ring();
-        let ownership = ring.ownership();
-        let members = self.node.member_views();
-        let q = self.node.config().quorum;
-        let nodes = members
-            .iter()
-            .filter(|m| m.status != NodeStatus::Left)
-            .map(|m| pb::RingNode {
-                node_id: m.id.clone(),
-                address: m.address.clone(),
-                virtual_nodes: ring.vnodes(&m.id),
-                ownership: ownership.get(&m.id).copied().unwrap_or(0.0),
-                status: status_to_proto(m.status) as i32,
-            })
-            .collect();
-        Ok(Response::new(pb::RingResponse {
-            nodes,
-            replicas: q.n as u32,
-            read_quorum: q.r as u32,
-            write_quorum: q.w as u32,
-        }))
+        Ok(Response::new(ring_info(&self.node)))
+    }
+}
+
+/// The cluster as this node sees it, with its own metrics (the status RPC and `/status`).
+pub fn cluster_status(node: &Node) -> pb::ClusterStatusResponse {
+    let members = node.member_views();
+    let nodes: Vec<pb::NodeStatusInfo> = members
+        .iter()
+        .map(|m| pb::NodeStatusInfo {
+            node_id: m.id.clone(),
+            address: m.address.clone(),
+            status: status_to_proto(m.status) as i32,
+            last_seen: m.last_seen_secs,
+            generation: m.generation,
+            heartbeat: m.heartbeat,
+            tokens: m.tokens as u32,
+        })
+        .collect();
+    let in_cluster: Vec<_> = members
+        .iter()
+        .filter(|m| m.status != NodeStatus::Left)
+        .collect();
+    let total = in_cluster.len() as i32;
+    let alive = in_cluster
+        .iter()
+        .filter(|m| {
+            matches!(
+                m.status,
+                NodeStatus::Alive | NodeStatus::Joining | NodeStatus::Leaving
+            )
+        })
+        .count() as i32;
+    let dead = in_cluster
+        .iter()
+        .filter(|m| m.status == NodeStatus::Dead)
+        .count() as i32;
+    let m = &node.metrics;
+    let requests = m.requests.load(Ordering::Relaxed);
+    let micros = m.request_micros.load(Ordering::Relaxed);
+    let stats = node.store().db().stats();
+    let secs = node.uptime().as_secs_f64().max(1e-3);
+    pb::ClusterStatusResponse {
+        nodes,
+        health: Some(pb::ClusterHealth {
+            total_nodes: total,
+            alive_nodes: alive,
+            dead_nodes: dead,
+            availability_percentage: if total == 0 {
+                0.0
+            } else {
+                f64::from(alive) * 100.0 / f64::from(total)
+            },
+        }),
+        metrics: Some(pb::ClusterMetrics {
+            // Entries in this node's tables (versions and tombstones included): an estimate.
+            total_keys: stats.sst_entries as i64,
+            total_requests: requests as i64,
+            avg_latency_ms: if requests == 0 {
+                0.0
+            } else {
+                micros as f64 / requests as f64 / 1000.0
+            },
+            qps: requests as f64 / secs,
+        }),
+        storage: Some(pb::StorageMetrics {
+            reads: stats.counters.gets,
+            writes: stats.counters.puts + stats.counters.deletes,
+            sstables_per_level: stats.levels.iter().map(|l| l.files as u32).collect(),
+            compactions: stats.counters.compactions,
+            cache_hit_rate: stats.cache_hit_rate(),
+            memory_bytes: stats.memory_bytes,
+            memory_limit_bytes: stats.memory_limit,
+            sstable_bytes: stats.sst_bytes,
+            write_amplification: stats.write_amplification(),
+        }),
+        operations: node
+            .operations()
+            .list()
+            .into_iter()
+            .map(op_to_proto)
+            .collect(),
+        anti_entropy: Some(pb::AntiEntropyStats {
+            rounds: m.ae_rounds.load(Ordering::Relaxed),
+            keys_compared: m.ae_keys_compared.load(Ordering::Relaxed),
+            keys_repaired: m.ae_keys_repaired.load(Ordering::Relaxed),
+            last_round: m.ae_last_round_secs.load(Ordering::Relaxed) as i64,
+            tombstones_purged: m.tombstones_purged.load(Ordering::Relaxed),
+        }),
+    }
+}
+
+/// The ring as this node sees it (the ring RPC and `/status`).
+pub fn ring_info(node: &Node) -> pb::RingResponse {
+    let ring = node.ring();
+    let ownership = ring.ownership();
+    let members = node.member_views();
+    let q = node.config().quorum;
+    let nodes = members
+        .iter()
+        .filter(|m| m.status != NodeStatus::Left)
+        .map(|m| pb::RingNode {
+            node_id: m.id.clone(),
+            address: m.address.clone(),
+            virtual_nodes: ring.vnodes(&m.id),
+            ownership: ownership.get(&m.id).copied().unwrap_or(0.0),
+            status: status_to_proto(m.status) as i32,
+        })
+        .collect();
+    pb::RingResponse {
+        nodes,
+        replicas: q.n as u32,
+        read_quorum: q.r as u32,
+        write_quorum: q.w as u32,
     }
 }

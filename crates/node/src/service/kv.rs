@@ -11,6 +11,7 @@ use distkv_cluster::{Siblings, VectorClock};
 use distkv_proto::distkv::{self as pb, dist_kv_server::DistKv};
 use futures::StreamExt;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 use super::consistency;
 use crate::error::{NodeError, Result};
@@ -23,6 +24,17 @@ pub struct KvService {
 impl KvService {
     pub fn new(node: Arc<Node>) -> Self {
         KvService { node }
+    }
+
+    /// The span of one request: every event inside carries the node and a request id. No
+    /// event is logged per request at the default level.
+    fn span(&self, op: &'static str) -> tracing::Span {
+        tracing::info_span!(
+            "request",
+            node = %self.node.id(),
+            request_id = self.node.next_request_id(),
+            op
+        )
     }
 }
 
@@ -104,7 +116,8 @@ impl DistKv for KvService {
     async fn put(&self, req: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
         let started = Instant::now();
         let r = req.into_inner();
-        let reply = match self.put_inner(r).await {
+        let span = self.span("put");
+        let reply = match self.put_inner(r).instrument(span).await {
             Ok(written) => {
                 let clock = written.context();
                 pb::PutResponse {
@@ -120,7 +133,7 @@ impl DistKv for KvService {
                 ..Default::default()
             },
         };
-        self.node.record_request(started);
+        self.node.record_request("put", started, reply.success);
         Ok(Response::new(reply))
     }
 
@@ -134,6 +147,7 @@ impl DistKv for KvService {
                 .coordinate_read(&r.key, consistency(r.consistency_level, r.consistency_set))
                 .await
         }
+        .instrument(self.span("get"))
         .await;
         let reply = match result {
             Ok(versions) => {
@@ -151,7 +165,8 @@ impl DistKv for KvService {
                 ..Default::default()
             },
         };
-        self.node.record_request(started);
+        self.node
+            .record_request("get", started, reply.error_message.is_empty());
         Ok(Response::new(reply))
     }
 
@@ -170,6 +185,7 @@ impl DistKv for KvService {
                 .coordinate_write(&r.key, None, &context, level)
                 .await
         }
+        .instrument(self.span("delete"))
         .await;
         let reply = match result {
             Ok(_) => pb::DeleteResponse {
@@ -181,7 +197,7 @@ impl DistKv for KvService {
                 error_message: e.to_string(),
             },
         };
-        self.node.record_request(started);
+        self.node.record_request("delete", started, reply.success);
         Ok(Response::new(reply))
     }
 
@@ -241,7 +257,7 @@ impl DistKv for KvService {
                 .unwrap_or_default(),
             failed_keys: failed.into_iter().map(|(k, _)| k).collect(),
         };
-        self.node.record_request(started);
+        self.node.record_request("batch", started, reply.success);
         Ok(Response::new(reply))
     }
 
@@ -272,9 +288,10 @@ impl DistKv for KvService {
         let result = self
             .node
             .coordinate_scan(start, end, limit, level)
+            .instrument(self.span("scan"))
             .await
             .map_err(|e| e.to_status());
-        self.node.record_request(started);
+        self.node.record_request("scan", started, result.is_ok());
         let (page, next) = result?;
         Ok(Response::new(pb::ScanResponse {
             items: page
