@@ -14,7 +14,7 @@ use distkv_flags::format_go_duration;
 use distkv_proto::distkv as pb;
 use distkv_proto::distkv::admin_service_client::AdminServiceClient;
 use distkv_proto::distkv::dist_kv_client::DistKvClient;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::transport::{Channel, Endpoint};
 
 use crate::convert;
 use crate::error::{ClientError, Operation, Result, error_chain};
@@ -66,8 +66,8 @@ pub struct TlsConfig {
     pub key_file: Option<PathBuf>,
     /// The name the server's certificate must carry.
     pub server_name: String,
-    /// Skip verifying the server's certificate. Not supported yet: connecting with it set
-    /// fails with [`ClientError::TlsUnsupported`].
+    /// Skip verifying the server's certificate chain and name (the server must still hold the
+    /// key of the certificate it shows). For tests only.
     pub insecure_skip_verify: bool,
 }
 
@@ -84,44 +84,18 @@ impl Default for TlsConfig {
 }
 
 impl TlsConfig {
-    async fn to_tonic(&self) -> Result<ClientTlsConfig> {
-        if self.insecure_skip_verify {
-            return Err(ClientError::TlsUnsupported {
-                feature: "TLS without certificate verification (insecure_skip_verify)",
-            });
+    /// The rustls configuration (through `distkv-tls`, shared with the nodes).
+    fn to_rustls(&self) -> Result<std::sync::Arc<rustls::ClientConfig>> {
+        distkv_tls::ClientTls {
+            ca_file: self.ca_file.clone(),
+            cert_file: self.cert_file.clone(),
+            key_file: self.key_file.clone(),
+            server_name: None,
+            insecure_skip_verify: self.insecure_skip_verify,
         }
-        let mut config = ClientTlsConfig::new().domain_name(self.server_name.clone());
-        config = match &self.ca_file {
-            Some(path) => config.ca_certificate(Certificate::from_pem(read(path).await?)),
-            None => config.with_native_roots(),
-        };
-        match (&self.cert_file, &self.key_file) {
-            (Some(cert), Some(key)) => {
-                config = config.identity(Identity::from_pem(read(cert).await?, read(key).await?));
-            }
-            (None, None) => {}
-            (Some(_), None) => {
-                return Err(ClientError::InvalidTls {
-                    reason: "a client certificate needs its key file too",
-                });
-            }
-            (None, Some(_)) => {
-                return Err(ClientError::InvalidTls {
-                    reason: "a client key needs its certificate file too",
-                });
-            }
-        }
-        Ok(config)
+        .client_config()
+        .map_err(ClientError::from)
     }
-}
-
-async fn read(path: &PathBuf) -> Result<Vec<u8>> {
-    tokio::fs::read(path)
-        .await
-        .map_err(|source| ClientError::TlsFile {
-            path: path.clone(),
-            source,
-        })
 }
 
 /// A connection to one DistKV node. Cheap to clone; clones share the connection.
@@ -129,6 +103,8 @@ async fn read(path: &PathBuf) -> Result<Vec<u8>> {
 pub struct Client {
     server: String,
     timeout: Duration,
+    /// Whether the connection is TLS (a plaintext one gets a hint when the server hangs up).
+    tls: bool,
     kv: DistKvClient<Channel>,
     admin: AdminServiceClient<Channel>,
 }
@@ -149,12 +125,11 @@ impl Client {
         }
         let uri = if server.contains("://") {
             server.clone()
-        } else if tls.is_some() {
-            format!("https://{server}")
         } else {
+            // TLS is done by the connector below, not by tonic: the scheme stays http.
             format!("http://{server}")
         };
-        let mut endpoint = Endpoint::from_shared(uri)
+        let endpoint = Endpoint::from_shared(uri)
             .map_err(|e| ClientError::InvalidAddress {
                 server: server.clone(),
                 reason: error_chain(&e),
@@ -162,23 +137,27 @@ impl Client {
             // Each request carries its own deadline (`-timeout`, or none for the long admin
             // operations), so the channel has none.
             .connect_timeout(timeout);
-        if let Some(tls) = &tls {
-            endpoint =
-                endpoint
-                    .tls_config(tls.to_tonic().await?)
-                    .map_err(|e| ClientError::Connect {
-                        server: server.clone(),
-                        detail: error_chain(&e),
-                    })?;
-        }
-        let channel = match tokio::time::timeout(timeout, endpoint.connect()).await {
-            Ok(Ok(channel)) => channel,
-            Ok(Err(e)) => {
-                return Err(ClientError::Connect {
-                    server,
-                    detail: error_chain(&e),
-                });
+        let connect = async {
+            match &tls {
+                Some(t) => {
+                    let name = (!t.server_name.is_empty()).then(|| t.server_name.clone());
+                    endpoint
+                        .connect_with_connector(distkv_tls::connector(t.to_rustls()?, name))
+                        .await
+                        .map_err(|e| ClientError::Connect {
+                            server: server.clone(),
+                            detail: error_chain(&e),
+                        })
+                }
+                None => endpoint.connect().await.map_err(|e| ClientError::Connect {
+                    server: server.clone(),
+                    detail: plaintext_hint(error_chain(&e)),
+                }),
             }
+        };
+        let channel = match tokio::time::timeout(timeout, connect).await {
+            Ok(Ok(channel)) => channel,
+            Ok(Err(e)) => return Err(e),
             Err(_) => {
                 return Err(ClientError::Connect {
                     server,
@@ -193,6 +172,7 @@ impl Client {
             admin: AdminServiceClient::new(channel)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            tls: tls.is_some(),
             server,
             timeout,
         })
@@ -224,7 +204,30 @@ impl Client {
     }
 
     fn status_error(&self, op: Operation, status: tonic::Status) -> ClientError {
-        ClientError::from_status(op, &self.server, self.timeout, status)
+        let e = ClientError::from_status(op, &self.server, self.timeout, status);
+        if self.tls {
+            return e;
+        }
+        // A TLS server hangs up on a plaintext client: say what that likely means.
+        match e {
+            ClientError::Status {
+                op,
+                server,
+                code,
+                message,
+            } => ClientError::Status {
+                op,
+                server,
+                code,
+                message: plaintext_hint(message),
+            },
+            ClientError::Unavailable { op, server, detail } => ClientError::Unavailable {
+                op,
+                server,
+                detail: plaintext_hint(detail),
+            },
+            e => e,
+        }
     }
 
     /// Stores `value` under `key`. With `context` from an earlier [`Client::get`], the new
@@ -538,6 +541,26 @@ impl Client {
 /// The deadline of the long admin operations.
 pub const LONG_OPERATION_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
+/// A connection error of a plaintext client, with a hint when the server may want TLS (it
+/// closes a plaintext connection at once).
+fn plaintext_hint(detail: String) -> String {
+    let closed = [
+        "connection reset",
+        "connection closed",
+        "broken pipe",
+        "unexpected eof",
+    ]
+    .iter()
+    .any(|m| detail.to_lowercase().contains(m));
+    if closed {
+        format!(
+            "{detail} (the server closed the connection: does it require TLS? try -tls-enabled)"
+        )
+    } else {
+        detail
+    }
+}
+
 /// A failed response's message, or a stand-in when the server sent none.
 fn server_message(message: String) -> String {
     if message.is_empty() {
@@ -616,21 +639,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn insecure_skip_verify_is_not_supported_yet() {
-        let err = Client::connect(ClientConfig {
-            server: "127.0.0.1:1".into(),
-            timeout: Duration::from_secs(1),
-            tls: Some(TlsConfig {
-                insecure_skip_verify: true,
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap_err();
-        assert!(matches!(err, ClientError::TlsUnsupported { .. }), "{err:?}");
-    }
-
-    #[tokio::test]
     async fn missing_ca_file_is_named() {
         let err = Client::connect(ClientConfig {
             server: "127.0.0.1:1".into(),
@@ -644,7 +652,7 @@ mod tests {
         .unwrap_err();
         assert!(
             err.to_string()
-                .starts_with("cannot read TLS file /nonexistent/ca.pem: "),
+                .starts_with("TLS: cannot read /nonexistent/ca.pem: "),
             "{err}"
         );
     }
@@ -663,6 +671,9 @@ mod tests {
         })
         .await
         .unwrap_err();
-        assert!(matches!(err, ClientError::InvalidTls { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "TLS: a client certificate (-tls-cert-file) needs its key (-tls-key-file)"
+        );
     }
 }

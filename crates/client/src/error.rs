@@ -10,7 +10,6 @@
 //! print after `Error: `.
 
 use std::fmt;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use distkv_flags::format_go_duration;
@@ -60,19 +59,10 @@ pub enum ClientError {
     /// The server address cannot be made into a URI.
     #[error("invalid server address {server:?}: {reason}")]
     InvalidAddress { server: String, reason: String },
-    /// A TLS certificate or key file could not be read.
-    #[error("cannot read TLS file {}: {source}", path.display())]
-    TlsFile {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// The TLS settings contradict each other (a certificate without its key, ...).
-    #[error("invalid TLS configuration: {reason}")]
-    InvalidTls { reason: &'static str },
-    /// A TLS option this client does not implement yet.
-    #[error("{feature} is not supported yet")]
-    TlsUnsupported { feature: &'static str },
+    /// The TLS settings do not work: a file missing or unreadable, a certificate without its
+    /// key, a key that does not match.
+    #[error("TLS: {0}")]
+    Tls(#[from] distkv_tls::TlsError),
     /// No connection could be made within the timeout.
     #[error("failed to connect to server {server}: {detail}")]
     Connect { server: String, detail: String },

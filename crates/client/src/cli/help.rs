@@ -22,7 +22,7 @@ TLS Options:
   -tls-cert-file <path>      Client certificate (for mTLS)
   -tls-key-file <path>       Client private key (for mTLS)
   -tls-server-name <name>    Expected server name (default: localhost)
-  -tls-insecure-skip-verify  Skip certificate verification (not supported yet)
+  -tls-insecure-skip-verify  Skip certificate verification (tests only)
 
 Commands:
   put <key> <value>          Store a key-value pair
