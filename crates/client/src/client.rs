@@ -103,8 +103,8 @@ impl TlsConfig {
 pub struct Client {
     server: String,
     timeout: Duration,
-    /// Whether the connection is TLS (a plaintext one gets a hint when the server hangs up).
-    tls: bool,
+    /// The TLS settings, if any (for hints when the server hangs up).
+    tls: Option<TlsConfig>,
     kv: DistKvClient<Channel>,
     admin: AdminServiceClient<Channel>,
 }
@@ -146,7 +146,7 @@ impl Client {
                         .await
                         .map_err(|e| ClientError::Connect {
                             server: server.clone(),
-                            detail: error_chain(&e),
+                            detail: client_cert_hint(error_chain(&e), t),
                         })
                 }
                 None => endpoint.connect().await.map_err(|e| ClientError::Connect {
@@ -172,7 +172,7 @@ impl Client {
             admin: AdminServiceClient::new(channel)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
-            tls: tls.is_some(),
+            tls,
             server,
             timeout,
         })
@@ -205,10 +205,13 @@ impl Client {
 
     fn status_error(&self, op: Operation, status: tonic::Status) -> ClientError {
         let e = ClientError::from_status(op, &self.server, self.timeout, status);
-        if self.tls {
-            return e;
-        }
-        // A TLS server hangs up on a plaintext client: say what that likely means.
+        // A server that hangs up at once most likely refused the connection's security: a
+        // TLS server a plaintext client, or a mutual-TLS server a client without a valid
+        // certificate. Say so.
+        let hint = |m: String| match &self.tls {
+            None => plaintext_hint(m),
+            Some(t) => client_cert_hint(m, t),
+        };
         match e {
             ClientError::Status {
                 op,
@@ -219,12 +222,12 @@ impl Client {
                 op,
                 server,
                 code,
-                message: plaintext_hint(message),
+                message: hint(message),
             },
             ClientError::Unavailable { op, server, detail } => ClientError::Unavailable {
                 op,
                 server,
-                detail: plaintext_hint(detail),
+                detail: hint(detail),
             },
             e => e,
         }
@@ -544,20 +547,41 @@ pub const LONG_OPERATION_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 /// A connection error of a plaintext client, with a hint when the server may want TLS (it
 /// closes a plaintext connection at once).
 fn plaintext_hint(detail: String) -> String {
-    let closed = [
-        "connection reset",
-        "connection closed",
-        "broken pipe",
-        "unexpected eof",
-    ]
-    .iter()
-    .any(|m| detail.to_lowercase().contains(m));
-    if closed {
+    if closed_at_once(&detail) {
         format!(
             "{detail} (the server closed the connection: does it require TLS? try -tls-enabled)"
         )
     } else {
         detail
+    }
+}
+
+fn closed_at_once(detail: &str) -> bool {
+    let d = detail.to_lowercase();
+    [
+        "connection reset",
+        "connection closed",
+        "broken pipe",
+        "unexpected eof",
+        "operation was canceled",
+    ]
+    .iter()
+    .any(|m| d.contains(m))
+}
+
+/// A TLS client's error, with a hint when a mutual-TLS server may have refused it.
+fn client_cert_hint(detail: String, tls: &TlsConfig) -> String {
+    if !closed_at_once(&detail) && !detail.contains("CertificateRequired") {
+        return detail;
+    }
+    if tls.cert_file.is_none() {
+        format!(
+            "{detail} (the server may require a client certificate: -tls-cert-file and -tls-key-file)"
+        )
+    } else {
+        format!(
+            "{detail} (the server may not accept this client certificate: is it signed by the server's -tls-ca-file, and still valid?)"
+        )
     }
 }
 

@@ -158,11 +158,9 @@ async fn handshake(acceptor: tokio_rustls::TlsAcceptor, mut stream: TcpStream) -
     let mut first = [0u8; 8];
     let n = stream.peek(&mut first).await?;
     if n > 0 && first[0] != TLS_HANDSHAKE {
-        if first[..n]
-            .iter()
-            .all(|b| b.is_ascii_uppercase() || *b == b' ')
-            && n >= 4
-        {
+        // An HTTP/1 request starts with its method: upper-case letters, then a space.
+        let word = first[..n].split(|b| *b == b' ').next().unwrap_or_default();
+        if !word.is_empty() && word.len() < n && word.iter().all(u8::is_ascii_uppercase) {
             // An HTTP/1 request (curl http://...): say why in a way it shows.
             let body = "this DistKV node requires TLS: use https:// (or -tls-enabled with distkv-client)\n";
             let reply = format!(
