@@ -24,6 +24,12 @@ use distkv_flags::{parse_go_bool, parse_go_duration};
     long_about = "A DistKV node: stores, replicates and serves data. Flags use Go syntax as the original's do: -name=value, -name value, --name=value; booleans may be bare (-sloppy-quorum)."
 )]
 pub struct Flags {
+    /// A TOML file of settings (flag names as keys); flags and DISTKV_* variables override it
+    #[arg(long = "config", default_value = "")]
+    pub config: String,
+    /// Print the effective configuration (and where each value came from) and exit
+    #[arg(long = "print-config", num_args = 0..=1, default_value = "false", default_missing_value = "true", value_parser = parse_go_bool)]
+    pub print_config: bool,
     /// Unique node id; generated once (and kept in <data-dir>/NODE_ID) when empty
     #[arg(long = "node-id", default_value = "")]
     pub node_id: String,
@@ -115,6 +121,12 @@ pub struct Flags {
     /// Most items accepted in one BatchPut
     #[arg(long = "max-batch-items", default_value_t = 10_000)]
     pub max_batch_items: usize,
+    /// Client requests handled at once; more are refused at once ("server busy")
+    #[arg(long = "max-concurrent-requests", default_value_t = 1024)]
+    pub max_concurrent_requests: usize,
+    /// Largest gRPC message accepted or sent, in bytes
+    #[arg(long = "max-message-size", default_value_t = 64 << 20)]
+    pub max_message_size: usize,
     /// How often held hints are offered to their nodes
     #[arg(long = "hint-interval", default_value = "1s", value_parser = parse_go_duration)]
     pub hint_interval: Duration,
@@ -163,6 +175,8 @@ pub struct NodeConfig {
     pub max_key_bytes: usize,
     pub max_value_bytes: usize,
     pub max_batch_items: usize,
+    pub max_concurrent_requests: usize,
+    pub max_message_bytes: usize,
     pub gossip_interval: Duration,
     pub gossip_fanout: usize,
     pub heartbeat_interval: Duration,
@@ -264,6 +278,17 @@ impl Flags {
                 distkv_lsm::MAX_KEY_BYTES
             ));
         }
+        if self.max_concurrent_requests == 0 {
+            return bad("-max-concurrent-requests must be at least 1".into());
+        }
+        // A message carries a value with its versions and key: leave room for them.
+        let needed = self.max_value_size + self.max_key_size + (1 << 20);
+        if self.max_message_size < needed {
+            return bad(format!(
+                "-max-message-size ({}) must be at least -max-value-size plus -max-key-size plus 1 MiB ({needed})",
+                self.max_message_size
+            ));
+        }
         let wal_sync = match self.wal_sync.as_str() {
             "always" => WalSync::Always,
             "never" => WalSync::Never,
@@ -332,6 +357,8 @@ impl Flags {
             max_key_bytes: self.max_key_size,
             max_value_bytes: self.max_value_size,
             max_batch_items: self.max_batch_items,
+            max_concurrent_requests: self.max_concurrent_requests,
+            max_message_bytes: self.max_message_size,
             gossip_interval: self.gossip_interval,
             gossip_fanout: self.gossip_fanout,
             heartbeat_interval: self.heartbeat_interval,

@@ -46,6 +46,9 @@ pub enum NodeError {
     WrongState(&'static str),
     #[error("no replica to stream from is reachable")]
     NoSource,
+    /// Too many client requests in flight.
+    #[error("server busy: {limit} requests in flight (-max-concurrent-requests); retry later")]
+    Busy { limit: usize },
     /// The node is still joining the cluster; it serves requests once its ranges are in.
     #[error("node {node} is joining the cluster ({progress}); ask another node")]
     Joining { node: String, progress: String },
@@ -112,6 +115,7 @@ impl NodeError {
             NodeError::BadMessage(_) | NodeError::RemoveSelf => {
                 Status::invalid_argument(self.to_string())
             }
+            NodeError::Busy { .. } => Status::resource_exhausted(self.to_string()),
             NodeError::WrongState(_) | NodeError::TooFewNodes { .. } | NodeError::StillAlive(_) => {
                 Status::failed_precondition(self.to_string())
             }

@@ -19,6 +19,7 @@ pub mod peers;
 pub mod repair;
 pub mod server;
 pub mod service;
+pub mod settings;
 pub mod storage;
 pub mod streaming;
 

@@ -439,6 +439,20 @@ impl Collector for NodeCollector {
             "1 while the node serves, 0 while it joins",
             if n.check_serving().is_ok() { 1.0 } else { 0.0 },
         )?;
+        let limit = n.config().max_concurrent_requests;
+        let in_flight = limit.saturating_sub(n.request_slots.available_permits());
+        gauge(
+            &mut enc,
+            "requests_in_flight",
+            "Client requests being handled",
+            in_flight as f64,
+        )?;
+        gauge(
+            &mut enc,
+            "requests_in_flight_limit",
+            "The limit of client requests in flight (-max-concurrent-requests)",
+            limit as f64,
+        )?;
         Ok(())
     }
 }

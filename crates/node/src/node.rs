@@ -130,6 +130,8 @@ pub struct Node {
     /// What the connection layer counts (Prometheus).
     pub network: Arc<crate::metrics::NetworkCounters>,
     request_ids: AtomicU64,
+    /// One permit per client request in flight (-max-concurrent-requests).
+    pub(crate) request_slots: Arc<tokio::sync::Semaphore>,
     tasks: Mutex<JoinSet<()>>,
     shutdown: watch::Sender<bool>,
     pub(crate) started: Instant,
@@ -182,6 +184,7 @@ impl Node {
         if let Some(tls) = &cfg.tls {
             peers = peers.with_tls(tls.peer_client_config().map_err(NodeError::Tls)?);
         }
+        let slots = cfg.max_concurrent_requests;
         let (shutdown, _) = watch::channel(false);
         let serving = local_state != MemberState::Joining;
         let (local_state, _) = watch::channel(local_state);
@@ -209,6 +212,7 @@ impl Node {
             requests: crate::metrics::RequestMetrics::default(),
             network: Arc::new(crate::metrics::NetworkCounters::default()),
             request_ids: AtomicU64::new(1),
+            request_slots: Arc::new(tokio::sync::Semaphore::new(slots)),
             tasks: Mutex::new(JoinSet::new()),
             shutdown,
             started: Instant::now(),

@@ -15,9 +15,6 @@ use crate::conn;
 use crate::node::Node;
 use crate::service::{admin::AdminServiceImpl, kv::KvService, replica::ReplicaService};
 
-/// Largest gRPC message accepted or sent (values are capped lower by `-max-value-size`).
-const MAX_MESSAGE_BYTES: usize = 64 << 20;
-
 /// Serves `node` on `listener` until `shutdown` completes; then stops accepting, lets requests in
 /// flight finish, stops the workers, and flushes and closes storage.
 pub async fn serve(
@@ -44,22 +41,25 @@ pub async fn serve(
     workers.spawn(Arc::clone(&node).anti_entropy_loop());
 
     // gRPC services and the HTTP routes on one router: one port, one certificate.
+    let max_message = node.config().max_message_bytes;
     let mut grpc = tonic::service::Routes::builder();
     grpc.add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_alpha)
         .add_service(
             DistKvServer::new(KvService::new(Arc::clone(&node)))
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+                .max_decoding_message_size(max_message)
+                .max_encoding_message_size(max_message),
         )
-        .add_service(AdminServiceServer::new(AdminServiceImpl::new(Arc::clone(
-            &node,
-        ))))
+        .add_service(
+            AdminServiceServer::new(AdminServiceImpl::new(Arc::clone(&node)))
+                .max_decoding_message_size(max_message)
+                .max_encoding_message_size(max_message),
+        )
         .add_service(
             ReplicaServer::new(ReplicaService::new(Arc::clone(&node)))
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+                .max_decoding_message_size(max_message)
+                .max_encoding_message_size(max_message),
         );
     let http = crate::http::router(Arc::clone(&node));
     let app = grpc.routes().into_axum_router().merge(http.clone());

@@ -520,3 +520,37 @@ fn an_unknown_flag_is_named_as_go_names_it_and_exits_2() {
         "{stderr}"
     );
 }
+
+/// Overload is refused at once, with the limit named, and never queued without bound: with
+/// one request allowed in flight and that one waiting on a silent replica, the next is told
+/// the server is busy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_beyond_the_concurrency_limit_are_refused_at_once() {
+    let c = Cluster::start(3, &["-max-concurrent-requests=1"]).await;
+    let pid = c.nodes[2].child.as_ref().unwrap().id() as i32;
+    // SAFETY: signals to our own child; SIGCONT is sent before the test ends.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let mut a = c.kv(0).await;
+    let mut slow = a.clone();
+    // A write at ALL waits for the stopped replica until the request timeout (2 s).
+    let stuck = tokio::spawn(async move { put(&mut slow, "slow", "v", Some(All)).await });
+    let address = c.nodes[0].address.clone();
+    eventually("the slow request is in flight", || {
+        let address = address.clone();
+        async move {
+            let m = common::http_get(&address, "/metrics").await?;
+            m.contains("distkv_requests_in_flight 1.0").then_some(())
+        }
+    })
+    .await;
+    let busy = put(&mut a, "fast", "v", Some(One)).await;
+    assert_eq!(
+        busy.error_message,
+        "server busy: 1 requests in flight (-max-concurrent-requests); retry later"
+    );
+    let stuck = stuck.await.unwrap();
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    assert!(!stuck.success);
+    // Once the slot is free, requests are served again.
+    assert!(put(&mut a, "fast", "v", Some(One)).await.success);
+}

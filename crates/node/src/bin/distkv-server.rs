@@ -3,15 +3,13 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use distkv_node::{Flags, Node, server};
+use distkv_node::{Node, server};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let args = distkv_flags::normalize_go_args(std::env::args());
-    let flags = match Flags::try_parse_from(args) {
-        Ok(f) => f,
-        Err(e)
+    let settings = match distkv_node::settings::parse(std::env::args(), std::env::vars()) {
+        Ok(s) => s,
+        Err(distkv_node::settings::SettingsError::Flags(e))
             if matches!(
                 e.kind(),
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
@@ -19,13 +17,25 @@ fn main() -> ExitCode {
         {
             e.exit()
         }
-        Err(e) => {
+        Err(distkv_node::settings::SettingsError::Flags(e)) => {
             // As Go's flag package: the problem, then how to get the usage; exit 2.
             eprintln!("{}", distkv_flags::describe_flag_error(&e));
             eprintln!("Run 'distkv-server -help' for the flags.");
             return ExitCode::from(2);
         }
+        Err(e) => {
+            eprintln!("distkv-server: invalid configuration: {e}");
+            return ExitCode::from(1);
+        }
     };
+    for var in &settings.unknown_variables {
+        eprintln!("distkv-server: warning: environment variable {var} is not a setting; ignored");
+    }
+    if settings.print_config {
+        print!("{}", settings.to_toml());
+        return ExitCode::SUCCESS;
+    }
+    let flags = settings.flags;
     let (log_level, log_format) = (flags.log_level.clone(), flags.log_format.clone());
     let mut config = match flags.into_config() {
         Ok(c) => c,

@@ -26,6 +26,16 @@ impl KvService {
         KvService { node }
     }
 
+    /// A slot for one request, or "server busy" when -max-concurrent-requests are in flight:
+    /// overload is refused at once, never queued without bound.
+    fn admit(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        Arc::clone(&self.node.request_slots)
+            .try_acquire_owned()
+            .map_err(|_| NodeError::Busy {
+                limit: self.node.config().max_concurrent_requests,
+            })
+    }
+
     /// The span of one request: every event inside carries the node and a request id. No
     /// event is logged per request at the default level.
     fn span(&self, op: &'static str) -> tracing::Span {
@@ -93,6 +103,7 @@ pub fn get_response(versions: &Siblings) -> pb::GetResponse {
 
 impl KvService {
     async fn put_inner(&self, r: pb::PutRequest) -> Result<Siblings> {
+        let _slot = self.admit()?;
         self.node.check_serving()?;
         self.node.validate_key(&r.key)?;
         self.node.validate_value(&r.value)?;
@@ -141,6 +152,7 @@ impl DistKv for KvService {
         let started = Instant::now();
         let r = req.into_inner();
         let result = async {
+            let _slot = self.admit()?;
             self.node.check_serving()?;
             self.node.validate_key(&r.key)?;
             self.node
@@ -177,6 +189,7 @@ impl DistKv for KvService {
         let started = Instant::now();
         let r = req.into_inner();
         let result = async {
+            let _slot = self.admit()?;
             self.node.check_serving()?;
             self.node.validate_key(&r.key)?;
             let level = consistency(r.consistency_level, r.consistency_set);
@@ -208,13 +221,20 @@ impl DistKv for KvService {
         let started = Instant::now();
         let r = req.into_inner();
         let max = self.node.config().max_batch_items;
-        let refused = match self.node.check_serving() {
-            Err(e) => Some(e),
-            Ok(()) if r.items.len() > max => Some(NodeError::BatchTooLarge {
-                items: r.items.len(),
-                max,
-            }),
-            Ok(()) => None,
+        // One slot for the whole batch, held until it is done.
+        let admitted = self.admit().and_then(|slot| {
+            self.node.check_serving()?;
+            if r.items.len() > max {
+                return Err(NodeError::BatchTooLarge {
+                    items: r.items.len(),
+                    max,
+                });
+            }
+            Ok(slot)
+        });
+        let (_slot, refused) = match admitted {
+            Ok(slot) => (Some(slot), None),
+            Err(e) => (None, Some(e)),
         };
         if let Some(e) = refused {
             return Ok(Response::new(pb::BatchPutResponse {
@@ -284,6 +304,7 @@ impl DistKv for KvService {
             start = start.max(after);
         }
         let level = consistency(r.consistency_level, r.consistency_set);
+        let _slot = self.admit().map_err(|e| e.to_status())?;
         self.node.check_serving().map_err(|e| e.to_status())?;
         let result = self
             .node
