@@ -519,6 +519,90 @@ impl Client {
         Ok(response.keys_moved)
     }
 
+    /// Asks the node's `/ready` endpoint (over HTTP on the same port, with the same TLS
+    /// settings) whether it serves requests: its HTTP status code and body.
+    pub async fn ready(&self) -> Result<(u16, String)> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let host = self
+            .server
+            .rsplit_once(':')
+            .map_or(self.server.as_str(), |(h, _)| h)
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let request = format!(
+            "GET /ready HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n\r\n",
+            self.server
+        );
+        let connect_error = |e: std::io::Error| ClientError::Connect {
+            server: self.server.clone(),
+            detail: e.to_string(),
+        };
+        let exchange = async {
+            let tcp = tokio::net::TcpStream::connect(&self.server)
+                .await
+                .map_err(connect_error)?;
+            let mut raw = Vec::new();
+            match &self.tls {
+                None => {
+                    let mut s = tcp;
+                    s.write_all(request.as_bytes())
+                        .await
+                        .map_err(connect_error)?;
+                    s.read_to_end(&mut raw).await.map_err(connect_error)?;
+                }
+                Some(t) => {
+                    let mut config = (*t.to_rustls()?).clone();
+                    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+                    let name = if t.server_name.is_empty() {
+                        host.clone()
+                    } else {
+                        t.server_name.clone()
+                    };
+                    let name = rustls::pki_types::ServerName::try_from(name).map_err(|e| {
+                        ClientError::Connect {
+                            server: self.server.clone(),
+                            detail: format!("bad TLS server name: {e}"),
+                        }
+                    })?;
+                    let mut s = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+                        .connect(name, tcp)
+                        .await
+                        .map_err(connect_error)?;
+                    s.write_all(request.as_bytes())
+                        .await
+                        .map_err(connect_error)?;
+                    // A peer closing TLS without close_notify still ends the response.
+                    if let Err(e) = s.read_to_end(&mut raw).await
+                        && raw.is_empty()
+                    {
+                        return Err(connect_error(e));
+                    }
+                }
+            }
+            let text = String::from_utf8_lossy(&raw).into_owned();
+            let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text.as_str(), ""));
+            let code = head
+                .split_whitespace()
+                .nth(1)
+                .and_then(|c| c.parse::<u16>().ok())
+                .ok_or_else(|| ClientError::Connect {
+                    server: self.server.clone(),
+                    detail: "no HTTP answer from /ready".to_string(),
+                })?;
+            Ok((code, body.trim().to_string()))
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .unwrap_or_else(|_| {
+                Err(ClientError::Timeout {
+                    op: Operation::ClusterStatus,
+                    server: self.server.clone(),
+                    timeout: self.timeout,
+                })
+            })
+    }
+
     /// Runs anti-entropy on the connected node now, with every replica it shares ranges with.
     pub async fn repair(&self) -> Result<RepairResult> {
         let response = self

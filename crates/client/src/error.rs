@@ -117,6 +117,9 @@ pub enum ClientError {
     /// The node could not decommission.
     #[error("decommission failed: {message}")]
     DecommissionFailed { message: String },
+    /// The node answered that it does not serve requests (yet).
+    #[error("node not ready (HTTP {status}): {detail}")]
+    NotReady { status: u16, detail: String },
     /// The repair did not complete.
     #[error("repair failed: {message}")]
     RepairFailed { message: String },
@@ -146,6 +149,7 @@ impl ClientError {
                 | ClientError::RebalanceFailed { .. }
                 | ClientError::DecommissionFailed { .. }
                 | ClientError::RepairFailed { .. }
+                | ClientError::NotReady { .. }
         )
     }
 

@@ -34,6 +34,7 @@ Commands:
                              List key-value pairs in key order
   status                     Show cluster status
   ring                       Show the hash ring and the N/R/W settings
+  health                     Exit 0 when the node serves requests (its /ready endpoint)
   decommission               Stream the node's ranges to their next owners, then leave
   removenode <node>          Remove a dead node (id or address); re-replicate its ranges
   repair                     Compare Merkle trees with every replica now; fix differences

@@ -41,6 +41,7 @@ pub mod admin;
 pub mod batch;
 pub mod delete;
 pub mod get;
+pub mod health;
 pub mod help;
 pub mod output;
 pub mod put;
@@ -215,6 +216,7 @@ pub(crate) enum Command {
     Status,
     Ring,
     Admin(admin::Admin),
+    Health,
     Help,
 }
 
@@ -237,6 +239,10 @@ impl Command {
                 ring::parse(args)?;
                 Command::Ring
             }
+            "health" => {
+                health::parse(args)?;
+                Command::Health
+            }
             "decommission" | "removenode" | "repair" | "rebalance" => {
                 Command::Admin(admin::Admin::parse(name, args)?)
             }
@@ -258,6 +264,7 @@ impl Command {
             Command::Status => "status",
             Command::Ring => "ring",
             Command::Admin(a) => a.name(),
+            Command::Health => "health",
             Command::Help => "help",
         }
     }
@@ -272,6 +279,7 @@ impl Command {
             Command::Status => status::execute(ctx, out).await,
             Command::Ring => ring::execute(ctx, out).await,
             Command::Admin(a) => a.execute(ctx, out).await,
+            Command::Health => health::execute(ctx, out).await,
             Command::Help => {
                 out.write_all(help::USAGE.as_bytes())?;
                 Ok(())
