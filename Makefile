@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BUILD_DIR ?= build
 
-.PHONY: all build run dev-cluster test-cluster stop-cluster test test-heavy bench bench-engine bench-engine-full bench-cluster fmt lint clean
+.PHONY: all build run dev-cluster test-cluster stop-cluster test test-heavy bench bench-engine bench-engine-full bench-cluster docker-binaries docker-build docker-run docker-stop test-docker certs fmt lint clean
 
 all: build
 
@@ -56,6 +56,30 @@ bench-engine-full:
 bench-cluster:
 	scripts/bench-cluster.sh
 
+## docker-binaries: static binaries for the image (target/x86_64-unknown-linux-gnu/release)
+docker-binaries:
+	RUSTFLAGS='-C target-feature=+crt-static' $(CARGO) build --release --target x86_64-unknown-linux-gnu -p distkv-node -p distkv-client --bins
+
+## docker-build: the distkv:latest image, FROM scratch with our static binaries
+docker-build:
+	scripts/docker-build.sh
+
+## docker-run: the 3-node cluster of docker-compose.yml (localhost:8080-8082)
+docker-run: docker-build
+	scripts/compose.sh up -d
+
+## docker-stop: stop and remove that cluster (volumes included)
+docker-stop:
+	scripts/compose.sh down -v
+
+## test-docker: build the image and test the compose cluster on this machine's Docker engine
+test-docker:
+	scripts/test-docker.sh
+
+## certs: development certificates in ./certs (scripts/generate-certs.sh)
+certs:
+	scripts/generate-certs.sh
+
 fmt:
 	$(CARGO) fmt --all
 
@@ -65,4 +89,4 @@ lint:
 
 clean:
 	$(CARGO) clean
-	rm -rf $(BUILD_DIR) data
+	rm -rf $(BUILD_DIR) data certs
