@@ -19,8 +19,8 @@ use tonic::transport::{Channel, Endpoint};
 use crate::convert;
 use crate::error::{ClientError, Operation, Result, error_chain};
 use crate::types::{
-    BatchResult, ClusterStatus, Consistency, GetResult, PutResult, RepairResult, RingInfo,
-    ScanOptions, ScanPage,
+    BackupInfo, BatchResult, ClusterStatus, Consistency, GetResult, PutResult, RepairResult,
+    RingInfo, ScanOptions, ScanPage,
 };
 
 /// The server a client talks to unless told otherwise.
@@ -621,6 +621,31 @@ impl Client {
             peers: response.peers,
             keys_compared: response.keys_compared,
             keys_repaired: response.keys_repaired,
+        })
+    }
+
+    /// Asks the connected node for a backup of its data, named `name` (empty: the node's UTC
+    /// time); it is written on the node, in `<data-dir>/backups/<name>`.
+    pub async fn backup(&self, name: impl Into<String>) -> Result<BackupInfo> {
+        let response = self
+            .admin
+            .clone()
+            .backup(self.long_request(pb::BackupRequest { name: name.into() }))
+            .await
+            .map_err(|s| self.status_error(Operation::Backup, s))?
+            .into_inner();
+        if !response.success {
+            return Err(ClientError::BackupFailed {
+                message: server_message(response.error_message),
+            });
+        }
+        Ok(BackupInfo {
+            name: response.name,
+            path: response.path,
+            node_id: response.node_id,
+            created: response.created,
+            files: response.files,
+            bytes: response.bytes,
         })
     }
 }

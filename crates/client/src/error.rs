@@ -32,6 +32,7 @@ pub enum Operation {
     Rebalance,
     Decommission,
     Repair,
+    Backup,
 }
 
 impl fmt::Display for Operation {
@@ -49,6 +50,7 @@ impl fmt::Display for Operation {
             Operation::Rebalance => "rebalance",
             Operation::Decommission => "decommission",
             Operation::Repair => "repair",
+            Operation::Backup => "backup",
         })
     }
 }
@@ -123,6 +125,9 @@ pub enum ClientError {
     /// The repair did not complete.
     #[error("repair failed: {message}")]
     RepairFailed { message: String },
+    /// The node could not write the backup.
+    #[error("backup failed: {message}")]
+    BackupFailed { message: String },
 }
 
 impl ClientError {
@@ -149,6 +154,7 @@ impl ClientError {
                 | ClientError::RebalanceFailed { .. }
                 | ClientError::DecommissionFailed { .. }
                 | ClientError::RepairFailed { .. }
+                | ClientError::BackupFailed { .. }
                 | ClientError::NotReady { .. }
         )
     }

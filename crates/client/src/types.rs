@@ -300,6 +300,20 @@ pub struct RepairResult {
     pub keys_repaired: u64,
 }
 
+/// A backup a node wrote (`Client::backup`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct BackupInfo {
+    pub name: String,
+    /// The backup's directory on the node.
+    pub path: String,
+    pub node_id: String,
+    /// Unix seconds.
+    pub created: i64,
+    /// Table files and their bytes.
+    pub files: u32,
+    pub bytes: u64,
+}
+
 /// One node on the hash ring.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RingNode {

@@ -131,6 +131,19 @@ impl std::fmt::Debug for Db {
     }
 }
 
+/// What [`Db::checkpoint`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The checkpoint's directory.
+    pub path: PathBuf,
+    /// Table files in it.
+    pub tables: usize,
+    /// Their total size.
+    pub bytes: u64,
+    /// The last sequence number it holds.
+    pub sequence: SeqNo,
+}
+
 /// A consistent read-only view of the database at one moment.
 pub struct Snapshot {
     sv: Arc<SuperVersion>,
@@ -355,6 +368,20 @@ impl Db {
             s.bg_cv.notify_all();
             s.bg_cv.wait_for(&mut bg, Duration::from_millis(50));
         }
+    }
+
+    /// Writes a consistent copy of the database to `dest`, which must not exist: every write
+    /// acknowledged before the call, and perhaps some made during it, in whole batches.
+    ///
+    /// The memtables are flushed first; the copy is then the current set of tables, hard-linked
+    /// (copied where `dest` is on another file system), and a fresh manifest naming them. It is
+    /// built in `<dest>.partial` and renamed into place when complete and synced, so a crash
+    /// never leaves a half-written checkpoint under `dest`. [`Db::open`] opens it like any
+    /// database. The database stays fully usable meanwhile; linked files cost no space until
+    /// compaction replaces them in the database.
+    pub fn checkpoint(&self, dest: impl AsRef<Path>) -> Result<Checkpoint> {
+        self.check_open()?;
+        self.shared().checkpoint(dest.as_ref())
     }
 
     pub fn stats(&self) -> Stats {
@@ -701,6 +728,70 @@ impl Shared {
             self.bg_cv.notify_all();
             self.bg_cv.wait_for(&mut bg, Duration::from_millis(50));
         }
+    }
+
+    fn checkpoint(&self, dest: &Path) -> Result<Checkpoint> {
+        if dest.exists() {
+            return Err(Error::io(
+                dest,
+                std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "the checkpoint directory already exists",
+                ),
+            ));
+        }
+        let name = dest.file_name().ok_or_else(|| {
+            Error::io(
+                dest,
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "a checkpoint needs a directory name",
+                ),
+            )
+        })?;
+        let parent = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&parent).at(&parent)?;
+        let mut partial_name = name.to_os_string();
+        partial_name.push(".partial");
+        let partial = parent.join(partial_name);
+        match std::fs::remove_dir_all(&partial) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&partial, e)),
+        }
+        std::fs::create_dir(&partial).at(&partial)?;
+
+        self.flush_all()?;
+        // The state first, then the sequence number (as in `get`). Holding the state pins its
+        // tables: a compaction that replaces one meanwhile cannot delete its file.
+        let sv = self.current();
+        let sequence = self.visible_seq.load(Ordering::Acquire);
+        let mut bytes = 0;
+        let mut tables = 0;
+        for t in sv.version.tables() {
+            let file = version::table_name(t.number());
+            link_or_copy(&self.dir.join(&file), &partial.join(&file))?;
+            bytes += t.file_size();
+            tables += 1;
+        }
+        let number = self.next_file.fetch_add(1, Ordering::SeqCst);
+        let mut edit = sv.version.snapshot_edit();
+        // No WAL belongs to the checkpoint: everything it holds is in its tables.
+        edit.log_number = Some(number + 1);
+        edit.next_file_number = Some(number + 1);
+        edit.last_sequence = Some(sequence);
+        drop(Manifest::create(&partial, number, &edit)?);
+        std::fs::rename(&partial, dest).at(dest)?;
+        version::sync_dir(&parent)?;
+        Ok(Checkpoint {
+            path: dest.to_path_buf(),
+            tables,
+            bytes,
+            sequence,
+        })
     }
 
     // ---- read path ----
@@ -1360,6 +1451,18 @@ fn compaction_worker(s: &Shared) {
                 return;
             }
         }
+    }
+}
+
+/// Hard-links `from` to `to`, or copies and syncs it when they are on different file systems.
+fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
+    match std::fs::hard_link(from, to) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => {
+            std::fs::copy(from, to).at(to)?;
+            File::open(to).and_then(|f| f.sync_all()).at(to)
+        }
+        Err(e) => Err(Error::io(to, e)),
     }
 }
 

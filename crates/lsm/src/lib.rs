@@ -50,7 +50,7 @@ mod types;
 mod version;
 
 pub use batch::WriteBatch;
-pub use db::{Db, Snapshot};
+pub use db::{Checkpoint, Db, Snapshot};
 pub use error::{CorruptionKind, Error, Result};
 pub use iter::DbIterator;
 pub use options::{

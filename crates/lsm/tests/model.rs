@@ -19,6 +19,8 @@ enum Op {
     Compact(u8, u8),
     Reopen,
     SnapshotCheck(u8, Vec<u8>),
+    /// A checkpoint holds exactly the model's contents, and later writes do not reach it.
+    Checkpoint(u8),
 }
 
 fn key(k: u8) -> Vec<u8> {
@@ -45,6 +47,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (any::<u8>(), any::<u8>()).prop_map(|(a, b)| Op::Compact(a, b)),
         2 => Just(Op::Reopen),
         2 => (any::<u8>(), value).prop_map(|(k, v)| Op::SnapshotCheck(k, v)),
+        1 => any::<u8>().prop_map(Op::Checkpoint),
     ]
 }
 
@@ -76,7 +79,8 @@ fn run(style: CompactionStyle, ops: Vec<Op>) {
     let dir = tempfile::tempdir().unwrap();
     let mut db = Db::open(dir.path(), options(style)).unwrap();
     let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-    for op in ops {
+    let checkpoints = tempfile::tempdir().unwrap();
+    for (ops_done, op) in ops.into_iter().enumerate() {
         match op {
             Op::Put(k, v) => {
                 db.put(&key(k), &v).unwrap();
@@ -139,6 +143,16 @@ fn run(style: CompactionStyle, ops: Vec<Op>) {
                 }
             }
             Op::Flush => db.flush().unwrap(),
+            Op::Checkpoint(k) => {
+                let path = checkpoints.path().join(format!("cp{ops_done}"));
+                db.checkpoint(&path).unwrap();
+                let want: Vec<_> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                db.put(&key(k), b"after the checkpoint").unwrap();
+                model.insert(key(k), b"after the checkpoint".to_vec());
+                let cp = Db::open(&path, options(style)).unwrap();
+                assert_eq!(collect(cp.range(..).unwrap()), want);
+                cp.close().unwrap();
+            }
             Op::Compact(a, b) => {
                 let (lo, hi) = ordered(a, b);
                 db.compact_range(lo.as_slice()..=hi.as_slice()).unwrap();

@@ -61,6 +61,9 @@ pub enum NodeError {
     /// Data streaming or repair with some peers failed (each named with its reason).
     #[error("streaming failed: {0}")]
     Streaming(String),
+    /// A backup could not be made; the reason names the name or file at fault.
+    #[error("{0}")]
+    Backup(String),
 }
 
 /// How a call to another node failed.
@@ -102,6 +105,7 @@ impl NodeError {
             | NodeError::ValueTooLarge { .. }
             | NodeError::BatchTooLarge { .. }
             | NodeError::BadContext(_) => Status::invalid_argument(self.to_string()),
+            NodeError::Backup(_) => Status::failed_precondition(self.to_string()),
             NodeError::Quorum(_)
             | NodeError::EmptyRing
             | NodeError::Peer { .. }

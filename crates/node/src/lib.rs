@@ -6,6 +6,7 @@
 //! [`server::serve`] puts it on the network. The pure rules (ring, clocks, quorum rounds,
 //! membership) live in `distkv-cluster`; the bytes on disk in `distkv-lsm`.
 
+pub mod backup;
 pub mod config;
 pub mod conn;
 pub mod error;

@@ -133,6 +133,8 @@ pub struct Node {
     /// One permit per client request in flight (-max-concurrent-requests).
     pub(crate) request_slots: Arc<tokio::sync::Semaphore>,
     tasks: Mutex<JoinSet<()>>,
+    /// Held while a backup is written (`backup.rs`).
+    pub(crate) backup_lock: Mutex<()>,
     shutdown: watch::Sender<bool>,
     pub(crate) started: Instant,
 }
@@ -214,6 +216,7 @@ impl Node {
             request_ids: AtomicU64::new(1),
             request_slots: Arc::new(tokio::sync::Semaphore::new(slots)),
             tasks: Mutex::new(JoinSet::new()),
+            backup_lock: Mutex::new(()),
             shutdown,
             started: Instant::now(),
         });

@@ -39,6 +39,8 @@ Commands:
   removenode <node>          Remove a dead node (id or address); re-replicate its ranges
   repair                     Compare Merkle trees with every replica now; fix differences
   rebalance                  Same as repair (the original's admin RPC)
+  backup [<name>]            Write a consistent copy of the node's data to
+                             <data-dir>/backups/<name> on the node (default name: UTC time)
   help                       Show this help message
   (decommission, removenode, repair and rebalance wait until done, showing progress on
    stderr; -timeout applies to connecting only)

@@ -16,8 +16,8 @@
 //!   `Usage: client ...` on stdout) and exit 1; extra arguments are an error too (the original
 //!   ignored them, so `put k two words` silently stored `two`).
 //! - `status` sorts nodes by id and adds storage, operations and anti-entropy blocks; `get`
-//!   shows siblings; `scan`, `ring`, `decommission`, `removenode`, `repair` and `rebalance`
-//!   are new; `-o json` prints one JSON object per command.
+//!   shows siblings; `scan`, `ring`, `decommission`, `removenode`, `repair`, `rebalance`,
+//!   `backup` and `health` are new; `-o json` prints one JSON object per command.
 //!
 //! Flags go before the command, as with Go's `flag` package: everything from the command word on
 //! belongs to the command, so values may start with a dash (`put k -1`).
@@ -38,6 +38,7 @@
 //! exact output, so formats are tested without a server.
 
 pub mod admin;
+pub mod backup;
 pub mod batch;
 pub mod delete;
 pub mod get;
@@ -113,7 +114,7 @@ pub(crate) struct TlsFlags {
     /// The name the server's certificate must carry.
     #[arg(long, default_value = DEFAULT_TLS_SERVER_NAME)]
     tls_server_name: String,
-    /// Skip certificate verification (not supported yet).
+    /// Skip certificate verification (tests only: anyone can impersonate the server).
     #[arg(long, num_args = 0..=1, require_equals = true,
           default_value = "false", default_missing_value = "true", value_parser = parse_go_bool)]
     tls_insecure_skip_verify: bool,
@@ -216,6 +217,7 @@ pub(crate) enum Command {
     Status,
     Ring,
     Admin(admin::Admin),
+    Backup(backup::Backup),
     Health,
     Help,
 }
@@ -246,6 +248,7 @@ impl Command {
             "decommission" | "removenode" | "repair" | "rebalance" => {
                 Command::Admin(admin::Admin::parse(name, args)?)
             }
+            "backup" => Command::Backup(backup::Backup::parse(args)?),
             "help" => {
                 help::parse(args)?;
                 Command::Help
@@ -264,6 +267,7 @@ impl Command {
             Command::Status => "status",
             Command::Ring => "ring",
             Command::Admin(a) => a.name(),
+            Command::Backup(_) => "backup",
             Command::Health => "health",
             Command::Help => "help",
         }
@@ -279,6 +283,7 @@ impl Command {
             Command::Status => status::execute(ctx, out).await,
             Command::Ring => ring::execute(ctx, out).await,
             Command::Admin(a) => a.execute(ctx, out).await,
+            Command::Backup(b) => b.execute(ctx, out).await,
             Command::Health => health::execute(ctx, out).await,
             Command::Help => {
                 out.write_all(help::USAGE.as_bytes())?;

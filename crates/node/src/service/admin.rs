@@ -225,6 +225,30 @@ impl AdminService for AdminServiceImpl {
         }))
     }
 
+    async fn backup(
+        &self,
+        req: Request<pb::BackupRequest>,
+    ) -> Result<Response<pb::BackupResponse>, Status> {
+        let name = req.into_inner().name;
+        Ok(Response::new(match self.node.backup(Some(name)).await {
+            Ok(b) => pb::BackupResponse {
+                success: true,
+                error_message: String::new(),
+                name: b.name,
+                path: b.path.display().to_string(),
+                node_id: b.node_id,
+                created: b.created,
+                files: u32::try_from(b.files).unwrap_or(u32::MAX),
+                bytes: b.bytes,
+            },
+            Err(e) => pb::BackupResponse {
+                success: false,
+                error_message: e.to_string(),
+                ..Default::default()
+            },
+        }))
+    }
+
     async fn get_cluster_status(
         &self,
         _req: Request<pb::ClusterStatusRequest>,

@@ -1,0 +1,233 @@
+//! Backups of one node's data, taken while it serves.
+//!
+//! A backup is a directory `<data-dir>/backups/<name>/`:
+//!
+//! ```text
+//! storage/      a checkpoint of the store (the engine's `Db::checkpoint`)
+//! hints/        a checkpoint of the hint store (writes still owed to other replicas)
+//! members.pb    the member table, as the node last saved it
+//! NODE_ID       the node's id
+//! BACKUP.json   what the backup holds: name, node, time, files and bytes, sequence numbers
+//! ```
+//!
+//! The checkpoints hard-link the engine's table files, so a backup takes about as long as a
+//! memtable flush and costs disk space only as compaction replaces the files it shares. It is
+//! assembled in `<name>.partial` and renamed into place when complete and synced: a directory
+//! under `backups/` without that suffix is always whole. Copy it elsewhere (another disk,
+//! object storage) to survive the loss of the volume.
+//!
+//! Each node's backup holds what that node stores; together the backups of all nodes, taken at
+//! about the same time, hold every write acknowledged before the first of them (each write is
+//! on W replicas or in a hint). To restore a node, stop it, replace its `storage/` and
+//! `hints/` by the backup's and start it: read repair, hinted handoff and anti-entropy bring it
+//! up to date with the rest of the cluster. As with any replica that was away, a backup older
+//! than `-tombstone-gc-grace` must not be restored into a running cluster (docs/operations.md).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::error::{NodeError, Result};
+use crate::membership::MEMBERS_FILE;
+use crate::node::Node;
+
+/// Where a node keeps its backups, under its data directory.
+pub const BACKUPS_DIR: &str = "backups";
+/// The description of a backup, in JSON, inside it.
+pub const DESCRIPTION_FILE: &str = "BACKUP.json";
+/// Longest backup name.
+pub const MAX_NAME_LEN: usize = 100;
+
+/// What a backup holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BackupInfo {
+    pub name: String,
+    pub path: PathBuf,
+    pub node_id: String,
+    /// Unix seconds.
+    pub created: i64,
+    /// Table files in the two checkpoints.
+    pub files: usize,
+    pub bytes: u64,
+}
+
+/// Checks a backup name: 1 to 100 letters, digits, `.`, `_` and `-`, not starting with `.`,
+/// and not ending in `.partial` (the suffix of backups being written).
+pub fn validate_name(name: &str) -> std::result::Result<(), String> {
+    if name.is_empty() {
+        return Err("a backup name must not be empty".into());
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(format!(
+            "backup name is {} characters, the limit is {MAX_NAME_LEN}",
+            name.len()
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "backup name {name:?} has {c:?}: use letters, digits, '.', '_' and '-'"
+        ));
+    }
+    if name.starts_with('.') || name.ends_with(".partial") {
+        return Err(format!(
+            "backup name {name:?} must not start with '.' or end in '.partial'"
+        ));
+    }
+    Ok(())
+}
+
+/// The name of a backup taken at `now` without a name: its UTC time, like `20261201T091500Z`.
+pub fn default_name(now: chrono::DateTime<chrono::Utc>) -> String {
+    now.format("%Y%m%dT%H%M%SZ").to_string()
+}
+
+#[derive(Serialize)]
+struct Description<'a> {
+    format: u32,
+    name: &'a str,
+    node_id: &'a str,
+    created: String,
+    created_unix: i64,
+    distkv_version: &'static str,
+    storage: Part,
+    hints: Part,
+}
+
+#[derive(Serialize)]
+struct Part {
+    files: usize,
+    bytes: u64,
+    sequence: u64,
+}
+
+impl From<&distkv_lsm::Checkpoint> for Part {
+    fn from(c: &distkv_lsm::Checkpoint) -> Self {
+        Part {
+            files: c.tables,
+            bytes: c.bytes,
+            sequence: c.sequence,
+        }
+    }
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> NodeError {
+    NodeError::Backup(format!("{}: {e}", path.display()))
+}
+
+fn sync_path(path: &Path) -> Result<()> {
+    std::fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| io_error(path, e))
+}
+
+impl Node {
+    /// Writes a backup of this node's data named `name` (or the current UTC time). Refused when
+    /// a backup of that name exists, or while the node is joining.
+    pub async fn backup(self: &Arc<Self>, name: Option<String>) -> Result<BackupInfo> {
+        self.check_serving()?;
+        let now = chrono::Utc::now();
+        let name = match name.filter(|n| !n.is_empty()) {
+            Some(n) => n,
+            None => default_name(now),
+        };
+        validate_name(&name).map_err(NodeError::Backup)?;
+        let node = Arc::clone(self);
+        tokio::task::spawn_blocking(move || node.write_backup(&name, now))
+            .await
+            .map_err(|_| NodeError::ShuttingDown)?
+    }
+
+    fn write_backup(&self, name: &str, now: chrono::DateTime<chrono::Utc>) -> Result<BackupInfo> {
+        // One backup at a time: two of the same name would share the partial directory.
+        let _one = self.backup_lock.lock();
+        let data_dir = &self.cfg.data_dir;
+        let root = data_dir.join(BACKUPS_DIR);
+        let dest = root.join(name);
+        if dest.exists() {
+            return Err(NodeError::Backup(format!(
+                "a backup named {name:?} already exists at {}",
+                dest.display()
+            )));
+        }
+        let partial = root.join(format!("{name}.partial"));
+        match std::fs::remove_dir_all(&partial) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error(&partial, e)),
+        }
+        std::fs::create_dir_all(&partial).map_err(|e| io_error(&partial, e))?;
+
+        let storage = self.store.db().checkpoint(partial.join("storage"))?;
+        let hints = self.hints.db().checkpoint(partial.join("hints"))?;
+        for file in [MEMBERS_FILE, "NODE_ID"] {
+            let from = data_dir.join(file);
+            let to = partial.join(file);
+            match std::fs::copy(&from, &to) {
+                Ok(_) => sync_path(&to)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_error(&from, e)),
+            }
+        }
+        let description = Description {
+            format: 1,
+            name,
+            node_id: &self.cfg.node_id,
+            created: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            created_unix: now.timestamp(),
+            distkv_version: env!("CARGO_PKG_VERSION"),
+            storage: Part::from(&storage),
+            hints: Part::from(&hints),
+        };
+        let json = serde_json::to_vec_pretty(&description)
+            .map_err(|e| NodeError::Backup(format!("describing the backup: {e}")))?;
+        let desc = partial.join(DESCRIPTION_FILE);
+        std::fs::write(&desc, json).map_err(|e| io_error(&desc, e))?;
+        sync_path(&desc)?;
+        sync_path(&partial)?;
+        std::fs::rename(&partial, &dest).map_err(|e| io_error(&dest, e))?;
+        sync_path(&root)?;
+        let info = BackupInfo {
+            name: name.to_string(),
+            path: std::path::absolute(&dest).unwrap_or(dest),
+            node_id: self.cfg.node_id.clone(),
+            created: now.timestamp(),
+            files: storage.tables + hints.tables,
+            bytes: storage.bytes + hints.bytes,
+        };
+        tracing::info!(
+            name,
+            path = %info.path.display(),
+            files = info.files,
+            bytes = info.bytes,
+            "backup written"
+        );
+        Ok(info)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked() {
+        assert!(validate_name("nightly-2026.12.01_a").is_ok());
+        assert!(validate_name(&"a".repeat(MAX_NAME_LEN)).is_ok());
+        for bad in ["", "../x", "a/b", "a b", ".hidden", "x.partial", "é"] {
+            assert!(validate_name(bad).is_err(), "{bad:?} accepted");
+        }
+        let long = validate_name(&"a".repeat(MAX_NAME_LEN + 1)).unwrap_err();
+        assert!(long.contains("limit is 100"), "{long}");
+    }
+
+    #[test]
+    fn the_default_name_is_the_utc_time() {
+        let t = chrono::DateTime::from_timestamp(1_796_116_500, 0).unwrap();
+        assert_eq!(default_name(t), "20261201T091500Z");
+        assert!(validate_name(&default_name(t)).is_ok());
+    }
+}
