@@ -1,12 +1,6 @@
-# Stops the cluster started by scripts/dev-cluster.ps1, by its recorded PIDs (never by name).
+# Stops the cluster started by scripts\dev-cluster.ps1 (in WSL, by its recorded PIDs).
 # UNTESTED on Windows (see dev-cluster.ps1).
-param([string]$ClusterDir = "data\dev-cluster")
 $ErrorActionPreference = "Stop"
 Set-Location (Join-Path $PSScriptRoot "..")
-Get-ChildItem -Path $ClusterDir -Filter "node*.pid" | ForEach-Object {
-    $id = [int](Get-Content $_.FullName)
-    $name = $_.BaseName
-    try { Stop-Process -Id $id -ErrorAction Stop; Write-Host "$name stopped" }
-    catch { Write-Host "$name was not running" }
-    Remove-Item $_.FullName
-}
+wsl -- bash -lc "make stop-cluster"
+if ($LASTEXITCODE -ne 0) { throw "make stop-cluster failed in WSL (exit $LASTEXITCODE)" }

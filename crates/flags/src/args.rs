@@ -289,7 +289,29 @@ pub fn describe_flag_error(e: &clap::Error) -> String {
     }
     let message = e.to_string();
     let first = message.lines().next().unwrap_or_default();
-    first.strip_prefix("error: ").unwrap_or(first).to_string()
+    let mut out = first.strip_prefix("error: ").unwrap_or(first).to_string();
+    // clap names a flag `'--name <NAME>'`; Go says `flag -name`.
+    if let Some(start) = out.find(" for '--") {
+        let quoted = start + " for '".len();
+        if let Some(len) = out[quoted..].find('\'') {
+            let name = out[quoted + 2..quoted + len]
+                .split([' ', '='])
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            out.replace_range(start..quoted + len + 1, &format!(" for flag -{name}"));
+        }
+    }
+    // A value outside a fixed list: say which values there are.
+    if let Some(values) = message
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("[possible values:"))
+    {
+        out.push(' ');
+        out.push_str(values);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -314,10 +336,31 @@ mod flag_error_tests {
             );
         }
         let e = Flags::try_parse_from(["x", "--server"]).unwrap_err();
-        assert!(
-            describe_flag_error(&e).contains("--server"),
-            "{}",
-            describe_flag_error(&e)
+        assert_eq!(
+            describe_flag_error(&e),
+            "a value is required for flag -server but none was supplied"
+        );
+    }
+
+    #[derive(Parser, Debug)]
+    struct Typed {
+        #[arg(long)]
+        count: Option<u32>,
+        #[arg(long, value_parser = ["text", "json"])]
+        format: Option<String>,
+    }
+
+    #[test]
+    fn bad_values_name_the_flag_and_the_choices() {
+        let e = Typed::try_parse_from(["x", "--count=many"]).unwrap_err();
+        assert_eq!(
+            describe_flag_error(&e),
+            "invalid value 'many' for flag -count: invalid digit found in string"
+        );
+        let e = Typed::try_parse_from(["x", "--format=xml"]).unwrap_err();
+        assert_eq!(
+            describe_flag_error(&e),
+            "invalid value 'xml' for flag -format [possible values: text, json]"
         );
     }
 }

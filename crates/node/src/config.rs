@@ -91,12 +91,16 @@ pub struct Flags {
     /// Serve with TLS
     #[arg(long = "tls-enabled", num_args = 0..=1, default_value = "false", default_missing_value = "true", value_parser = parse_go_bool)]
     pub tls_enabled: bool,
+    /// The node's certificate chain (PEM), shown to clients and, as a client certificate, to peers
     #[arg(long = "tls-cert-file", default_value = "")]
     pub tls_cert_file: String,
+    /// The private key of -tls-cert-file (PEM)
     #[arg(long = "tls-key-file", default_value = "")]
     pub tls_key_file: String,
+    /// CA certificates (PEM) that peers' and clients' certificates must chain to (default: the system's roots for peers, none for clients)
     #[arg(long = "tls-ca-file", default_value = "")]
     pub tls_ca_file: String,
+    /// Client certificates: NoClientCert, RequestClientCert, RequireAnyClientCert, VerifyClientCertIfGiven or RequireAndVerifyClientCert
     #[arg(long = "tls-client-auth", default_value = "NoClientCert")]
     pub tls_client_auth: String,
     /// Deadline of each request to a peer and of each client request's quorum wait
@@ -130,8 +134,7 @@ pub struct Flags {
     /// How often held hints are offered to their nodes
     #[arg(long = "hint-interval", default_value = "1s", value_parser = parse_go_duration)]
     pub hint_interval: Duration,
-    /// How often replicas compare Merkle trees of the ranges they share (0 turns background
-    /// anti-entropy off; `distkv-client repair` still works)
+    /// How often replicas compare Merkle trees of the ranges they share, then purge old tombstones (0 turns these rounds off: tombstones are then purged only after a `distkv-client repair`, and data of handed-over ranges stays on disk)
     #[arg(long = "anti-entropy-interval", default_value = "10m0s", value_parser = parse_go_duration)]
     pub anti_entropy_interval: Duration,
     /// Age after which a deleted key's tombstone is purged; must exceed the anti-entropy
@@ -272,11 +275,25 @@ impl Flags {
                 distkv_flags::format_go_duration(self.anti_entropy_interval)
             ));
         }
-        if self.max_key_size == 0 || self.max_key_size > distkv_lsm::MAX_KEY_BYTES {
+        if self.max_key_size == 0
+            || self.max_key_size + crate::storage::INDEX_KEY_OVERHEAD > distkv_lsm::MAX_KEY_BYTES
+        {
             return bad(format!(
                 "-max-key-size must be between 1 and {}",
-                distkv_lsm::MAX_KEY_BYTES
+                distkv_lsm::MAX_KEY_BYTES - crate::storage::INDEX_KEY_OVERHEAD
             ));
+        }
+        // A stored entry holds the value up to twice (siblings during a merge) and the
+        // versions around it, within the engine's limit on one value.
+        let max_value = (distkv_lsm::MAX_VALUE_BYTES - 4096) / 2;
+        if self.max_value_size == 0 || self.max_value_size > max_value {
+            return bad(format!(
+                "-max-value-size must be between 1 and {max_value}, got {}",
+                self.max_value_size
+            ));
+        }
+        if self.max_batch_items == 0 {
+            return bad("-max-batch-items must be at least 1".into());
         }
         if self.max_concurrent_requests == 0 {
             return bad("-max-concurrent-requests must be at least 1".into());
@@ -319,7 +336,12 @@ impl Flags {
         };
         // Versions, clocks and framing add to each value: leave room for them.
         engine.max_value_bytes = engine.max_value_bytes.max(self.max_value_size * 2 + 4096);
-        engine.max_key_bytes = self.max_key_size;
+        // One write batch holds at least one entry of the largest size.
+        engine.max_batch_bytes = engine
+            .max_batch_bytes
+            .max(engine.max_value_bytes + engine.max_key_bytes + 4096);
+        // The token index stores each key behind a prefix: leave room for it.
+        engine.max_key_bytes = self.max_key_size + crate::storage::INDEX_KEY_OVERHEAD;
         engine.max_memtable_memory = engine.max_memtable_memory.max(self.mem_table_size * 2);
         engine.l0_slowdown_trigger = engine.l0_slowdown_trigger.max(self.compaction_threshold);
         engine.l0_stop_trigger = engine.l0_stop_trigger.max(engine.l0_slowdown_trigger);

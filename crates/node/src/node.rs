@@ -183,6 +183,7 @@ impl Node {
             cfg.request_timeout.min(Duration::from_secs(2)),
             cfg.request_timeout + FORWARD_MARGIN,
         );
+        peers = peers.with_max_message(cfg.max_message_bytes);
         if let Some(tls) = &cfg.tls {
             peers = peers.with_tls(tls.peer_client_config().map_err(NodeError::Tls)?);
         }

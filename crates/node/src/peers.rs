@@ -32,6 +32,9 @@ struct Backoff {
     wait: Duration,
 }
 
+/// The message limit of a `Peers` made without [`Peers::with_max_message`].
+const DEFAULT_MAX_MESSAGE: usize = 64 << 20;
+
 pub struct Peers {
     channels: Mutex<HashMap<String, (Channel, Instant)>>,
     backoff: Mutex<HashMap<String, Backoff>>,
@@ -42,6 +45,8 @@ pub struct Peers {
     tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     /// Calls that timed out.
     timeouts: std::sync::atomic::AtomicU64,
+    /// Largest message sent to or accepted from a peer (-max-message-size).
+    max_message: usize,
 }
 
 impl Peers {
@@ -53,7 +58,21 @@ impl Peers {
             request_timeout,
             tls: None,
             timeouts: std::sync::atomic::AtomicU64::new(0),
+            max_message: DEFAULT_MAX_MESSAGE,
         }
+    }
+
+    /// Sends and accepts peer messages of up to `bytes` (gRPC's default is 4 MiB, less than a
+    /// value of the largest size with its versions).
+    pub fn with_max_message(mut self, bytes: usize) -> Self {
+        self.max_message = bytes;
+        self
+    }
+
+    fn client(&self, ch: Channel) -> ReplicaClient<Channel> {
+        ReplicaClient::new(ch)
+            .max_decoding_message_size(self.max_message)
+            .max_encoding_message_size(self.max_message)
     }
 
     /// Dials peers over TLS with `config`.
@@ -92,7 +111,7 @@ impl Peers {
         let mut channels = self.channels.lock();
         if let Some((ch, used)) = channels.get_mut(address) {
             *used = Instant::now();
-            return Ok(ReplicaClient::new(ch.clone()));
+            return Ok(self.client(ch.clone()));
         }
         let endpoint = Endpoint::from_shared(format!("http://{address}"))
             .map_err(|e| NodeError::Peer {
@@ -111,7 +130,7 @@ impl Peers {
             None => endpoint.connect_lazy(),
         };
         channels.insert(address.to_string(), (ch.clone(), Instant::now()));
-        Ok(ReplicaClient::new(ch))
+        Ok(self.client(ch))
     }
 
     /// Drops channels not used for `idle`.

@@ -42,6 +42,9 @@ pub enum SettingsError {
     Parse { path: PathBuf, reason: String },
     #[error("config file {path}: unknown setting {key:?}")]
     UnknownKey { path: PathBuf, key: String },
+    /// A value from the file or the environment does not parse; `origin` names where it is.
+    #[error("{origin}: {reason}")]
+    BadValue { origin: String, reason: String },
     /// clap refused the merged command line (a bad value, an unknown flag).
     #[error("{0}")]
     Flags(#[from] clap::Error),
@@ -101,7 +104,14 @@ fn file_args(path: &Path, known: &[String]) -> Result<Vec<String>, SettingsError
         .parse()
         .map_err(|e: toml::de::Error| SettingsError::Parse {
             path: path.to_path_buf(),
-            reason: e.message().to_string(),
+            reason: match e.span() {
+                Some(span) => format!(
+                    "line {}: {}",
+                    text[..span.start.min(text.len())].matches('\n').count() + 1,
+                    e.message()
+                ),
+                None => e.message().to_string(),
+            },
         })?;
     let mut out = Vec::new();
     flatten(path, "", &table, known, &mut out)?;
@@ -118,8 +128,23 @@ fn flatten(
     for (key, value) in table {
         let name = format!("{prefix}{}", key.replace('_', "-"));
         if let toml::Value::Table(t) = value {
-            flatten(path, &format!("{name}-"), t, known, out)?;
+            // A table groups settings by a common prefix; one that prefixes none is a typo.
+            let group = format!("{name}-");
+            if !known.iter().any(|k| k.starts_with(&group)) {
+                return Err(SettingsError::UnknownKey {
+                    path: path.to_path_buf(),
+                    key: format!("[{name}]"),
+                });
+            }
+            flatten(path, &group, t, known, out)?;
             continue;
+        }
+        let assignment = format!("--{name}=");
+        if out.iter().any(|a| a.starts_with(&assignment)) {
+            return Err(SettingsError::Parse {
+                path: path.to_path_buf(),
+                reason: format!("{name} is set twice (as {key:?} and another spelling)"),
+            });
         }
         if !known.contains(&name) || COMMAND_ONLY.contains(&name.as_str()) {
             return Err(SettingsError::UnknownKey {
@@ -182,6 +207,29 @@ fn env_args(
     (out, unknown)
 }
 
+/// Parses one `--name=value` argument alone; a refusal names `origin()` and the setting.
+fn check_value(
+    program: &str,
+    arg: &str,
+    origin: impl FnOnce() -> String,
+) -> Result<(), SettingsError> {
+    let Err(e) = Flags::command().try_get_matches_from([program, arg]) else {
+        return Ok(());
+    };
+    let name = arg
+        .trim_start_matches('-')
+        .split('=')
+        .next()
+        .unwrap_or_default();
+    // Named as the setting, not as the flag it did not come from.
+    let reason = distkv_flags::describe_flag_error(&e)
+        .replace(&format!(" for flag -{name}"), &format!(" for {name}"));
+    Err(SettingsError::BadValue {
+        origin: origin(),
+        reason,
+    })
+}
+
 /// Parses the settings from the command line `args` (Go style, program name first) and the
 /// environment `vars`.
 pub fn parse(
@@ -207,6 +255,18 @@ pub fn parse(
         None => Vec::new(),
     };
     let (from_env, unknown_variables) = env_args(vars, &known);
+    // Each value of the file and the environment alone first, so that a bad one is reported
+    // with where it is (the merged parse below could only name the flag).
+    for arg in &from_file {
+        check_value(&program, arg, || {
+            format!("config file {}", config_file.as_deref().unwrap_or_default())
+        })?;
+    }
+    for (name, arg) in &from_env {
+        check_value(&program, arg, || {
+            format!("environment variable {}", env_name(name))
+        })?;
+    }
     let mut merged = vec![program];
     merged.extend(from_file.iter().cloned());
     merged.extend(from_env.iter().map(|(_, a)| a.clone()));
@@ -370,7 +430,41 @@ mod tests {
         );
         let s = parse(args(&[]), env(&[("DISTKV_REPLICA", "3")])).unwrap();
         assert_eq!(s.unknown_variables, ["DISTKV_REPLICA"]);
-        // A bad value from the environment is refused like a bad flag.
-        assert!(parse(args(&[]), env(&[("DISTKV_REPLICAS", "three")])).is_err());
+        // A bad value says where it is.
+        let e = parse(args(&[]), env(&[("DISTKV_REPLICAS", "three")]))
+            .err()
+            .unwrap();
+        assert_eq!(
+            e.to_string(),
+            "environment variable DISTKV_REPLICAS: invalid value 'three' for replicas: \
+             invalid digit found in string"
+        );
+        std::fs::write(&file, "log-format = \"xml\"\n").unwrap();
+        let e = parse(args(&[&format!("-config={}", file.display())]), env(&[]))
+            .err()
+            .unwrap();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "config file {}: invalid value 'xml' for log-format [possible values: text, json]",
+                file.display()
+            )
+        );
+        // Syntax errors name the line; typos in tables and double spellings are refused.
+        for (text, want) in [
+            ("replicas = 3\nnode-id = \n", "line 2: "),
+            ("[tsl]\ncert-file = \"x\"\n", "unknown setting \"[tsl]\""),
+            (
+                "seed_nodes = \"a:1\"\nseed-nodes = \"b:1\"\n",
+                "seed-nodes is set twice",
+            ),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let e = parse(args(&[&format!("-config={}", file.display())]), env(&[]))
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
     }
 }

@@ -83,8 +83,12 @@ pub fn versions_digest(versions: &Siblings) -> u64 {
     xxh3_64(&versions.encode())
 }
 
+/// Bytes an index entry's key adds to the user's key (the prefix and the token); the engine's
+/// key limit must leave room for them.
+pub const INDEX_KEY_OVERHEAD: usize = 9;
+
 fn index_key(token: Token, key: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(9 + key.len());
+    let mut k = Vec::with_capacity(INDEX_KEY_OVERHEAD + key.len());
     k.push(INDEX_PREFIX);
     k.extend_from_slice(&token.to_be_bytes());
     k.extend_from_slice(key.as_bytes());

@@ -376,6 +376,33 @@ async fn bad_input_gets_clear_errors() {
     assert!(s.is_ok());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_largest_key_and_value_allowed_travel_between_replicas() {
+    // Default limits: 64 KiB keys, 4 MiB values; every replica must take them, and a read
+    // through another node must bring them back (peer messages carry them with versions).
+    let c = Cluster::start(3, &[]).await;
+    let key = "k".repeat(64 * 1024);
+    let value = "v".repeat(4 * 1024 * 1024);
+    let mut a = c.kv(0).await;
+    let r = put(&mut a, &key, &value, Some(All)).await;
+    assert!(r.success, "{}", r.error_message);
+    let b = c.kv(2).await;
+    let g = b
+        .max_decoding_message_size(64 << 20)
+        .get(pb::GetRequest {
+            key: key.clone(),
+            consistency_level: All as i32,
+            consistency_set: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(g.found, "{}", g.error_message);
+    assert_eq!(g.value.len(), value.len());
+    let r = put(&mut a, &format!("{key}k"), "v", None).await;
+    assert_eq!(r.error_message, "key is 65537 bytes, the limit is 65536");
+}
+
 #[test]
 fn invalid_configuration_is_one_line_and_a_nonzero_exit() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_distkv-server"))
@@ -394,18 +421,60 @@ fn invalid_configuration_is_one_line_and_a_nonzero_exit() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+    // A bad value in the environment names the variable; exit 1, as any bad configuration.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_distkv-server"))
+        .env("DISTKV_REPLICAS", "three")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("environment variable DISTKV_REPLICAS"),
+        "{err}"
+    );
+    // -print-config checks what a start would check, and says so.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_distkv-server"))
+        .args(["-print-config", "-replicas=3", "-read-quorum=5"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("R must be between 1 and N"), "{err}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_distkv-server"))
+        .args([
+            "-print-config",
+            "-replicas=1",
+            "-read-quorum=1",
+            "-write-quorum=1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let toml = String::from_utf8_lossy(&out.stdout);
+    assert!(toml.contains("replicas = 1  # flag\n"), "{toml}");
+    assert!(
+        toml.ends_with("# valid: a node starts with these settings\n"),
+        "{toml}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_stops_gracefully_with_exit_zero_and_keeps_data() {
+async fn sigterm_sigint_and_sighup_stop_gracefully_with_exit_zero_and_keep_data() {
     let mut c = Cluster::start(1, &["-replicas=1", "-read-quorum=1", "-write-quorum=1"]).await;
-    let mut a = c.kv(0).await;
-    assert!(put(&mut a, "k", "v", None).await.success);
-    let status = c.terminate(0).await;
-    assert!(status.success(), "{status:?}");
-    c.restart(0).await;
-    let mut a = c.kv(0).await;
-    assert_eq!(get(&mut a, "k", None).await.value, b"v");
+    for (round, signal) in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP]
+        .into_iter()
+        .enumerate()
+    {
+        let mut a = c.kv(0).await;
+        let key = format!("k{round}");
+        assert!(put(&mut a, &key, "v", None).await.success);
+        let status = c.stop_with(0, signal).await;
+        assert!(status.success(), "signal {signal}: {status:?}");
+        assert!(c.log(0).contains("shut down cleanly"), "signal {signal}");
+        c.restart(0).await;
+        let mut a = c.kv(0).await;
+        assert_eq!(get(&mut a, &key, None).await.value, b"v");
+    }
 }
 
 /// A key whose N=2 replicas are node1 and node2 (node3 is the next node on the ring).

@@ -652,7 +652,7 @@ mod tests {
         assert_eq!(code, 2);
         assert_eq!(
             err,
-            "Error: invalid value '5' for '--timeout <TIMEOUT>': missing unit in duration \"5\"\n\
+            "Error: invalid value '5' for flag -timeout: missing unit in duration \"5\"\n\
              Run 'distkv-client help' for usage.\n"
         );
         let (code, _, err) = run_cli(&["-tls-enabled=maybe", "get", "k"]);

@@ -1,5 +1,5 @@
 //! `distkv-server`: parse flags (Go syntax, as the original's), set up logging, open the node,
-//! serve until SIGINT or SIGTERM.
+//! serve until SIGINT, SIGTERM or SIGHUP.
 
 use std::process::ExitCode;
 
@@ -33,7 +33,32 @@ fn main() -> ExitCode {
     }
     if settings.print_config {
         print!("{}", settings.to_toml());
-        return ExitCode::SUCCESS;
+        // Check everything a start would check (certificate files included), without starting.
+        let checked = settings
+            .flags
+            .clone()
+            .into_config()
+            .map_err(|e| e.to_string())
+            .and_then(|_| {
+                EnvFilter::try_new(&settings.flags.log_level)
+                    .map(drop)
+                    .map_err(|e| {
+                        format!(
+                            "invalid configuration: -log-level {:?}: {e}",
+                            settings.flags.log_level
+                        )
+                    })
+            });
+        return match checked {
+            Ok(()) => {
+                println!("# valid: a node starts with these settings");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("distkv-server: {e}");
+                ExitCode::from(1)
+            }
+        };
     }
     let flags = settings.flags;
     let (log_level, log_format) = (flags.log_level.clone(), flags.log_format.clone());
@@ -94,25 +119,39 @@ async fn run(config: distkv_node::NodeConfig) -> anyhow::Result<()> {
     server::serve(node, listener, shutdown_signal()).await
 }
 
-/// Completes on SIGINT or SIGTERM.
+/// Completes on SIGINT, SIGTERM or SIGHUP (the original's three).
 async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut streams = Vec::new();
+        for (kind, name) in [
+            (SignalKind::interrupt(), "SIGINT"),
+            (SignalKind::terminate(), "SIGTERM"),
+            (SignalKind::hangup(), "SIGHUP"),
+        ] {
+            match signal(kind) {
+                Ok(s) => streams.push((s, name)),
+                Err(e) => tracing::warn!(signal = name, error = %e, "cannot watch signal"),
+            }
         }
+        if streams.is_empty() {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("signal received: shutting down");
+            return;
+        }
+        let waits = streams.iter_mut().map(|(s, name)| {
+            Box::pin(async move {
+                s.recv().await;
+                *name
+            })
+        });
+        let (name, _, _) = futures::future::select_all(waits).await;
+        tracing::info!(signal = name, "signal received: shutting down");
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("signal received");
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("Ctrl-C received: shutting down");
+    }
 }

@@ -138,9 +138,14 @@ impl Cluster {
 
     /// Sends SIGTERM to node `i` and waits (bounded) for it to exit; returns its exit status.
     pub async fn terminate(&mut self, i: usize) -> std::process::ExitStatus {
+        self.stop_with(i, libc::SIGTERM).await
+    }
+
+    /// Sends `signal` to node `i` and waits (bounded) for it to exit; returns its exit status.
+    pub async fn stop_with(&mut self, i: usize, signal: i32) -> std::process::ExitStatus {
         let mut c = self.nodes[i].child.take().expect("node is running");
         // SAFETY: plain kill(2) on our own child.
-        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        unsafe { libc::kill(c.id() as i32, signal) };
         eventually("node stops on SIGTERM", || {
             let status = c.try_wait().unwrap();
             async move { status }
