@@ -1,6 +1,8 @@
 # Windows PowerShell equivalent of scripts/generate-certs.sh, using openssl.exe (for example
 # from Git for Windows). UNTESTED on Windows: it runs the same openssl commands as the shell
-# script. Development certificates only; see docs/tls.md.
+# script. Development certificates only; see docs/tls.md. Simpler than the shell script:
+# -CertDir and -Days only (no EXTRA_SANS and friends), and Kubernetes names for the
+# "default" namespace only.
 param([string]$CertDir = "certs", [int]$Days = 365)
 $ErrorActionPreference = "Stop"
 Set-Location (Join-Path $PSScriptRoot "..")

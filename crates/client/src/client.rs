@@ -656,6 +656,12 @@ pub const LONG_OPERATION_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 /// A connection error of a plaintext client, with a hint when the server may want TLS (it
 /// closes a plaintext connection at once).
 fn plaintext_hint(detail: String) -> String {
+    // A DistKV node says so itself (HTTP/2 GOAWAY, INADEQUATE_SECURITY, with this reason).
+    if detail.contains("node requires TLS") {
+        return "the server requires TLS and refused this plaintext connection: use -tls-enabled \
+                (and -tls-ca-file for a private CA)"
+            .to_string();
+    }
     if closed_at_once(&detail) {
         format!(
             "{detail} (the server closed the connection: does it require TLS? try -tls-enabled)"

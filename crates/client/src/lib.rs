@@ -29,8 +29,8 @@
 //! Protobuf types stay inside this crate: the API takes and returns the domain types of
 //! [`types`], and errors are [`ClientError`] variants with structured fields.
 //!
-//! Left out: connection pools and client-side routing to the key's owner, retries (see
-//! [`ClientError::is_retryable`]), and `insecure_skip_verify` for TLS.
+//! Left out: connection pools and client-side routing to the key's owner, and retries (see
+//! [`ClientError::is_retryable`]).
 
 pub mod bench;
 pub mod cli;

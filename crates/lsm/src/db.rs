@@ -1313,6 +1313,8 @@ impl Shared {
                 .map(|t| t.properties().num_entries)
                 .sum(),
             levels,
+            memtable_entries: (sv.mem.len() + sv.imms.iter().map(|m| m.len()).sum::<usize>())
+                as u64,
             memtable_bytes,
             immutable_memtables: sv.imms.len(),
             block_cache_bytes,

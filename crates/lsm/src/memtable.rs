@@ -164,6 +164,11 @@ impl MemTable {
         self.map.is_empty()
     }
 
+    /// Entries (every version and tombstone).
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
     pub(crate) fn iter(self: &Arc<Self>) -> MemTableIter {
         MemTableIter {
             entry: None,

@@ -185,6 +185,8 @@ pub struct Stats {
     pub sst_bytes: u64,
     /// Entries in live tables (all versions and tombstones).
     pub sst_entries: u64,
+    /// Entries in the memtables (all versions and tombstones).
+    pub memtable_entries: u64,
     pub memtable_bytes: usize,
     pub immutable_memtables: usize,
     pub block_cache_bytes: u64,

@@ -106,6 +106,7 @@ pub fn incoming(
 ) -> ReceiverStream<io::Result<Conn>> {
     let (tx, rx) = mpsc::channel::<io::Result<Conn>>(64);
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let warned_at: Arc<parking_lot::Mutex<Option<std::time::Instant>>> = Arc::default();
     tokio::spawn(async move {
         loop {
             let accepted = tokio::select! {
@@ -134,19 +135,36 @@ pub fn incoming(
             };
             let tx = tx.clone();
             let metrics = Arc::clone(&metrics);
+            let warned_at = Arc::clone(&warned_at);
             tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(acceptor, stream)).await {
+                let failure = match tokio::time::timeout(
+                    HANDSHAKE_TIMEOUT,
+                    handshake(acceptor, stream),
+                )
+                .await
+                {
                     Ok(Ok(conn)) => {
                         let _ = tx.send(Ok(conn)).await;
+                        return;
                     }
-                    Ok(Err(e)) => {
-                        metrics.tls_handshake_failures.inc();
-                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    Ok(Err(e)) => e.to_string(),
+                    Err(_) => "timed out".to_string(),
+                };
+                metrics.tls_handshake_failures.inc();
+                // A misconfigured client or peer retries all the time: one warning every
+                // 30 seconds, the rest at debug level (all of them are counted).
+                let warn = {
+                    let mut at = warned_at.lock();
+                    let due = at.is_none_or(|t| t.elapsed() >= Duration::from_secs(30));
+                    if due {
+                        *at = Some(std::time::Instant::now());
                     }
-                    Err(_) => {
-                        metrics.tls_handshake_failures.inc();
-                        tracing::debug!(%peer, "TLS handshake timed out");
-                    }
+                    due
+                };
+                if warn {
+                    tracing::warn!(%peer, error = %failure, "TLS handshake failed");
+                } else {
+                    tracing::debug!(%peer, error = %failure, "TLS handshake failed");
                 }
             });
         }
@@ -158,18 +176,7 @@ async fn handshake(acceptor: tokio_rustls::TlsAcceptor, mut stream: TcpStream) -
     let mut first = [0u8; 8];
     let n = stream.peek(&mut first).await?;
     if n > 0 && first[0] != TLS_HANDSHAKE {
-        // An HTTP/1 request starts with its method: upper-case letters, then a space.
-        let word = first[..n].split(|b| *b == b' ').next().unwrap_or_default();
-        if !word.is_empty() && word.len() < n && word.iter().all(u8::is_ascii_uppercase) {
-            // An HTTP/1 request (curl http://...): say why in a way it shows.
-            let body = "this DistKV node requires TLS: use https:// (or -tls-enabled with distkv-client)\n";
-            let reply = format!(
-                "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(reply.as_bytes()).await;
-        }
-        let _ = stream.shutdown().await;
+        refuse_plaintext(&mut stream, &first[..n]).await;
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             "a plaintext client on a TLS port",
@@ -177,4 +184,67 @@ async fn handshake(acceptor: tokio_rustls::TlsAcceptor, mut stream: TcpStream) -
     }
     let tls = acceptor.accept(stream).await?;
     Ok(Conn::Tls(Box::new(tls)))
+}
+
+/// The start of an HTTP/2 connection (a plaintext gRPC client).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
+/// What a plaintext client is told.
+const NEEDS_TLS: &str =
+    "this DistKV node requires TLS: use https:// (or -tls-enabled with distkv-client)";
+/// gRPC's UNAUTHENTICATED: the request lacks valid credentials (here, transport security).
+const GRPC_UNAUTHENTICATED: &str = "16";
+/// How long a refused plaintext connection may stay open.
+const REFUSAL_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Tells a plaintext client on a TLS port why it is refused, in its own protocol: a gRPC
+/// client gets an UNAUTHENTICATED status with the reason on each request it sends, an HTTP/1
+/// client (curl, a browser) a `400`. Anything else is just closed.
+async fn refuse_plaintext(stream: &mut TcpStream, first: &[u8]) {
+    if H2_PREFACE.starts_with(first) || first.starts_with(&H2_PREFACE[..4]) {
+        let _ = tokio::time::timeout(REFUSAL_DEADLINE, refuse_h2(stream)).await;
+        return;
+    }
+    // An HTTP/1 request starts with its method: upper-case letters, then a space.
+    let word = first.split(|b| *b == b' ').next().unwrap_or_default();
+    if !word.is_empty() && word.len() < first.len() && word.iter().all(u8::is_ascii_uppercase) {
+        let body = format!("{NEEDS_TLS}\n");
+        let reply = format!(
+            "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = stream.write_all(reply.as_bytes()).await;
+    }
+    let _ = stream.shutdown().await;
+    // Read what the client still sends until it closes (bounded): closing a socket with unread
+    // data resets the connection, and the client could lose the reply.
+    let drain = async {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = tokio::io::AsyncReadExt::read(stream, &mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+}
+
+/// Answers every gRPC request of a plaintext HTTP/2 connection with a trailers-only
+/// UNAUTHENTICATED response naming the reason, then closes the connection.
+async fn refuse_h2(stream: &mut TcpStream) -> Result<(), h2::Error> {
+    let mut conn = h2::server::handshake(stream).await?;
+    // After the first answer the connection is told to wind down (GOAWAY); requests already
+    // sent are answered too, then accept() ends.
+    while let Some(request) = conn.accept().await {
+        let (_, mut respond) = request?;
+        let response = http::Response::builder()
+            .status(200)
+            .header("content-type", "application/grpc")
+            .header("grpc-status", GRPC_UNAUTHENTICATED)
+            .header("grpc-message", NEEDS_TLS)
+            .body(())
+            .expect("a static response is valid");
+        respond.send_response(response, true)?;
+        conn.graceful_shutdown();
+    }
+    Ok(())
 }

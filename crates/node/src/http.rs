@@ -38,6 +38,34 @@ pub fn router(node: Arc<Node>) -> Router {
         .with_state(HttpState { node, registry })
 }
 
+/// What a path nobody serves gets: gRPC's UNIMPLEMENTED for a gRPC request (an unknown
+/// service or method), a plain 404 for anything else.
+pub async fn not_found(request: axum::extract::Request) -> Response {
+    let grpc = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+    if grpc {
+        (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "application/grpc"),
+                (header::HeaderName::from_static("grpc-status"), "12"),
+            ],
+        )
+            .into_response()
+    } else {
+        (
+            StatusCode::NOT_FOUND,
+            format!(
+                "no such path: {}; this node serves /, /status, /metrics, /health and /ready\n",
+                request.uri().path()
+            ),
+        )
+            .into_response()
+    }
+}
+
 async fn metrics(State(s): State<HttpState>) -> Response {
     // Reading the engine's statistics is quick but touches locks: off the async threads.
     let registry = Arc::clone(&s.registry);

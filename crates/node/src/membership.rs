@@ -633,7 +633,7 @@ impl Node {
                 exchanges.spawn(async move {
                     let address = o.address.clone();
                     if let Err(e) = this.exchange(o).await {
-                        tracing::debug!(peer = address, error = %e, "gossip exchange failed");
+                        this.gossip_failed(&address, &e);
                     }
                 });
             }
@@ -643,6 +643,40 @@ impl Node {
             }
         }
         exchanges.shutdown().await;
+    }
+}
+
+/// Whether an error is about certificates or the TLS handshake (a misconfiguration that
+/// repeats at every round until someone fixes it), not the peer being down.
+fn is_tls_failure(error: &str) -> bool {
+    let e = error.to_lowercase();
+    [
+        "certificate",
+        "tls",
+        "handshake",
+        "unknownissuer",
+        "alert",
+        "requires tls",
+    ]
+    .iter()
+    .any(|m| e.contains(m))
+}
+
+impl Node {
+    /// Records a failed gossip exchange: at debug level (peers go down, that is what the
+    /// failure detector is for), but a TLS failure as a warning, at most every 30 seconds.
+    fn gossip_failed(&self, peer: &str, error: &NodeError) {
+        let text = error.to_string();
+        *self.last_gossip_error.lock() = Some(format!("{peer}: {text}"));
+        if is_tls_failure(&text) {
+            let mut warned = self.tls_warned_at.lock();
+            if warned.is_none_or(|t| t.elapsed() >= Duration::from_secs(30)) {
+                *warned = Some(std::time::Instant::now());
+                tracing::warn!(peer, error = %text, "TLS with a peer failed (certificates or CA?)");
+                return;
+            }
+        }
+        tracing::debug!(peer, error = %text, "gossip exchange failed");
     }
 }
 

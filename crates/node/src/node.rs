@@ -135,6 +135,10 @@ pub struct Node {
     tasks: Mutex<JoinSet<()>>,
     /// Held while a backup is written (`backup.rs`).
     pub(crate) backup_lock: Mutex<()>,
+    /// The last failed gossip exchange (peer and reason), for the joining node's log.
+    pub(crate) last_gossip_error: Mutex<Option<String>>,
+    /// When a TLS failure with a peer was last logged as a warning (they repeat every round).
+    pub(crate) tls_warned_at: Mutex<Option<Instant>>,
     shutdown: watch::Sender<bool>,
     pub(crate) started: Instant,
 }
@@ -218,6 +222,8 @@ impl Node {
             request_slots: Arc::new(tokio::sync::Semaphore::new(slots)),
             tasks: Mutex::new(JoinSet::new()),
             backup_lock: Mutex::new(()),
+            last_gossip_error: Mutex::new(None),
+            tls_warned_at: Mutex::new(None),
             shutdown,
             started: Instant::now(),
         });
@@ -992,9 +998,10 @@ impl Node {
                 _ = &mut deadline => { failures += calls.len(); break; }
             }
         }
-        // Every key must have had enough replicas answering.
+        // Every key must have had enough replicas answering: as for a get, a cluster with
+        // fewer nodes than the level needs cannot serve it.
         let n = self.cfg.quorum.n.min(nodes.len());
-        let required = self.cfg.quorum.reads(level).min(n);
+        let required = self.cfg.quorum.reads(level);
         if n.saturating_sub(failures) < required {
             return Err(NodeError::Quorum(QuorumError::NotReached {
                 required,

@@ -23,9 +23,6 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<DistKvServer<KvService>>()
-        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(distkv_proto::FILE_DESCRIPTOR_SET)
         .build_v1()?;
@@ -39,6 +36,7 @@ pub async fn serve(
     workers.spawn(Arc::clone(&node).hint_loop());
     workers.spawn(Arc::clone(&node).lifecycle_loop());
     workers.spawn(Arc::clone(&node).anti_entropy_loop());
+    workers.spawn(report_health(Arc::clone(&node), health_reporter));
 
     // gRPC services and the HTTP routes on one router: one port, one certificate.
     let max_message = node.config().max_message_bytes;
@@ -62,9 +60,21 @@ pub async fn serve(
                 .max_encoding_message_size(max_message),
         );
     let http = crate::http::router(Arc::clone(&node));
-    let app = grpc.routes().into_axum_router().merge(http.clone());
+    let app = grpc
+        .routes()
+        .into_axum_router()
+        .merge(http.clone())
+        .fallback(crate::http::not_found);
     let tls = match &node.config().tls {
-        Some(t) => Some(t.server_config()?),
+        Some(t) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            if let Some(problem) = distkv_tls::validity_problem(&t.cert_file, now)? {
+                tracing::warn!("{problem}");
+            }
+            Some(t.server_config()?)
+        }
         None => None,
     };
 
@@ -91,7 +101,9 @@ pub async fn serve(
             Some(tokio::spawn(
                 tonic::transport::Server::builder()
                     .accept_http1(true)
-                    .add_routes(tonic::service::Routes::from(http))
+                    .add_routes(tonic::service::Routes::from(
+                        http.fallback(crate::http::not_found),
+                    ))
                     .serve_with_incoming_shutdown(incoming, async move {
                         let _ = stopped.wait_for(|s| *s).await;
                     }),
@@ -117,4 +129,35 @@ pub async fn serve(
     node.shutdown().await?;
     tracing::info!(node = node.id(), "shut down cleanly");
     Ok(())
+}
+
+/// Keeps gRPC's health service (`grpc.health.v1`, for load balancers and Kubernetes' gRPC
+/// probes) in step with `/ready`: `NOT_SERVING` while the node joins, `SERVING` once it serves.
+async fn report_health(node: Arc<Node>, reporter: tonic_health::server::HealthReporter) {
+    let mut state = node.local_state_watch();
+    let mut stop = node.shutdown_signal();
+    let mut reported = None;
+    loop {
+        let serving = node.check_serving().is_ok();
+        if reported != Some(serving) {
+            if serving {
+                reporter.set_serving::<DistKvServer<KvService>>().await;
+                reporter
+                    .set_service_status("", tonic_health::ServingStatus::Serving)
+                    .await;
+            } else {
+                reporter.set_not_serving::<DistKvServer<KvService>>().await;
+                reporter
+                    .set_service_status("", tonic_health::ServingStatus::NotServing)
+                    .await;
+            }
+            reported = Some(serving);
+        }
+        // The flag follows the state change by a moment: look again shortly after.
+        tokio::select! {
+            _ = state.changed() => {}
+            () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }

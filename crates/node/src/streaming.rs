@@ -442,7 +442,12 @@ impl Node {
                 return Ok(0);
             }
             if waited % 300 == 100 {
-                tracing::info!(seeds = ?self.cfg.seeds, "joining: waiting to hear from the cluster");
+                let last_error = self.last_gossip_error.lock().clone().unwrap_or_default();
+                tracing::info!(
+                    seeds = ?self.cfg.seeds,
+                    last_error,
+                    "joining: waiting to hear from the cluster"
+                );
                 op.set_detail("waiting for a seed to answer");
             }
             waited += 1;

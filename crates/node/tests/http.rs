@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Cluster, eventually, http_get, put};
+use common::{Cluster, eventually, http_get, http_get_status, put};
 use distkv_proto::distkv::ConsistencyLevel::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,5 +102,97 @@ async fn an_extra_http_listener_serves_the_same_endpoints() {
             .await
             .unwrap()
             .contains("distkv_up 1")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_paths_get_404_and_unknown_grpc_methods_unimplemented() {
+    let c = Cluster::start(1, &["-replicas=1", "-read-quorum=1", "-write-quorum=1"]).await;
+    let a = &c.nodes[0].address;
+    // The status counts keys, not the entries behind them.
+    let mut kv = c.kv(0).await;
+    for i in 0..10 {
+        assert!(put(&mut kv, &format!("k{i}"), "v", None).await.success);
+    }
+    let metrics = common::status(a).await.unwrap().metrics.unwrap();
+    assert_eq!(metrics.total_keys, 10);
+    let (status, body) = http_get_status(a, "/nope").await.unwrap();
+    assert_eq!(status, 404);
+    assert!(body.contains("no such path: /nope"), "{body}");
+    let mut health =
+        tonic_health::pb::health_client::HealthClient::new(common::connect(a).await.unwrap());
+    let r = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "distkv.DistKV".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        r.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    // A method no service has: gRPC's UNIMPLEMENTED, not an HTTP error.
+    let mut grpc = tonic::client::Grpc::new(common::connect(a).await.unwrap());
+    grpc.ready().await.unwrap();
+    let e = grpc
+        .unary(
+            tonic::Request::new(distkv_proto::distkv::RingRequest {}),
+            "/distkv.DistKV/NoSuchMethod".parse().unwrap(),
+            tonic_prost::ProstCodec::<
+                distkv_proto::distkv::RingRequest,
+                distkv_proto::distkv::RingResponse,
+            >::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unimplemented, "{e:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joining_node_is_live_but_not_ready_over_http_and_grpc_health() {
+    // Its only seed never answers, so the node waits to join for as long as the test runs.
+    let dir = tempfile::tempdir().unwrap();
+    let address = format!("127.0.0.1:{}", common::free_port());
+    let silent_seed = format!("127.0.0.1:{}", common::free_port());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_distkv-server"))
+        .args([
+            "-node-id=joiner",
+            &format!("-address={address}"),
+            &format!("-data-dir={}", dir.path().display()),
+            &format!("-seed-nodes={silent_seed}"),
+        ])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill<'a>(&'a mut std::process::Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _kill = Kill(&mut child);
+    eventually("the joining node answers /health", || {
+        let address = address.clone();
+        async move { http_get(&address, "/health").await }
+    })
+    .await;
+    let (status, body) = http_get_status(&address, "/ready").await.unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("joining"), "{body}");
+    let mut health = tonic_health::pb::health_client::HealthClient::new(
+        common::connect(&address).await.unwrap(),
+    );
+    let r = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        r.status,
+        tonic_health::pb::health_check_response::ServingStatus::NotServing as i32
     );
 }

@@ -184,6 +184,60 @@ pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
     })
 }
 
+/// Certificates expiring within this many days get a warning at start.
+pub const EXPIRY_WARNING_DAYS: i64 = 30;
+
+/// What is wrong, at `now` (Unix seconds), with the validity period of the first (leaf)
+/// certificate of `path`: expired, not valid yet, or expiring within
+/// [`EXPIRY_WARNING_DAYS`]. `None` when it is fine.
+pub fn validity_problem(path: &Path, now: i64) -> Result<Option<String>> {
+    let certs = load_certs(path)?;
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(&certs[0]).map_err(|e| TlsError::BadPem {
+            path: path.to_path_buf(),
+            reason: format!("not an X.509 certificate: {e}"),
+        })?;
+    let validity = cert.validity();
+    let (from, until) = (
+        validity.not_before.timestamp(),
+        validity.not_after.timestamp(),
+    );
+    let days_left = (until - now).div_euclid(86_400);
+    let (from_date, until_date) = (utc_date(from), utc_date(until));
+    Ok(if now > until {
+        Some(format!(
+            "certificate {} expired on {until_date}: clients and peers refuse it",
+            path.display()
+        ))
+    } else if now < from {
+        Some(format!(
+            "certificate {} is not valid before {from_date}: clients and peers refuse it (is the clock right?)",
+            path.display()
+        ))
+    } else if days_left < EXPIRY_WARNING_DAYS {
+        Some(format!(
+            "certificate {} expires on {until_date}, in {days_left} days",
+            path.display()
+        ))
+    } else {
+        None
+    })
+}
+
+/// The UTC date of a Unix time, `YYYY-MM-DD` (days to civil date, after Howard Hinnant).
+fn utc_date(unix: i64) -> String {
+    let z = unix.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
 fn roots(path: &Path) -> Result<RootCertStore> {
     let mut store = RootCertStore::empty();
     for cert in load_certs(path)? {
@@ -501,6 +555,33 @@ mod tests {
         }
         let e = "requireandverify".parse::<ClientAuth>().unwrap_err();
         assert!(e.to_string().contains("unknown value \"requireandverify\""));
+    }
+
+    #[test]
+    fn validity_problems_are_named_with_the_dates() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
+        let from = time::OffsetDateTime::from_unix_timestamp(1_767_225_600).unwrap(); // 2026-01-01
+        params.not_before = from;
+        params.not_after = from + time::Duration::days(365);
+        let cert = params
+            .self_signed(&rcgen::KeyPair::generate().unwrap())
+            .unwrap();
+        let path = dir.path().join("cert.pem");
+        std::fs::write(&path, cert.pem()).unwrap();
+        let day = 86_400;
+        let start = from.unix_timestamp();
+        assert_eq!(validity_problem(&path, start + 100 * day).unwrap(), None);
+        let soon = validity_problem(&path, start + 350 * day).unwrap().unwrap();
+        assert!(soon.ends_with("in 15 days"), "{soon}");
+        let expired = validity_problem(&path, start + 400 * day).unwrap().unwrap();
+        assert!(expired.contains("expired on 2027-01-01:"), "{expired}");
+        let early = validity_problem(&path, start - day).unwrap().unwrap();
+        assert!(early.contains("not valid before 2026-01-01:"), "{early}");
+        assert!(soon.contains("expires on 2027-01-01,"), "{soon}");
+        assert_eq!(utc_date(0), "1970-01-01");
+        assert_eq!(utc_date(951_782_400), "2000-02-29");
+        assert_eq!(utc_date(1_796_116_500), "2026-12-01");
     }
 
     #[test]

@@ -66,12 +66,15 @@ impl AdminService for AdminServiceImpl {
             return fail("node_id and node_address are required");
         }
         if r.virtual_nodes < 0 || r.virtual_nodes > 4096 {
-            return fail("virtual_nodes must be between 1 and 4096 (0: the node's own)");
+            return fail(
+                "virtual_nodes must be between 0 and 4096 (it is ignored: a node chooses its own tokens)",
+            );
         }
-        // A running node owns its record and its tokens; adding it means introducing it:
-        // one gossip exchange with it, after which each side knows the other's cluster. A
-        // node started with no seeds thereby joins this cluster (as a member whose data
-        // anti-entropy fills in; started with -seed-nodes instead, it streams its ranges in).
+        // A running node owns its record and its tokens; adding it means introducing it: one
+        // gossip exchange with it, after which it knows this cluster. Only a node that waits
+        // to join (started with seeds it could not reach) is introduced; it then streams its
+        // ranges in as any joining node. A node that started without seeds serves a cluster
+        // of its own and is refused (merging two clusters' data is not a join).
         match self.node.introduce(&r.node_id, &r.node_address).await {
             Ok(()) => {
                 tracing::info!(
@@ -327,8 +330,9 @@ pub fn cluster_status(node: &Node) -> pb::ClusterStatusResponse {
             },
         }),
         metrics: Some(pb::ClusterMetrics {
-            // Entries in this node's tables (versions and tombstones included): an estimate.
-            total_keys: stats.sst_entries as i64,
+            // An estimate: every stored key has one entry for its versions and one in the
+            // token index; entries not yet compacted away (overwritten, deleted) count too.
+            total_keys: ((stats.sst_entries + stats.memtable_entries) / 2) as i64,
             total_requests: requests as i64,
             avg_latency_ms: if requests == 0 {
                 0.0

@@ -250,6 +250,12 @@ pub async fn status(address: &str) -> Option<pb::ClusterStatusResponse> {
 
 /// The body of a plain `GET path` to the node's HTTP endpoints; `None` when it does not answer.
 pub async fn http_get(address: &str, path: &str) -> Option<String> {
+    let (status, body) = http_get_status(address, path).await?;
+    (status == 200).then_some(body)
+}
+
+/// The HTTP status and body of `GET path`; `None` when the node does not answer.
+pub async fn http_get_status(address: &str, path: &str) -> Option<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(address).await.ok()?;
     s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes())
@@ -258,7 +264,8 @@ pub async fn http_get(address: &str, path: &str) -> Option<String> {
     let mut out = String::new();
     s.read_to_string(&mut out).await.ok()?;
     let (head, body) = out.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    Some((status, body.to_string()))
 }
 
 pub async fn connect(address: &str) -> Result<Channel, tonic::transport::Error> {
