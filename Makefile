@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BUILD_DIR ?= build
 
-.PHONY: all build run dev-cluster test-cluster stop-cluster test test-heavy bench bench-engine bench-engine-full bench-cluster docker-binaries docker-build docker-run docker-stop test-docker certs fmt lint clean
+.PHONY: all build run dev-cluster test-cluster stop-cluster test test-heavy bench bench-engine bench-engine-full bench-cluster docker-binaries docker-build docker-run docker-stop test-docker check-deploy certs fmt lint clean
 
 all: build
 
@@ -75,6 +75,10 @@ docker-stop:
 ## test-docker: build the image and test the compose cluster on this machine's Docker engine
 test-docker:
 	scripts/test-docker.sh
+
+## check-deploy: validate the compose files, the Kubernetes manifest and the example configs
+check-deploy:
+	scripts/check-deploy.sh
 
 ## certs: development certificates in ./certs (scripts/generate-certs.sh)
 certs:

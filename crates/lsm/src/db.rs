@@ -105,6 +105,8 @@ struct Shared {
     bg: Mutex<Background>,
     bg_cv: Condvar,
     recycled_wals: Mutex<Vec<PathBuf>>,
+    /// Held by a checkpoint (two into the same place would share the partial directory).
+    checkpoint_lock: Mutex<()>,
     ctx: TableContext,
     stats: Arc<StatsInner>,
 }
@@ -140,7 +142,9 @@ pub struct Checkpoint {
     pub tables: usize,
     /// Their total size.
     pub bytes: u64,
-    /// The last sequence number it holds.
+    /// Every write with a sequence number up to the last one acknowledged before the call is
+    /// in it; this is the sequence number it continues from (writes made during the call may
+    /// be below it and missing).
     pub sequence: SeqNo,
 }
 
@@ -643,6 +647,8 @@ impl Shared {
         }
     }
 
+    /// Waits until a background job makes progress; fails when the background work has failed
+    /// or the engine is closing, since no progress will come then.
     fn stall_until_progress(&self) -> Result<()> {
         let started = Instant::now();
         self.stats.add(&self.stats.write_stalls, 1);
@@ -656,6 +662,13 @@ impl Shared {
             &self.stats.write_stall_micros,
             started.elapsed().as_micros() as u64,
         );
+        // No progress will come: callers looping on this must not spin.
+        if let Some(e) = &bg.error {
+            return Err(Error::Background(e.clone()));
+        }
+        if bg.stop {
+            return Err(Error::Closed);
+        }
         Ok(())
     }
 
@@ -699,21 +712,30 @@ impl Shared {
         Ok(())
     }
 
+    /// Flushes every memtable holding writes made before the call, and waits for them (not
+    /// for memtables filled meanwhile, which could keep it waiting under steady writes).
     fn flush_all(&self) -> Result<()> {
-        {
+        // The WAL number of the newest memtable to wait for; `None` when nothing is unflushed.
+        let target = {
             let mut wal = self.wal.lock();
             let sv = self.current();
-            if !sv.mem.is_empty() {
+            if sv.mem.is_empty() {
+                sv.imms.first().map(|m| m.wal_number())
+            } else {
                 loop {
                     let sv = self.current();
                     if sv.imms.len() < self.opts.max_immutable_memtables() {
+                        let frozen = sv.mem.wal_number();
                         self.switch_memtable(&mut wal, &sv)?;
-                        break;
+                        break Some(frozen);
                     }
                     self.stall_until_progress()?;
                 }
             }
-        }
+        };
+        let Some(target) = target else {
+            return Ok(());
+        };
         let mut bg = self.bg.lock();
         loop {
             if let Some(e) = &bg.error {
@@ -722,7 +744,7 @@ impl Shared {
             if bg.stop {
                 return Err(Error::Closed);
             }
-            if self.current().imms.is_empty() {
+            if self.current().imms.iter().all(|m| m.wal_number() > target) {
                 return Ok(());
             }
             self.bg_cv.notify_all();
@@ -731,6 +753,7 @@ impl Shared {
     }
 
     fn checkpoint(&self, dest: &Path) -> Result<Checkpoint> {
+        let _one = self.checkpoint_lock.lock();
         if dest.exists() {
             return Err(Error::io(
                 dest,
@@ -757,13 +780,32 @@ impl Shared {
         let mut partial_name = name.to_os_string();
         partial_name.push(".partial");
         let partial = parent.join(partial_name);
+        // Left by a crash during an earlier checkpoint to the same place.
         match std::fs::remove_dir_all(&partial) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io(&partial, e)),
         }
         std::fs::create_dir(&partial).at(&partial)?;
+        let written = self.write_checkpoint(&partial);
+        if written.is_err() {
+            // Its hard links would keep obsolete tables on disk.
+            let _ = std::fs::remove_dir_all(&partial);
+        }
+        let (tables, bytes, sequence) = written?;
+        std::fs::rename(&partial, dest).at(dest)?;
+        version::sync_dir(&parent)?;
+        Ok(Checkpoint {
+            path: dest.to_path_buf(),
+            tables,
+            bytes,
+            sequence,
+        })
+    }
 
+    /// Flushes, then links the current tables into `dir` with a manifest naming them. Returns
+    /// the tables, their bytes and the sequence number.
+    fn write_checkpoint(&self, dir: &Path) -> Result<(usize, u64, SeqNo)> {
         self.flush_all()?;
         // The state first, then the sequence number (as in `get`). Holding the state pins its
         // tables: a compaction that replaces one meanwhile cannot delete its file.
@@ -773,7 +815,7 @@ impl Shared {
         let mut tables = 0;
         for t in sv.version.tables() {
             let file = version::table_name(t.number());
-            link_or_copy(&self.dir.join(&file), &partial.join(&file))?;
+            link_or_copy(&self.dir.join(&file), &dir.join(&file))?;
             bytes += t.file_size();
             tables += 1;
         }
@@ -783,15 +825,8 @@ impl Shared {
         edit.log_number = Some(number + 1);
         edit.next_file_number = Some(number + 1);
         edit.last_sequence = Some(sequence);
-        drop(Manifest::create(&partial, number, &edit)?);
-        std::fs::rename(&partial, dest).at(dest)?;
-        version::sync_dir(&parent)?;
-        Ok(Checkpoint {
-            path: dest.to_path_buf(),
-            tables,
-            bytes,
-            sequence,
-        })
+        drop(Manifest::create(dir, number, &edit)?);
+        Ok((tables, bytes, sequence))
     }
 
     // ---- read path ----
@@ -1641,6 +1676,7 @@ fn recover(dir: &Path, opts: Options, ctx: TableContext, stats: Arc<StatsInner>)
         bg: Mutex::new(Background::default()),
         bg_cv: Condvar::new(),
         recycled_wals: Mutex::new(Vec::new()),
+        checkpoint_lock: Mutex::new(()),
         ctx,
         stats,
         opts,

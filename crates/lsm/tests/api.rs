@@ -225,31 +225,61 @@ fn a_checkpoint_is_a_consistent_copy_that_outlives_compactions() {
 
 #[test]
 fn a_checkpoint_taken_under_concurrent_writes_holds_whole_batches() {
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
     let dir = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), small()).unwrap();
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Small memtables: flushes and compactions run all the time during the checkpoints.
+    let db = Db::open(
+        dir.path(),
+        Options {
+            memtable_bytes: 4096,
+            l0_compaction_trigger: 2,
+            ..small()
+        },
+    )
+    .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicU32::new(0));
     let writer = {
-        let (db, stop) = (db.clone(), Arc::clone(&stop));
+        let (db, stop, acked) = (db.clone(), Arc::clone(&stop), Arc::clone(&acked));
         std::thread::spawn(move || {
-            let mut round = 0u32;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                // Every batch writes the same round number under both keys.
+            let mut round = 1u32;
+            while !stop.load(Ordering::Relaxed) {
+                // Every batch writes the same round number under both keys, plus filler.
                 let mut b = WriteBatch::new();
                 b.put(b"a", &round.to_be_bytes())
-                    .put(b"b", &round.to_be_bytes());
+                    .put(b"b", &round.to_be_bytes())
+                    .put(format!("filler{}", round % 500).as_bytes(), &[0; 64]);
                 db.write(b, &WriteOptions::default()).unwrap();
+                acked.store(round, Ordering::Release);
                 round += 1;
             }
-            round
         })
     };
-    for n in 0..5 {
+    for n in 0..20 {
+        // Wait for some writes, then note what has been acknowledged before the checkpoint.
+        let seen = acked.load(Ordering::Acquire);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while acked.load(Ordering::Acquire) < seen + 50 {
+            assert!(std::time::Instant::now() < deadline, "the writer stopped");
+            std::thread::yield_now();
+        }
+        let before = acked.load(Ordering::Acquire);
         let path = out.path().join(format!("cp{n}"));
         db.checkpoint(&path).unwrap();
         let copy = Db::open(&path, small()).unwrap();
-        assert_eq!(copy.get(b"a").unwrap(), copy.get(b"b").unwrap());
+        let (a, b) = (copy.get(b"a").unwrap(), copy.get(b"b").unwrap());
+        assert_eq!(a, b, "checkpoint {n} split a batch");
+        let round = u32::from_be_bytes(a.expect("round written").as_ref().try_into().unwrap());
+        assert!(
+            round >= before,
+            "checkpoint {n} holds round {round}, {before} was acknowledged"
+        );
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    assert!(writer.join().unwrap() > 0);
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    assert!(
+        db.stats().counters.compactions > 0,
+        "no compaction ran meanwhile"
+    );
 }

@@ -118,6 +118,25 @@ fn io_error(path: &Path, e: std::io::Error) -> NodeError {
     NodeError::Backup(format!("{}: {e}", path.display()))
 }
 
+/// Removes what backups cut short by a crash left in `root` (`<name>.partial`): their hard
+/// links would keep obsolete table files on disk. Called with the backup lock held, so none of
+/// them is being written.
+fn remove_partial_backups(root: &Path) -> Result<()> {
+    let entries = match std::fs::read_dir(root) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_error(root, e)),
+    };
+    for entry in entries {
+        let path = entry.map_err(|e| io_error(root, e))?.path();
+        if path.extension().is_some_and(|x| x == "partial") {
+            tracing::info!(path = %path.display(), "removing a backup cut short earlier");
+            std::fs::remove_dir_all(&path).map_err(|e| io_error(&path, e))?;
+        }
+    }
+    Ok(())
+}
+
 fn sync_path(path: &Path) -> Result<()> {
     std::fs::File::open(path)
         .and_then(|f| f.sync_all())
@@ -153,42 +172,21 @@ impl Node {
                 dest.display()
             )));
         }
+        remove_partial_backups(&root)?;
         let partial = root.join(format!("{name}.partial"));
-        match std::fs::remove_dir_all(&partial) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_error(&partial, e)),
-        }
         std::fs::create_dir_all(&partial).map_err(|e| io_error(&partial, e))?;
-
-        let storage = self.store.db().checkpoint(partial.join("storage"))?;
-        let hints = self.hints.db().checkpoint(partial.join("hints"))?;
-        for file in [MEMBERS_FILE, "NODE_ID"] {
-            let from = data_dir.join(file);
-            let to = partial.join(file);
-            match std::fs::copy(&from, &to) {
-                Ok(_) => sync_path(&to)?,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io_error(&from, e)),
-            }
+        // The backups directory may be new: its entry must survive a power cut too.
+        sync_path(data_dir)?;
+        let written = self.fill_backup(&partial, name, now);
+        if written.is_err() {
+            // Its hard links would keep obsolete table files on disk.
+            let _ = std::fs::remove_dir_all(&partial);
         }
-        let description = Description {
-            format: 1,
-            name,
-            node_id: &self.cfg.node_id,
-            created: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            created_unix: now.timestamp(),
-            distkv_version: env!("CARGO_PKG_VERSION"),
-            storage: Part::from(&storage),
-            hints: Part::from(&hints),
-        };
-        let json = serde_json::to_vec_pretty(&description)
-            .map_err(|e| NodeError::Backup(format!("describing the backup: {e}")))?;
-        let desc = partial.join(DESCRIPTION_FILE);
-        std::fs::write(&desc, json).map_err(|e| io_error(&desc, e))?;
-        sync_path(&desc)?;
-        sync_path(&partial)?;
-        std::fs::rename(&partial, &dest).map_err(|e| io_error(&dest, e))?;
+        let (storage, hints) = written?;
+        if let Err(e) = std::fs::rename(&partial, &dest) {
+            let _ = std::fs::remove_dir_all(&partial);
+            return Err(io_error(&dest, e));
+        }
         sync_path(&root)?;
         let info = BackupInfo {
             name: name.to_string(),
@@ -207,6 +205,45 @@ impl Node {
         );
         Ok(info)
     }
+
+    /// Writes the backup's contents into `dir`: the two checkpoints, the member table, the
+    /// node id and the description.
+    fn fill_backup(
+        &self,
+        dir: &Path,
+        name: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(distkv_lsm::Checkpoint, distkv_lsm::Checkpoint)> {
+        let data_dir = &self.cfg.data_dir;
+        let storage = self.store.db().checkpoint(dir.join("storage"))?;
+        let hints = self.hints.db().checkpoint(dir.join("hints"))?;
+        for file in [MEMBERS_FILE, "NODE_ID"] {
+            let from = data_dir.join(file);
+            let to = dir.join(file);
+            match std::fs::copy(&from, &to) {
+                Ok(_) => sync_path(&to)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_error(&from, e)),
+            }
+        }
+        let description = Description {
+            format: 1,
+            name,
+            node_id: &self.cfg.node_id,
+            created: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            created_unix: now.timestamp(),
+            distkv_version: env!("CARGO_PKG_VERSION"),
+            storage: Part::from(&storage),
+            hints: Part::from(&hints),
+        };
+        let json = serde_json::to_vec_pretty(&description)
+            .map_err(|e| NodeError::Backup(format!("describing the backup: {e}")))?;
+        let desc = dir.join(DESCRIPTION_FILE);
+        std::fs::write(&desc, json).map_err(|e| io_error(&desc, e))?;
+        sync_path(&desc)?;
+        sync_path(dir)?;
+        Ok((storage, hints))
+    }
 }
 
 #[cfg(test)]
@@ -222,6 +259,27 @@ mod tests {
         }
         let long = validate_name(&"a".repeat(MAX_NAME_LEN + 1)).unwrap_err();
         assert!(long.contains("limit is 100"), "{long}");
+    }
+
+    #[test]
+    fn backups_cut_short_are_removed_and_finished_ones_kept() {
+        let root = tempfile::tempdir().unwrap();
+        for dir in [
+            "a.partial/storage",
+            "20261201T091500Z.partial",
+            "nightly/storage",
+        ] {
+            std::fs::create_dir_all(root.path().join(dir)).unwrap();
+        }
+        std::fs::write(root.path().join("a.partial/storage/000001.sst"), b"x").unwrap();
+        remove_partial_backups(root.path()).unwrap();
+        let mut left: Vec<_> = std::fs::read_dir(root.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["nightly"]);
+        remove_partial_backups(&root.path().join("none-yet")).unwrap();
     }
 
     #[test]

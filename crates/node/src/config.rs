@@ -13,6 +13,10 @@ use clap::Parser;
 use distkv_cluster::{ConflictMode, Quorum};
 use distkv_flags::{parse_go_bool, parse_go_duration};
 
+/// Room left in a message between replicas, beyond one stored entry and its key, for the
+/// request's or reply's other fields and protobuf framing.
+const MESSAGE_FRAMING_BYTES: usize = 64 * 1024;
+
 /// Flags of `distkv-server`.
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -97,7 +101,7 @@ pub struct Flags {
     /// The private key of -tls-cert-file (PEM)
     #[arg(long = "tls-key-file", default_value = "")]
     pub tls_key_file: String,
-    /// CA certificates (PEM) that peers' and clients' certificates must chain to (default: the system's roots for peers, none for clients)
+    /// CA certificates (PEM) that peers' certificates (and clients' where -tls-client-auth verifies) must chain to; nodes of a cluster need it
     #[arg(long = "tls-ca-file", default_value = "")]
     pub tls_ca_file: String,
     /// Client certificates: NoClientCert, RequestClientCert, RequireAnyClientCert, VerifyClientCertIfGiven or RequireAndVerifyClientCert
@@ -128,6 +132,9 @@ pub struct Flags {
     /// Client requests handled at once; more are refused at once ("server busy")
     #[arg(long = "max-concurrent-requests", default_value_t = 1024)]
     pub max_concurrent_requests: usize,
+    /// Connections open at once, clients and peers (more wait until one closes)
+    #[arg(long = "max-connections", default_value_t = 4096)]
+    pub max_connections: usize,
     /// Largest gRPC message accepted or sent, in bytes
     #[arg(long = "max-message-size", default_value_t = 64 << 20)]
     pub max_message_size: usize,
@@ -179,6 +186,7 @@ pub struct NodeConfig {
     pub max_value_bytes: usize,
     pub max_batch_items: usize,
     pub max_concurrent_requests: usize,
+    pub max_connections: usize,
     pub max_message_bytes: usize,
     pub gossip_interval: Duration,
     pub gossip_fanout: usize,
@@ -225,6 +233,13 @@ impl Flags {
                 .map_err(|e| ConfigError(format!("TLS: {e}")))?;
             tls.peer_client_config()
                 .map_err(|e| ConfigError(format!("TLS: {e}")))?;
+            // Peers are told from clients by a certificate of the cluster's CA: without one
+            // no node could call another.
+            if tls.ca_file.is_none() && self.seed_nodes.split(',').any(|s| !s.trim().is_empty()) {
+                return bad(
+                    "-tls-enabled with -seed-nodes needs -tls-ca-file: nodes accept each other's calls only with a certificate of that CA".into(),
+                );
+            }
             Some(tls)
         } else {
             None
@@ -298,11 +313,18 @@ impl Flags {
         if self.max_concurrent_requests == 0 {
             return bad("-max-concurrent-requests must be at least 1".into());
         }
-        // A message carries a value with its versions and key: leave room for them.
-        let needed = self.max_value_size + self.max_key_size + (1 << 20);
+        if self.max_connections < 16 {
+            return bad(format!(
+                "-max-connections must be at least 16 (peers need connections too), got {}",
+                self.max_connections
+            ));
+        }
+        // A reply between replicas may carry two concurrent versions of a value of the largest
+        // size, with the key and the versions' clocks: leave room for them.
+        let needed = 2 * self.max_value_size + self.max_key_size + (1 << 20);
         if self.max_message_size < needed {
             return bad(format!(
-                "-max-message-size ({}) must be at least -max-value-size plus -max-key-size plus 1 MiB ({needed})",
+                "-max-message-size ({}) must be at least twice -max-value-size plus -max-key-size plus 1 MiB ({needed})",
                 self.max_message_size
             ));
         }
@@ -334,8 +356,13 @@ impl Flags {
             },
             ..distkv_lsm::Options::default()
         };
-        // Versions, clocks and framing add to each value: leave room for them.
-        engine.max_value_bytes = engine.max_value_bytes.max(self.max_value_size * 2 + 4096);
+        // Versions, clocks and framing add to each value: leave room for them. A stored entry
+        // (all of a key's versions) must also fit one message between replicas with its key,
+        // or it could be written but never read back nor scanned past.
+        engine.max_value_bytes = engine
+            .max_value_bytes
+            .max(self.max_value_size * 2 + 4096)
+            .min(self.max_message_size - self.max_key_size - MESSAGE_FRAMING_BYTES);
         // One write batch holds at least one entry of the largest size.
         engine.max_batch_bytes = engine
             .max_batch_bytes
@@ -380,6 +407,7 @@ impl Flags {
             max_value_bytes: self.max_value_size,
             max_batch_items: self.max_batch_items,
             max_concurrent_requests: self.max_concurrent_requests,
+            max_connections: self.max_connections,
             max_message_bytes: self.max_message_size,
             gossip_interval: self.gossip_interval,
             gossip_fanout: self.gossip_fanout,
@@ -507,5 +535,65 @@ mod tests {
             "{e}"
         );
         assert!(parse(&["-no-such-flag=1"]).is_err());
+    }
+
+    #[test]
+    fn tls_nodes_with_seeds_need_the_cluster_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let cert_file = dir.path().join("cert.pem");
+        let key_file = dir.path().join("key.pem");
+        std::fs::write(&cert_file, cert.pem()).unwrap();
+        std::fs::write(&key_file, key.serialize_pem()).unwrap();
+        let tls = [
+            "-tls-enabled".to_string(),
+            format!("-tls-cert-file={}", cert_file.display()),
+            format!("-tls-key-file={}", key_file.display()),
+        ];
+        let with = |extra: &[String]| {
+            let args: Vec<&str> = tls.iter().chain(extra).map(String::as_str).collect();
+            parse(&args)
+        };
+        // One node alone needs no CA; with seeds it would refuse every peer, so it is an error.
+        assert!(with(&[]).is_ok());
+        let e = with(&["-seed-nodes=a:1".into()]).unwrap_err();
+        assert!(
+            e.contains("-tls-enabled with -seed-nodes needs -tls-ca-file"),
+            "{e}"
+        );
+        let ca = format!("-tls-ca-file={}", cert_file.display());
+        assert!(with(&["-seed-nodes=a:1".into(), ca]).is_ok());
+    }
+
+    #[test]
+    fn a_stored_entry_always_fits_one_message_between_replicas() {
+        for args in [
+            &[][..],
+            &["-max-value-size=1", "-max-message-size=1114114"][..],
+            &["-max-value-size=4000000", "-max-message-size=9114112"][..],
+            &["-max-value-size=100000000", "-max-message-size=300000000"][..],
+        ] {
+            let c = parse(args).unwrap();
+            assert!(
+                c.engine.max_value_bytes >= 2 * c.max_value_bytes + 4096,
+                "{args:?}"
+            );
+            assert!(
+                c.engine.max_value_bytes + c.max_key_bytes + MESSAGE_FRAMING_BYTES
+                    <= c.max_message_bytes,
+                "{args:?}: entries of {} bytes, messages of {}",
+                c.engine.max_value_bytes,
+                c.max_message_bytes
+            );
+        }
+        let e = parse(&["-max-value-size=4000000", "-max-message-size=9000000"]).unwrap_err();
+        assert!(
+            e.contains("-max-message-size (9000000) must be at least"),
+            "{e}"
+        );
     }
 }

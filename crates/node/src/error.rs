@@ -61,6 +61,16 @@ pub enum NodeError {
     /// Data streaming or repair with some peers failed (each named with its reason).
     #[error("streaming failed: {0}")]
     Streaming(String),
+    /// The concurrent versions of one key together outgrow what a replica stores.
+    #[error(
+        "key {key:?} would hold {versions} concurrent versions of {bytes} bytes, more than the {max} a replica stores: resolve them with a put carrying the context of a get"
+    )]
+    TooManyVersions {
+        key: String,
+        versions: usize,
+        bytes: usize,
+        max: usize,
+    },
     /// A backup could not be made; the reason names the name or file at fault.
     #[error("{0}")]
     Backup(String),
@@ -105,7 +115,9 @@ impl NodeError {
             | NodeError::ValueTooLarge { .. }
             | NodeError::BatchTooLarge { .. }
             | NodeError::BadContext(_) => Status::invalid_argument(self.to_string()),
-            NodeError::Backup(_) => Status::failed_precondition(self.to_string()),
+            NodeError::Backup(_) | NodeError::TooManyVersions { .. } => {
+                Status::failed_precondition(self.to_string())
+            }
             NodeError::Quorum(_)
             | NodeError::EmptyRing
             | NodeError::Peer { .. }

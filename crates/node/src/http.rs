@@ -162,6 +162,7 @@ pub fn status_json(node: &Node) -> serde_json::Value {
             "total": load(&m.requests),
             "micros_total": load(&m.request_micros),
             "quorum_failures": load(&m.quorum_failures),
+            "quorum_successes": load(&m.quorum_successes),
             "read_repairs": load(&m.read_repairs),
             "hints_stored": load(&m.hints_stored),
             "hints_delivered": load(&m.hints_delivered),

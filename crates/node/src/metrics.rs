@@ -324,6 +324,12 @@ impl Collector for NodeCollector {
         )?;
         counter(
             &mut enc,
+            "quorum_successes",
+            "Read and write rounds this node coordinated that reached their quorum",
+            l(&m.quorum_successes),
+        )?;
+        counter(
+            &mut enc,
             "read_repairs",
             "Stale replicas brought up to date after a read",
             l(&m.read_repairs),

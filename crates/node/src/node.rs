@@ -80,6 +80,8 @@ pub struct Metrics {
     pub requests: AtomicU64,
     pub request_micros: AtomicU64,
     pub quorum_failures: AtomicU64,
+    /// Write and read rounds that reached their quorum.
+    pub quorum_successes: AtomicU64,
     pub read_repairs: AtomicU64,
     pub hints_stored: AtomicU64,
     pub hints_delivered: AtomicU64,
@@ -142,6 +144,9 @@ pub struct Node {
     shutdown: watch::Sender<bool>,
     pub(crate) started: Instant,
 }
+
+/// The least a replica is asked for in one scan page, however many nodes share the budget.
+const MIN_SCAN_PAGE_BYTES: usize = 256 * 1024;
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -648,7 +653,12 @@ impl Node {
             });
         }
         match round.outcome() {
-            Outcome::Succeeded => Ok(written),
+            Outcome::Succeeded => {
+                self.metrics
+                    .quorum_successes
+                    .fetch_add(1, Ordering::Relaxed);
+                Ok(written)
+            }
             _ => {
                 self.metrics.quorum_failures.fetch_add(1, Ordering::Relaxed);
                 Err(NodeError::Quorum(QuorumError::NotReached {
@@ -870,7 +880,12 @@ impl Node {
         let required = self.cfg.quorum.reads(level);
         let (round, calls) = self.read_round(key, required).await?;
         let result = match round.outcome() {
-            Outcome::Succeeded => Ok(round.merged()),
+            Outcome::Succeeded => {
+                self.metrics
+                    .quorum_successes
+                    .fetch_add(1, Ordering::Relaxed);
+                Ok(round.merged())
+            }
             _ => {
                 self.metrics.quorum_failures.fetch_add(1, Ordering::Relaxed);
                 Err(NodeError::Quorum(QuorumError::NotReached {
@@ -946,6 +961,12 @@ impl Node {
         });
     }
 
+    /// Bytes of keys and versions one scan page may carry (and what a replica builds for
+    /// one): a quarter of `-max-message-size`, so that a page always fits in a reply.
+    pub fn scan_budget(&self) -> usize {
+        self.cfg.max_message_bytes / 4
+    }
+
     /// One page of keys in `[start, end)` (empty `end`: unbounded) across the cluster.
     pub async fn coordinate_scan(
         self: &Arc<Self>,
@@ -956,13 +977,16 @@ impl Node {
     ) -> Result<(Vec<(String, Siblings)>, Option<String>)> {
         let ring = self.ring();
         let nodes: Vec<NodeId> = ring.nodes();
+        // Every node's page together stays within one budget (each at least a little).
+        let budget = self.scan_budget();
+        let per_node = (budget / nodes.len().max(1)).max(MIN_SCAN_PAGE_BYTES);
         let mut calls: FuturesUnordered<_> = nodes
             .iter()
             .map(|n| {
                 let this = Arc::clone(self);
                 let (n, start, end) = (n.clone(), start.clone(), end.clone());
                 async move {
-                    let res = this.replica_scan(&n, start, end, limit).await;
+                    let res = this.replica_scan(&n, start, end, limit, per_node).await;
                     (n, res)
                 }
             })
@@ -1011,6 +1035,7 @@ impl Node {
         }
         let mut page = Vec::new();
         let mut next = None;
+        let mut bytes = 0;
         for (k, v) in merged {
             if bound.as_ref().is_some_and(|b| k > *b) {
                 break;
@@ -1018,10 +1043,13 @@ impl Node {
             if v.is_deleted() {
                 continue;
             }
-            if page.len() == limit {
+            let size = k.len() + v.encode().len();
+            // The page must fit in one reply: cut it by count and by bytes.
+            if page.len() == limit || (!page.is_empty() && bytes + size > budget) {
                 next = page.last().map(|(k, _): &(String, Siblings)| k.clone());
                 break;
             }
+            bytes += size;
             page.push((k, v));
         }
         if next.is_none() && bound.is_some() {
@@ -1037,9 +1065,10 @@ impl Node {
         start: Vec<u8>,
         end: Vec<u8>,
         limit: usize,
+        max_bytes: usize,
     ) -> Result<(Vec<(String, Siblings)>, bool)> {
         if node == self.cfg.node_id {
-            return self.store.scan(start, end, limit).await;
+            return self.store.scan(start, end, limit, max_bytes).await;
         }
         let address = self
             .address_of(node)
@@ -1050,6 +1079,7 @@ impl Node {
                 start,
                 end,
                 limit: limit as u32,
+                max_bytes: max_bytes as u64,
             })
             .await
             .map_err(|s| self.peers.error(&address, s))?

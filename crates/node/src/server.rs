@@ -15,8 +15,9 @@ use crate::conn;
 use crate::node::Node;
 use crate::service::{admin::AdminServiceImpl, kv::KvService, replica::ReplicaService};
 
-/// Serves `node` on `listener` until `shutdown` completes; then stops accepting, lets requests in
-/// flight finish, stops the workers, and flushes and closes storage.
+/// Serves `node` on `listener` until `shutdown` completes; then stops accepting, stops the
+/// background work, lets requests in flight finish (for at most twice `-request-timeout` plus a
+/// second), stops the workers, and flushes and closes storage.
 pub async fn serve(
     node: Arc<Node>,
     listener: TcpListener,
@@ -54,11 +55,12 @@ pub async fn serve(
                 .max_decoding_message_size(max_message)
                 .max_encoding_message_size(max_message),
         )
-        .add_service(
+        .add_service(tonic::service::interceptor::InterceptedService::new(
             ReplicaServer::new(ReplicaService::new(Arc::clone(&node)))
                 .max_decoding_message_size(max_message)
                 .max_encoding_message_size(max_message),
-        );
+            peers_only,
+        ));
     let http = crate::http::router(Arc::clone(&node));
     let app = grpc
         .routes()
@@ -73,19 +75,29 @@ pub async fn serve(
             if let Some(problem) = distkv_tls::validity_problem(&t.cert_file, now)? {
                 tracing::warn!("{problem}");
             }
-            Some(t.server_config()?)
+            Some((t.server_config()?, Arc::new(t.peer_verifier()?)))
         }
         None => None,
     };
+    // Both listeners share the budgets: connections, requests in flight, and the signal that
+    // closes every connection.
+    let (accept, close_all) = conn::Accept::new(
+        tls,
+        node.config().max_connections,
+        Arc::clone(&node.network),
+    );
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(
+        node.config().max_concurrent_requests * 2 + 256,
+    ));
 
     let local = listener.local_addr()?;
     tracing::info!(
         node = node.id(),
         %local,
-        tls = tls.is_some(),
+        tls = accept.is_tls(),
         "serving gRPC and HTTP"
     );
-    if tls.is_none() {
+    if !accept.is_tls() {
         tracing::warn!("serving WITHOUT TLS (insecure): every connection is plaintext");
     }
     // An extra listener for HTTP only, when asked for (-http-address).
@@ -96,11 +108,10 @@ pub async fn serve(
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on -http-address {address}: {e}"))?;
             tracing::info!(address = %l.local_addr()?, "serving HTTP");
-            let incoming = conn::incoming(l, tls.clone(), Arc::clone(&node.network));
+            let incoming = conn::incoming(l, accept.clone());
             let mut stopped = http_stopped;
             Some(tokio::spawn(
-                tonic::transport::Server::builder()
-                    .accept_http1(true)
+                transport(Arc::clone(&in_flight))
                     .add_routes(tonic::service::Routes::from(
                         http.fallback(crate::http::not_found),
                     ))
@@ -111,24 +122,111 @@ pub async fn serve(
         }
         None => None,
     };
-    tonic::transport::Server::builder()
-        .accept_http1(true)
+    // On the signal: stop accepting, tell the background work and long operations to stop,
+    // and give requests in flight a bounded time to finish.
+    let (signalled, mut signal_seen) = tokio::sync::watch::channel(false);
+    let stopping = Arc::clone(&node);
+    let shutdown = async move {
+        shutdown.await;
+        stopping.begin_shutdown();
+        let _ = signalled.send(true);
+    };
+    let drain = node.config().request_timeout * 2 + std::time::Duration::from_secs(1);
+    let serving = transport(in_flight)
         .add_routes(tonic::service::Routes::from(app))
-        .serve_with_incoming_shutdown(
-            conn::incoming(listener, tls, Arc::clone(&node.network)),
-            shutdown,
-        )
-        .await?;
-    let _ = http_stop.send(true);
-    if let Some(h) = extra {
-        let _ = h.await;
+        .serve_with_incoming_shutdown(conn::incoming(listener, accept), shutdown);
+    let drained = async {
+        let _ = signal_seen.wait_for(|s| *s).await;
+        tokio::time::sleep(drain).await;
+    };
+    tokio::pin!(drained);
+    let mut expired = false;
+    tokio::select! {
+        r = serving => r?,
+        () = &mut drained => {
+            tracing::warn!(?drain, "requests still in flight after the drain time: closing their connections");
+            let _ = close_all.send(true);
+            expired = true;
+        }
     }
+    let _ = http_stop.send(true);
+    if let Some(mut h) = extra {
+        let done = !expired
+            && tokio::select! {
+                _ = &mut h => true,
+                () = &mut drained => {
+                    tracing::warn!(?drain, "HTTP requests still in flight after the drain time: closing their connections");
+                    let _ = close_all.send(true);
+                    false
+                }
+            };
+        if !done {
+            // Its connections are closed: it ends at once.
+            let _ = h.await;
+        }
+    }
+    // Whatever is still open (connections idle since the signal) fails from now on.
+    let _ = close_all.send(true);
     tracing::info!(node = node.id(), "stopped accepting; shutting down");
     node.begin_shutdown();
     while workers.join_next().await.is_some() {}
     node.shutdown().await?;
     tracing::info!(node = node.id(), "shut down cleanly");
     Ok(())
+}
+
+/// Streams (requests) open at once on one connection.
+const STREAMS_PER_CONNECTION: u32 = 256;
+/// Largest header block of a request.
+const MAX_HEADER_LIST_BYTES: u32 = 64 * 1024;
+
+/// How often an idle HTTP/2 connection is pinged, and how long the answer may take: a client
+/// or peer that vanished without closing gives its connection slot back.
+const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// The HTTP/2 (and HTTP/1) server with the node's limits. Requests past the limits are refused
+/// at once with RESOURCE_EXHAUSTED, before their bodies are read: per connection
+/// [`STREAMS_PER_CONNECTION`], and on the whole node (all listeners) the permits of
+/// `in_flight`: twice `-max-concurrent-requests` plus room for the node-to-node calls (client
+/// requests within that are refused past `-max-concurrent-requests` with "server busy"). With
+/// at most `-max-connections` connections, memory for messages in flight is bounded by the
+/// requests admitted times `-max-message-size`.
+fn transport(
+    in_flight: Arc<tokio::sync::Semaphore>,
+) -> tonic::transport::Server<
+    tower::layer::util::Stack<
+        tower::limit::GlobalConcurrencyLimitLayer,
+        tower::layer::util::Identity,
+    >,
+> {
+    tonic::transport::Server::builder()
+        .accept_http1(true)
+        .max_concurrent_streams(STREAMS_PER_CONNECTION)
+        .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .concurrency_limit_per_connection(STREAMS_PER_CONNECTION as usize)
+        .load_shed(true)
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::with_semaphore(
+            in_flight,
+        ))
+}
+
+/// Lets only peer nodes call the node-to-node service: with TLS on, a call must come over a
+/// connection whose client showed a certificate of the cluster's CA (a client certificate of
+/// another CA, or none, is refused whatever `-tls-client-auth` allows for clients).
+#[allow(clippy::result_large_err)]
+fn peers_only(request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    match request.extensions().get::<conn::ConnInfo>() {
+        Some(info) if info.tls && !info.peer_verified => Err(tonic::Status::unauthenticated(
+            "node-to-node calls need a certificate from the cluster's CA",
+        )),
+        Some(_) => Ok(request),
+        None => Err(tonic::Status::unauthenticated(
+            "node-to-node calls need a connection the node accepted",
+        )),
+    }
 }
 
 /// Keeps gRPC's health service (`grpc.health.v1`, for load balancers and Kubernetes' gRPC

@@ -241,14 +241,18 @@ impl Store {
 
     /// Up to `limit` keys in `[start, end)` (`end` empty = unbounded) with their versions,
     /// tombstones included; and whether more follow.
+    /// Keys in `[start, end)` in order with their versions: at most `limit` of them and,
+    /// past the first, at most `max_bytes` of stored keys and versions; and whether there are
+    /// more.
     pub async fn scan(
         &self,
         start: Vec<u8>,
         end: Vec<u8>,
         limit: usize,
+        max_bytes: usize,
     ) -> Result<(Vec<(String, Siblings)>, bool)> {
         let inner = Arc::clone(&self.inner);
-        blocking(move || inner.scan(&start, &end, limit)).await
+        blocking(move || inner.scan(&start, &end, limit, max_bytes)).await
     }
 
     /// Index entries in `ranges`, in token order, after `after` (exclusive), at most `limit`;
@@ -379,13 +383,23 @@ impl StoreInner {
 
     /// Writes the versions of `key` and its index entry in one batch.
     fn store(&self, key: &str, versions: &Siblings) -> Result<()> {
+        let encoded = versions.encode();
         let mut b = WriteBatch::new();
-        b.put(key.as_bytes(), &versions.encode()).put(
+        b.put(key.as_bytes(), &encoded).put(
             &index_key(key_token(key.as_bytes()), key),
             &index_value(versions),
         );
-        self.db.write(b, &WriteOptions::default())?;
-        Ok(())
+        match self.db.write(b, &WriteOptions::default()) {
+            Ok(()) => Ok(()),
+            // Many large concurrent versions of one key: say so, not "storage".
+            Err(distkv_lsm::Error::ValueTooLarge { max, .. }) => Err(NodeError::TooManyVersions {
+                key: key.chars().take(100).collect(),
+                versions: versions.versions().len(),
+                bytes: encoded.len(),
+                max,
+            }),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Merges; returns the result and whether it changed what was stored.
@@ -413,6 +427,7 @@ impl StoreInner {
         start: &[u8],
         end: &[u8],
         limit: usize,
+        max_bytes: usize,
     ) -> Result<(Vec<(String, Siblings)>, bool)> {
         let end = if end.is_empty() || end > USER_KEYS_END {
             USER_KEYS_END
@@ -420,11 +435,13 @@ impl StoreInner {
             end
         };
         let mut out = Vec::new();
+        let mut bytes = 0;
         for item in self.db.range(start..end)? {
             let (k, v) = item?;
-            if out.len() == limit {
+            if out.len() == limit || (!out.is_empty() && bytes + k.len() + v.len() > max_bytes) {
                 return Ok((out, true));
             }
+            bytes += k.len() + v.len();
             let key = String::from_utf8_lossy(&k).into_owned();
             let versions = Self::decode(&key, &v)?;
             out.push((key, versions));
@@ -534,6 +551,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn too_many_large_concurrent_versions_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = Options {
+            memtable_bytes: 64 << 10,
+            max_value_bytes: 5000,
+            ..Options::default()
+        };
+        let s = Store::open(dir.path(), opts, ConflictMode::Siblings).unwrap();
+        let big = "x".repeat(2000);
+        // Two concurrent writes fit; a third does not, and the error says why.
+        s.merge("k".into(), value(&big, "n1", 1, 1)).await.unwrap();
+        s.merge("k".into(), value(&big, "n2", 1, 2)).await.unwrap();
+        let e = s
+            .merge("k".into(), value(&big, "n3", 1, 3))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, NodeError::TooManyVersions { versions: 3, .. }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("resolve them with a put"), "{e}");
+        assert_eq!(s.read("k".into()).await.unwrap().versions().len(), 2);
+    }
+
+    #[tokio::test]
     async fn the_index_follows_every_write_in_token_order() {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path());
@@ -574,8 +616,14 @@ mod tests {
             .collect();
         assert_eq!(page.iter().map(|e| &e.key).collect::<Vec<_>>(), expect);
         // Scans of user keys never see the index.
-        let (keys, _) = s.scan(Vec::new(), Vec::new(), 1000).await.unwrap();
+        let (keys, _) = s
+            .scan(Vec::new(), Vec::new(), 1000, usize::MAX)
+            .await
+            .unwrap();
         assert_eq!(keys.len(), 300);
+        // A byte budget cuts the page (after at least one key) and says there is more.
+        let (few, more) = s.scan(Vec::new(), Vec::new(), 1000, 1).await.unwrap();
+        assert_eq!((few.len(), more), (1, true));
     }
 
     #[tokio::test]

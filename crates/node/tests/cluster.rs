@@ -305,6 +305,52 @@ async fn scan_is_ordered_and_paged_across_the_cluster() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scan_pages_are_cut_by_bytes_to_fit_a_message() {
+    // A page's budget is a quarter of -max-message-size (here 312,500 bytes): 100,000-byte
+    // values come two to a page, whatever the limit asks, and every key still comes once.
+    let c = Cluster::start(
+        2,
+        &[
+            "-replicas=2",
+            "-max-value-size=100000",
+            "-max-key-size=100",
+            "-max-message-size=1250000",
+        ],
+    )
+    .await;
+    let mut a = c.kv(0).await;
+    let value = "v".repeat(100_000);
+    for i in 0..9 {
+        let r = put(&mut a, &format!("big/{i}"), &value, Some(All)).await;
+        assert!(r.success, "{}", r.error_message);
+    }
+    let mut keys = Vec::new();
+    let mut token = String::new();
+    let mut pages = 0;
+    loop {
+        let page = a
+            .scan(pb::ScanRequest {
+                prefix: "big/".into(),
+                limit: 1000,
+                page_token: token.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        pages += 1;
+        assert!((1..=2).contains(&page.items.len()), "{}", page.items.len());
+        keys.extend(page.items.into_iter().map(|kv| kv.key));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(keys, (0..9).map(|i| format!("big/{i}")).collect::<Vec<_>>());
+    assert!(pages >= 5, "{pages} pages");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_clear_errors() {
     let c = Cluster::start(
         1,
@@ -315,10 +361,24 @@ async fn bad_input_gets_clear_errors() {
             "-max-value-size=1000",
             "-max-key-size=100",
             "-max-batch-items=3",
+            "-max-message-size=1100000",
         ],
     )
     .await;
     let mut a = c.kv(0).await;
+    // A message over -max-message-size is refused before it is decoded, and says why.
+    let huge = (0..1200)
+        .map(|i| (format!("h{i}"), vec![b'x'; 1000]))
+        .collect();
+    let e = a
+        .batch_put(pb::BatchPutRequest {
+            items: huge,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::OutOfRange, "{e:?}");
+    assert!(e.message().contains("too large"), "{e:?}");
     let r = put(&mut a, "", "v", None).await;
     assert!(!r.success);
     assert_eq!(r.error_message, "key must not be empty");
@@ -405,7 +465,7 @@ async fn the_largest_key_and_value_allowed_travel_between_replicas() {
 
 #[test]
 fn invalid_configuration_is_one_line_and_a_nonzero_exit() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_distkv-server"))
+    let out = common::server_command()
         .args(["-replicas=3", "-read-quorum=5", "-data-dir=/nonexistent/x"])
         .output()
         .unwrap();
@@ -416,13 +476,13 @@ fn invalid_configuration_is_one_line_and_a_nonzero_exit() {
         err.contains("R must be between 1 and N, got R=5, N=3"),
         "{err}"
     );
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_distkv-server"))
+    let out = common::server_command()
         .args(["-no-such-flag"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     // A bad value in the environment names the variable; exit 1, as any bad configuration.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_distkv-server"))
+    let out = common::server_command()
         .env("DISTKV_REPLICAS", "three")
         .output()
         .unwrap();
@@ -433,14 +493,14 @@ fn invalid_configuration_is_one_line_and_a_nonzero_exit() {
         "{err}"
     );
     // -print-config checks what a start would check, and says so.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_distkv-server"))
+    let out = common::server_command()
         .args(["-print-config", "-replicas=3", "-read-quorum=5"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("R must be between 1 and N"), "{err}");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_distkv-server"))
+    let out = common::server_command()
         .args([
             "-print-config",
             "-replicas=1",
@@ -577,7 +637,7 @@ async fn a_silent_peer_never_holds_a_request_past_its_timeout() {
 
 #[test]
 fn an_unknown_flag_is_named_as_go_names_it_and_exits_2() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_distkv-server"))
+    let out = common::server_command()
         .args(["-node-id=x", "-bogus=1"])
         .output()
         .unwrap();
@@ -622,4 +682,39 @@ async fn requests_beyond_the_concurrency_limit_are_refused_at_once() {
     assert!(!stuck.success);
     // Once the slot is free, requests are served again.
     assert!(put(&mut a, "fast", "v", Some(One)).await.success);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_give_their_places_back() {
+    use tokio::io::AsyncReadExt;
+    let c = Cluster::start(1, &["-max-connections=16"]).await;
+    let address = c.nodes[0].address.clone();
+    let mut silent = Vec::new();
+    for _ in 0..16 {
+        silent.push(tokio::net::TcpStream::connect(&address).await.unwrap());
+    }
+    // With every place taken, a new client waits (in the kernel's backlog)...
+    let waiting = tokio::spawn({
+        let address = address.clone();
+        async move { common::http_get(&address, "/health").await }
+    });
+    // ...until the node closes the connections that sent nothing (after 10 s each).
+    for mut s in silent {
+        let mut buf = [0u8; 16];
+        let read = tokio::time::timeout(common::DEADLINE, s.read(&mut buf))
+            .await
+            .expect("the node never closed a silent connection");
+        assert!(
+            matches!(read, Ok(0) | Err(_)),
+            "a silent connection got {read:?}"
+        );
+    }
+    let served = tokio::time::timeout(common::DEADLINE, waiting)
+        .await
+        .expect("the waiting client was never served")
+        .unwrap();
+    assert!(
+        served.is_some(),
+        "/health did not answer once places were free"
+    );
 }

@@ -49,6 +49,16 @@ async fn health_ready_metrics_status_and_the_page() {
             "/metrics lacks {family}:\n{metrics}"
         );
     }
+    // Counters that must have moved: the put reached its quorum, and bytes crossed the wire.
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /metrics"))
+    };
+    assert!(value("distkv_quorum_successes_total") >= 1.0);
+    assert!(value("distkv_network_received_bytes_total") > 0.0);
+    assert!(value("distkv_network_sent_bytes_total") > 0.0);
 
     let status: serde_json::Value =
         serde_json::from_str(&http_get(a, "/status").await.unwrap()).unwrap();
@@ -155,7 +165,7 @@ async fn a_joining_node_is_live_but_not_ready_over_http_and_grpc_health() {
     let dir = tempfile::tempdir().unwrap();
     let address = format!("127.0.0.1:{}", common::free_port());
     let silent_seed = format!("127.0.0.1:{}", common::free_port());
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_distkv-server"))
+    let mut child = common::server_command()
         .args([
             "-node-id=joiner",
             &format!("-address={address}"),

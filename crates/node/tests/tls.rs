@@ -87,7 +87,14 @@ fn free_port() -> u16 {
 fn start(dir: &Path, id: &str, args: &[String]) -> Server {
     let address = format!("127.0.0.1:{}", free_port());
     let log = dir.join(format!("{id}.log"));
-    let child = Command::new(env!("CARGO_BIN_EXE_distkv-server"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_distkv-server"));
+    // The node sees only the flags the test gives it, none of the runner's DISTKV_* variables.
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("DISTKV_") {
+            command.env_remove(name);
+        }
+    }
+    let child = command
         .arg(format!("-node-id={id}"))
         .arg(format!("-address={address}"))
         .arg(format!("-data-dir={}", dir.join(id).display()))
@@ -113,7 +120,7 @@ fn start(dir: &Path, id: &str, args: &[String]) -> Server {
     let start = Instant::now();
     while std::net::TcpStream::connect(&s.address).is_err() {
         assert!(start.elapsed() < DEADLINE, "{id} does not listen");
-        std::thread::yield_now();
+        std::thread::sleep(Duration::from_millis(10));
     }
     s
 }
@@ -231,12 +238,17 @@ async fn mutual_tls_refuses_clients_without_a_certificate_from_the_ca() {
     let s = start(
         dir.path(),
         "n1",
-        &tls_flags(
-            &cert,
-            &key,
-            Some(&ca.ca_file()),
-            "RequireAndVerifyClientCert",
-        ),
+        &[
+            tls_flags(
+                &cert,
+                &key,
+                Some(&ca.ca_file()),
+                "RequireAndVerifyClientCert",
+            ),
+            // Every refused handshake with its reason (at info, one in 30 seconds).
+            vec!["-log-level=debug".to_string()],
+        ]
+        .concat(),
     );
     let (client_cert, client_key) = ca.leaf("client", false);
     let with = |cert: &Path, key: &Path| TlsConfig {
@@ -247,22 +259,44 @@ async fn mutual_tls_refuses_clients_without_a_certificate_from_the_ca() {
     round_trip(&s.address, Some(with(&client_cert, &client_key)))
         .await
         .unwrap();
-    // No client certificate: refused.
-    assert!(round_trip(&s.address, Some(trusting(&ca))).await.is_err());
-    // A certificate from another CA: refused.
+    // Each refusal: the client's error names the cause (the server's alert) or says what to
+    // check (when the connection closed before the alert was read); the server logs the
+    // exact reason; and the server keeps serving.
     let (foreign_cert, foreign_key) = other.leaf("client", false);
-    assert!(
-        round_trip(&s.address, Some(with(&foreign_cert, &foreign_key)))
-            .await
-            .is_err()
-    );
-    // An expired one from the right CA: refused.
     let (old_cert, old_key) = ca.leaf("old-client", true);
-    assert!(
-        round_trip(&s.address, Some(with(&old_cert, &old_key)))
+    let cases = [
+        (
+            trusting(&ca),
+            "CertificateRequired",
+            "peer sent no certificates",
+        ),
+        (
+            with(&foreign_cert, &foreign_key),
+            "UnknownCA",
+            "UnknownIssuer",
+        ),
+        (
+            with(&old_cert, &old_key),
+            "CertificateExpired",
+            "certificate expired",
+        ),
+    ];
+    for (tls, alert, logged) in cases {
+        let e = round_trip(&s.address, Some(tls)).await.unwrap_err();
+        assert!(e.contains(alert) || e.contains("(the server may "), "{e}");
+        let start = Instant::now();
+        while !std::fs::read_to_string(&s.log).unwrap().contains(logged) {
+            assert!(
+                start.elapsed() < DEADLINE,
+                "the server did not log {logged:?}: {}",
+                std::fs::read_to_string(&s.log).unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        round_trip(&s.address, Some(with(&client_cert, &client_key)))
             .await
-            .is_err()
-    );
+            .unwrap();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -361,4 +395,124 @@ async fn nodes_talk_over_mutual_tls_and_a_node_of_another_ca_cannot_join() {
     );
     let n1_log = std::fs::read_to_string(&n1.log).unwrap();
     assert!(n1_log.contains("TLS handshake failed"), "{n1_log}");
+}
+
+/// Calls the node-to-node service at `address` over TLS as a client trusting `ca`, with no
+/// certificate of its own.
+async fn replica_read_without_certificate(address: &str, ca: &Ca) -> tonic::Status {
+    let config = distkv_tls::ClientTls {
+        ca_file: Some(ca.ca_file()),
+        server_name: Some("localhost".into()),
+        ..Default::default()
+    }
+    .client_config()
+    .unwrap();
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect_with_connector(distkv_tls::connector(config, Some("localhost".into())))
+        .await
+        .unwrap();
+    distkv_proto::internal::replica_client::ReplicaClient::new(channel)
+        .read(distkv_proto::internal::ReplicaReadRequest { key: "k".into() })
+        .await
+        .unwrap_err()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_client_certificates_only_nodes_of_the_ca_reach_the_node_to_node_service() {
+    // Clients need no certificate (NoClientCert), but nodes still tell peers from clients.
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new(dir.path(), "a");
+    let other = Ca::new(dir.path(), "b");
+    let q = ["-replicas=2", "-read-quorum=2", "-write-quorum=2"].map(String::from);
+    let node_args = |cert: &Path, key: &Path, ca_file: &Path, seed: Option<&str>| {
+        let mut a = tls_flags(cert, key, Some(ca_file), "NoClientCert");
+        a.extend(q.clone());
+        a.extend(seed.map(|s| format!("-seed-nodes={s}")));
+        a
+    };
+    let (c1, k1) = ca.leaf("n1", false);
+    let n1 = start(dir.path(), "n1", &node_args(&c1, &k1, &ca.ca_file(), None));
+    let (c2, k2) = ca.leaf("n2", false);
+    let n2 = start(
+        dir.path(),
+        "n2",
+        &node_args(&c2, &k2, &ca.ca_file(), Some(&n1.address)),
+    );
+    // The two nodes replicate (N = W = 2) over TLS, showing each other their certificates.
+    let start_time = Instant::now();
+    while let Err(e) = round_trip(&n2.address, Some(trusting(&ca))).await {
+        assert!(start_time.elapsed() < DEADLINE, "cluster never served: {e}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A client without a certificate reads and writes, but cannot speak as a node.
+    let refused = replica_read_without_certificate(&n1.address, &ca).await;
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
+    assert_eq!(
+        refused.message(),
+        "node-to-node calls need a certificate from the cluster's CA"
+    );
+    // A node that trusts the cluster's CA but holds a certificate of another CA stays out.
+    let (c3, k3) = other.leaf("n3", false);
+    let n3 = start(
+        dir.path(),
+        "n3",
+        &node_args(&c3, &k3, &ca.ca_file(), Some(&n1.address)),
+    );
+    let start_time = Instant::now();
+    while !std::fs::read_to_string(&n3.log)
+        .unwrap_or_default()
+        .contains("node-to-node calls need a certificate from the cluster's CA")
+    {
+        assert!(
+            start_time.elapsed() < DEADLINE,
+            "n3 was not refused: {}",
+            std::fs::read_to_string(&n3.log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = client(&n1.address, Some(trusting(&ca)))
+        .await
+        .unwrap()
+        .cluster_status()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = status.nodes.iter().map(|n| n.node_id.as_str()).collect();
+    assert_eq!(ids, ["n1", "n2"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_endpoints_are_served_over_tls_only_on_both_listeners() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new(dir.path(), "a");
+    let (cert, key) = ca.leaf("server", false);
+    let http_address = format!("127.0.0.1:{}", free_port());
+    let mut args = tls_flags(&cert, &key, Some(&ca.ca_file()), "NoClientCert");
+    args.push(format!("-http-address={http_address}"));
+    let s = start(dir.path(), "n1", &args);
+    for address in [&s.address, &http_address] {
+        // /ready over TLS (what `distkv-client health` and the container health check use).
+        let start_time = Instant::now();
+        let (status, body) = loop {
+            match client(address, Some(trusting(&ca))).await {
+                Ok(c) => match c.ready().await {
+                    Ok(r) => break r,
+                    Err(e) => assert!(start_time.elapsed() < DEADLINE, "{address}: {e}"),
+                },
+                Err(e) => assert!(start_time.elapsed() < DEADLINE, "{address}: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(status, 200, "{address}: {body}");
+        // Plain HTTP is refused with a reason, on the extra listener too.
+        let mut conn = std::net::TcpStream::connect(address).unwrap();
+        std::io::Write::write_all(&mut conn, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut reply = String::new();
+        std::io::Read::read_to_string(&mut conn, &mut reply).unwrap();
+        assert!(reply.starts_with("HTTP/1.1 400"), "{address}: {reply}");
+        assert!(
+            !reply.contains("distkv_"),
+            "{address}: metrics leaked: {reply}"
+        );
+    }
 }

@@ -9,7 +9,10 @@
 //!   `NoClientCert`, `RequestClientCert` (asked for, not required, not verified),
 //!   `RequireAnyClientCert` (required, not verified), `VerifyClientCertIfGiven` (not required,
 //!   verified against the CA when given) and `RequireAndVerifyClientCert` (required and
-//!   verified). Unlike the original, an unknown value is an error, not `NoClientCert`.
+//!   verified). Unlike the original, an unknown value is an error, not `NoClientCert`. Under
+//!   every mode the server asks for a certificate (optionally where the mode does not require
+//!   one): [`PeerVerifier`] then tells peer nodes, whose certificate chains to the CA, from
+//!   clients. Without a CA file nothing is a peer: a cluster of several nodes needs one.
 //! - [`ClientTls`] from the client's `-tls-ca-file`, `-tls-cert-file`, `-tls-key-file`,
 //!   `-tls-server-name` and `-tls-insecure-skip-verify` (which still checks that the server
 //!   holds the key of the certificate it shows; it skips only the chain and name checks).
@@ -267,10 +270,14 @@ impl ServerTls {
         let builder = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsError::Config(e.to_string()))?;
-        let verifier: Option<Arc<dyn ClientCertVerifier>> = match self.client_auth {
-            ClientAuth::NoClientCert => None,
-            ClientAuth::RequestClientCert => Some(Arc::new(AnyClientCert { mandatory: false })),
-            ClientAuth::RequireAnyClientCert => Some(Arc::new(AnyClientCert { mandatory: true })),
+        let verifier: Arc<dyn ClientCertVerifier> = match self.client_auth {
+            // Certificates are asked for even here, and not checked by the handshake: peers
+            // show theirs, and the node checks them against the CA before it takes a call on
+            // the node-to-node service (`PeerVerifier`). Clients may send none.
+            ClientAuth::NoClientCert | ClientAuth::RequestClientCert => {
+                Arc::new(AnyClientCert { mandatory: false })
+            }
+            ClientAuth::RequireAnyClientCert => Arc::new(AnyClientCert { mandatory: true }),
             auth @ (ClientAuth::VerifyClientCertIfGiven
             | ClientAuth::RequireAndVerifyClientCert) => {
                 let ca = self
@@ -284,16 +291,13 @@ impl ServerTls {
                 } else {
                     b
                 };
-                Some(b.build().map_err(|e| TlsError::BadCa {
+                b.build().map_err(|e| TlsError::BadCa {
                     path: ca.clone(),
                     reason: e.to_string(),
-                })?)
+                })?
             }
         };
-        let builder = match verifier {
-            None => builder.with_no_client_auth(),
-            Some(v) => builder.with_client_cert_verifier(v),
-        };
+        let builder = builder.with_client_cert_verifier(verifier);
         let mut config = builder
             .with_single_cert(certs, key)
             .map_err(|e| TlsError::BadPem {
@@ -302,6 +306,25 @@ impl ServerTls {
             })?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(config))
+    }
+
+    /// What tells a peer node from a client: a certificate that chains to `-tls-ca-file` and
+    /// allows client authentication. Without a CA file no certificate makes a peer (the
+    /// system's roots would let any holder of a public certificate in).
+    pub fn peer_verifier(&self) -> Result<PeerVerifier> {
+        let Some(ca) = &self.ca_file else {
+            return Ok(PeerVerifier { verifier: None });
+        };
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider())
+                .build()
+                .map_err(|e| TlsError::BadCa {
+                    path: ca.clone(),
+                    reason: e.to_string(),
+                })?;
+        Ok(PeerVerifier {
+            verifier: Some(verifier),
+        })
     }
 
     /// The client configuration a node uses to dial its peers: it shows its own certificate
@@ -370,8 +393,37 @@ impl ClientTls {
     }
 }
 
-/// Accepts any client certificate (RequestClientCert, RequireAnyClientCert), checking only
-/// that the client holds its key.
+/// Checks the certificate a connection's client showed, after the handshake (which proved the
+/// client holds its key): nodes accept calls on their node-to-node service only from clients
+/// whose certificate passes.
+pub struct PeerVerifier {
+    /// `None` without a CA file: nothing passes.
+    verifier: Option<Arc<dyn ClientCertVerifier>>,
+}
+
+impl fmt::Debug for PeerVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PeerVerifier")
+    }
+}
+
+impl PeerVerifier {
+    /// Whether `chain` (end entity first, as the client sent it) is a valid certificate of
+    /// the CA, now. Always false without a CA file.
+    pub fn verifies(&self, chain: &[CertificateDer<'_>]) -> bool {
+        let (Some(verifier), Some((end_entity, intermediates))) =
+            (&self.verifier, chain.split_first())
+        else {
+            return false;
+        };
+        verifier
+            .verify_client_cert(end_entity, intermediates, UnixTime::now())
+            .is_ok()
+    }
+}
+
+/// Accepts any client certificate (NoClientCert, RequestClientCert, RequireAnyClientCert),
+/// checking only that the client holds its key.
 #[derive(Debug)]
 struct AnyClientCert {
     mandatory: bool,

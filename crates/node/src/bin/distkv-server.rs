@@ -85,6 +85,12 @@ fn main() -> ExitCode {
     } else {
         builder.init();
     }
+    #[cfg(unix)]
+    match distkv_node::conn::raise_open_files_limit(config.max_connections) {
+        Ok(None) => {}
+        Ok(Some(warning)) => tracing::warn!("{warning}"),
+        Err(e) => tracing::warn!(error = %e, "cannot read the open-files limit"),
+    }
     if let Err(e) = config.resolve_node_id() {
         eprintln!(
             "distkv-server: cannot use data directory {}: {e}",

@@ -67,10 +67,15 @@ impl Replica for ReplicaService {
     ) -> Result<Response<pb::ReplicaScanResponse>, Status> {
         let r = req.into_inner();
         let limit = (r.limit as usize).clamp(1, 10_000);
+        let budget = self.node.scan_budget();
+        let max_bytes = match r.max_bytes {
+            0 => budget,
+            n => usize::try_from(n).unwrap_or(budget).min(budget),
+        };
         let (entries, more) = self
             .node
             .store()
-            .scan(r.start, r.end, limit)
+            .scan(r.start, r.end, limit, max_bytes)
             .await
             .map_err(|e| e.to_status())?;
         Ok(Response::new(pb::ReplicaScanResponse {

@@ -28,6 +28,18 @@ pub struct Cluster {
     _root: tempfile::TempDir,
 }
 
+/// A `distkv-server` command that inherits none of the runner's `DISTKV_*` variables, so what a
+/// test starts depends only on what the test passes.
+pub fn server_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_distkv-server"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("DISTKV_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -119,7 +131,7 @@ impl Cluster {
     fn spawn(&mut self, i: usize) {
         let node = &mut self.nodes[i];
         let log = std::fs::File::create(format!("{}.log", node.dir.display())).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_distkv-server"))
+        let child = server_command()
             .args(&node.args)
             .stdout(Stdio::null())
             .stderr(log)
