@@ -290,6 +290,18 @@ impl Node {
         Arc::clone(&self.rings.read().read)
     }
 
+    /// The ring reads use, with member `id` in it on the tokens it holds (or held, if it left).
+    pub fn ring_with_member(&self, id: &str) -> Ring {
+        let g = self.gossip.lock();
+        let mut ring = g.table().ring();
+        if let Some(m) = g.table().get(id)
+            && !ring.contains(id)
+        {
+            ring.add_node_tokens(&m.id, &m.tokens);
+        }
+        ring
+    }
+
     /// The local node's state in the ring.
     pub fn local_state(&self) -> MemberState {
         self.gossip.lock().table().local().state

@@ -14,11 +14,12 @@
 //! holds, compares trees with the new owners, and gossips `left`: out of every ring.
 //!
 //! **Remove a dead node.** An admin marks it `left`; every node that becomes a replica of
-//! one of its ranges pulls that range from a surviving replica.
+//! one of its ranges pulls that range from a surviving replica. Interrupted, it is run again:
+//! the ranges are planned from the removed node's tokens, so a second run pulls them again.
 //!
 //! All streaming is throttled (`-stream-throughput`), shows as an operation in `status`, and
 //! keeps its plan and a cursor per source in the hint store, so that a join or decommission
-//! interrupted by a restart resumes where it stopped.
+//! interrupted by a restart resumes where it stopped (a removal is run again instead).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -733,10 +734,14 @@ impl Node {
         {
             return Err(NodeError::StillAlive(view.id));
         }
-        let before = self.ring();
         let id = self.mark_member_left(id_or_address)?;
         self.announce().await;
         let after = self.ring();
+        // The ring with the removed node put back (its tokens stay in the member table), not
+        // the ring read before marking it left: so running removenode again, after an
+        // interruption (a target restarted, the caller was cut off), re-replicates its ranges
+        // again instead of finding nothing to move. Versions already there merge, as always.
+        let before = self.ring_with_member(&id);
         let transfers = plan_transfers(&before, &after, self.cfg.quorum.n);
         // Per target, one pull per list of surviving sources (each list holds all its ranges).
         let mut by_target: BTreeMap<NodeId, Vec<StreamTask>> = BTreeMap::new();

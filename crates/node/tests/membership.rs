@@ -325,6 +325,36 @@ async fn removing_a_dead_node_rereplicates_its_ranges_from_the_survivors() {
         }
     }
     assert!(lacking.is_empty(), "missing replicas: {lacking:?}");
+    // Run again (as after an interruption), the removal re-replicates the ranges again rather
+    // than finding nothing to do: the log of each run says how many keys moved.
+    let again = c
+        .admin(0)
+        .await
+        .remove_node(pb::RemoveNodeRequest {
+            node_address: "node4".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(again.success, "{}", again.error_message);
+    let moved: Vec<u64> = c
+        .log(0)
+        .lines()
+        .filter(|l| l.contains("node removed by admin request"))
+        .filter_map(|l| {
+            l.split("keys=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert_eq!(moved.len(), 2, "{}", c.log(0));
+    assert!(
+        moved.iter().all(|k| *k > 0),
+        "keys moved per run: {moved:?}"
+    );
     // Removing oneself, or a stranger, is refused clearly.
     let me = c
         .admin(0)
