@@ -23,6 +23,18 @@ async fn holds(c: &Cluster, i: usize, key: &str) -> bool {
 }
 
 /// The ring of the test cluster's nodes (64 virtual nodes each).
+/// Asks node `via` to remove `node` (an id or an address).
+async fn remove_node(c: &Cluster, via: usize, node: impl Into<String>) -> pb::RemoveNodeResponse {
+    c.admin(via)
+        .await
+        .remove_node(pb::RemoveNodeRequest {
+            node_address: node.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 fn ring_of(ids: &[&str]) -> distkv_cluster::Ring {
     let mut ring = distkv_cluster::Ring::new();
     for id in ids {
@@ -286,15 +298,7 @@ async fn removing_a_dead_node_rereplicates_its_ranges_from_the_survivors() {
         assert!(put(&mut a, k, "v", Some(All)).await.success);
     }
     // A live node is not removed: it is decommissioned.
-    let alive = c
-        .admin(0)
-        .await
-        .remove_node(pb::RemoveNodeRequest {
-            node_address: "node4".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let alive = remove_node(&c, 0, "node4").await;
     assert!(
         alive.error_message.contains("node node4 is not dead"),
         "{}",
@@ -302,15 +306,7 @@ async fn removing_a_dead_node_rereplicates_its_ranges_from_the_survivors() {
     );
     c.kill(3);
     c.wait_status(3, pb::NodeStatus::Dead).await;
-    let reply = c
-        .admin(0)
-        .await
-        .remove_node(pb::RemoveNodeRequest {
-            node_address: "node4".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let reply = remove_node(&c, 0, "node4").await;
     assert!(reply.success, "{}", reply.error_message);
     c.wait_status(3, pb::NodeStatus::Left).await;
     // Every key has its three replicas on the four survivors, each holding its own copy.
@@ -327,15 +323,7 @@ async fn removing_a_dead_node_rereplicates_its_ranges_from_the_survivors() {
     assert!(lacking.is_empty(), "missing replicas: {lacking:?}");
     // Run again (as after an interruption), the removal re-replicates the ranges again rather
     // than finding nothing to do: the log of each run says how many keys moved.
-    let again = c
-        .admin(0)
-        .await
-        .remove_node(pb::RemoveNodeRequest {
-            node_address: "node4".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let again = remove_node(&c, 0, "node4").await;
     assert!(again.success, "{}", again.error_message);
     let moved: Vec<u64> = c
         .log(0)
@@ -356,29 +344,13 @@ async fn removing_a_dead_node_rereplicates_its_ranges_from_the_survivors() {
         "keys moved per run: {moved:?}"
     );
     // Removing oneself, or a stranger, is refused clearly.
-    let me = c
-        .admin(0)
-        .await
-        .remove_node(pb::RemoveNodeRequest {
-            node_address: c.nodes[0].address.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let me = remove_node(&c, 0, c.nodes[0].address.clone()).await;
     assert!(
         me.error_message.contains("cannot remove itself"),
         "{}",
         me.error_message
     );
-    let stranger = c
-        .admin(0)
-        .await
-        .remove_node(pb::RemoveNodeRequest {
-            node_address: "nobody".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let stranger = remove_node(&c, 0, "nobody").await;
     assert_eq!(stranger.error_message, "unknown node nobody");
 }
 
@@ -645,15 +617,7 @@ async fn a_removed_node_that_restarts_joins_again_without_bringing_deletes_back(
     assert!(put(&mut a, "victim", "v", Some(All)).await.success);
     c.kill(3);
     c.wait_status(3, pb::NodeStatus::Dead).await;
-    let reply = c
-        .admin(0)
-        .await
-        .remove_node(pb::RemoveNodeRequest {
-            node_address: "node4".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let reply = remove_node(&c, 0, "node4").await;
     assert!(reply.success, "{}", reply.error_message);
     let del = a
         .delete(pb::DeleteRequest {

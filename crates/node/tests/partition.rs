@@ -15,6 +15,8 @@
 //! It needs root and iproute2's `ip`. Without them it says so and passes, unless
 //! `REQUIRE_NETNS_TEST=1` (as CI sets), when it fails.
 
+mod common;
+
 use std::os::fd::AsRawFd;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -130,14 +132,7 @@ impl Lab {
         if n > 1 {
             args.push(format!("-seed-nodes=10.77.0.1:{PORT}"));
         }
-        let mut command = Command::new("ip");
-        // The node sees only the flags the test gives it, none of the runner's DISTKV_* variables.
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("DISTKV_") {
-                command.env_remove(name);
-            }
-        }
-        let child = command
+        let child = common::without_distkv_variables(&mut Command::new("ip"))
             .args(&args)
             .stdout(Stdio::null())
             .stderr(log)

@@ -4,14 +4,16 @@
 //! server certificate, a node whose certificate comes from another CA kept out of the cluster,
 //! and TLS between the nodes of a cluster.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use distkv_client::{Client, ClientConfig, Consistency, TlsConfig};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 
-const DEADLINE: Duration = Duration::from_secs(30);
+use common::{DEADLINE, free_port};
 
 /// A CA and what it signs, written as PEM files into a directory.
 struct Ca {
@@ -76,25 +78,10 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn start(dir: &Path, id: &str, args: &[String]) -> Server {
     let address = format!("127.0.0.1:{}", free_port());
     let log = dir.join(format!("{id}.log"));
-    let mut command = Command::new(env!("CARGO_BIN_EXE_distkv-server"));
-    // The node sees only the flags the test gives it, none of the runner's DISTKV_* variables.
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("DISTKV_") {
-            command.env_remove(name);
-        }
-    }
-    let child = command
+    let child = common::server_command()
         .arg(format!("-node-id={id}"))
         .arg(format!("-address={address}"))
         .arg(format!("-data-dir={}", dir.join(id).display()))

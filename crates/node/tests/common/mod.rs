@@ -32,6 +32,12 @@ pub struct Cluster {
 /// test starts depends only on what the test passes.
 pub fn server_command() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_distkv-server"));
+    without_distkv_variables(&mut command);
+    command
+}
+
+/// Keeps the runner's `DISTKV_*` variables from `command` (and the server it starts).
+pub fn without_distkv_variables(command: &mut Command) -> &mut Command {
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("DISTKV_") {
             command.env_remove(name);
