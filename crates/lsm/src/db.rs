@@ -107,6 +107,8 @@ struct Shared {
     recycled_wals: Mutex<Vec<PathBuf>>,
     /// Held by a checkpoint (two into the same place would share the partial directory).
     checkpoint_lock: Mutex<()>,
+    /// Set while the tables' indexes and filters leave the block cache less than its floor.
+    over_memory: AtomicBool,
     ctx: TableContext,
     stats: Arc<StatsInner>,
 }
@@ -217,6 +219,7 @@ impl Db {
             stats: Arc::clone(&stats),
         };
         let shared = recover(&dir, opts, ctx, stats)?;
+        shared.fit_block_cache(&shared.current().version);
         let shared = Arc::new(shared);
         let mut threads = Vec::new();
         for (name, work) in [
@@ -647,6 +650,32 @@ impl Shared {
         }
     }
 
+    /// Keeps memtables, block cache and the open tables' indexes and filters within
+    /// `max_memory`: the cache gives way as indexes and filters grow (down to
+    /// [`MIN_BLOCK_CACHE_BYTES`]) and takes its room back as they shrink. Past that floor the
+    /// total is over the limit, which the statistics show and a warning says once.
+    fn fit_block_cache(&self, version: &Version) {
+        let pinned: usize = version.tables().map(|t| t.pinned_bytes()).sum();
+        let room = self
+            .opts
+            .max_memory
+            .saturating_sub(self.opts.max_memtable_memory)
+            .saturating_sub(pinned);
+        let floor = MIN_BLOCK_CACHE_BYTES.min(self.opts.block_cache_bytes);
+        let capacity = self.opts.block_cache_bytes.min(room.max(floor)) as u64;
+        if capacity != self.ctx.cache.capacity() {
+            self.ctx.cache.set_capacity(capacity);
+        }
+        let over = room < floor;
+        if over != self.over_memory.swap(over, Ordering::Relaxed) && over {
+            tracing::warn!(
+                index_and_filter_bytes = pinned,
+                max_memory = self.opts.max_memory,
+                "the tables' indexes and filters leave the block cache at its floor: memory is over max_memory (raise it, or use fewer bloom bits per key)"
+            );
+        }
+    }
+
     /// Waits until a background job makes progress; fails when the background work has failed
     /// or the engine is closing, since no progress will come then.
     fn stall_until_progress(&self) -> Result<()> {
@@ -997,6 +1026,7 @@ impl Shared {
                 imms,
                 version: Arc::new(next),
             });
+            self.fit_block_cache(&state.version);
         }
         self.maybe_rotate_manifest(&mut manifest)?;
         drop(manifest);
@@ -1115,6 +1145,7 @@ impl Shared {
                 imms: cur.imms.clone(),
                 version: Arc::new(next),
             });
+            self.fit_block_cache(&state.version);
         }
         if !task.trivial_move {
             for t in inputs.iter().chain(&lower) {
@@ -1362,6 +1393,10 @@ impl Shared {
         }
     }
 }
+
+/// The block cache never shrinks below this (or its configured size, if smaller) to make room
+/// for the tables' indexes and filters.
+const MIN_BLOCK_CACHE_BYTES: usize = 8 << 20;
 
 /// Size of the memory mapping of a WAL: a memtable's worth of records and some slack (the
 /// memtable counts more bytes per entry than the WAL holds); larger tails use `pwrite`.
@@ -1677,6 +1712,7 @@ fn recover(dir: &Path, opts: Options, ctx: TableContext, stats: Arc<StatsInner>)
         bg_cv: Condvar::new(),
         recycled_wals: Mutex::new(Vec::new()),
         checkpoint_lock: Mutex::new(()),
+        over_memory: AtomicBool::new(false),
         ctx,
         stats,
         opts,

@@ -5,7 +5,7 @@
 //! | `memtable_bytes` (flush threshold) | 64 MiB |
 //! | `max_memtable_memory` (active + immutable memtables) | 512 MiB |
 //! | `block_cache_bytes` | 512 MiB |
-//! | `max_memory` (memtables + cache + table indexes and filters) | 2 GiB |
+//! | `max_memory` (memtables + cache + table indexes and filters; the cache gives way) | 2 GiB |
 //! | `sync` | every commit |
 //! | `compaction` | leveled: L0 trigger 4 files, 7 levels, 10x per level |
 //! | `bloom` | 1% false-positive rate |
@@ -116,6 +116,9 @@ pub struct Options {
     /// Capacity of the block cache in bytes.
     pub block_cache_bytes: usize,
     /// Ceiling for memtables, block cache, and the indexes and filters of open tables together.
+    /// Memtables and cache must fit at open; as the tables' indexes and filters grow, the
+    /// block cache shrinks to keep the total within it (down to 8 MiB; past that the total is
+    /// over, which the statistics show and a warning says).
     pub max_memory: usize,
     pub sync: SyncPolicy,
     pub compaction: CompactionStyle,

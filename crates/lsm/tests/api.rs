@@ -161,6 +161,54 @@ fn stats_report_levels_cache_and_bloom_false_positives_within_twice_the_target()
 }
 
 #[test]
+fn the_block_cache_gives_way_to_indexes_and_filters_within_max_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        memtable_bytes: 64 * 1024,
+        max_memtable_memory: 256 * 1024,
+        block_cache_bytes: 16 << 20,
+        // Half a MiB beside memtables and cache: the filters of 400,000 keys need more.
+        max_memory: (256 << 10) + (16 << 20) + (512 << 10),
+        bloom: BloomConfig::BitsPerKey(20.0),
+        ..small()
+    };
+    let within_limit = |db: &Db| {
+        db.wait_for_compactions().unwrap();
+        let s = db.stats();
+        assert!(s.table_index_bytes > 512 << 10, "{s:?}");
+        // The cache splits its capacity over shards, rounding each share up: a few bytes.
+        let budget = s.block_cache_capacity + s.table_index_bytes as u64 + (256 << 10);
+        assert!(budget.abs_diff(s.memory_limit) < 4096, "{s:?}");
+        assert!(s.block_cache_capacity < 16 << 20);
+        assert!(s.memory_bytes <= s.memory_limit, "{s:?}");
+        s.block_cache_capacity
+    };
+    let db = Db::open(dir.path(), opts.clone()).unwrap();
+    assert_eq!(db.stats().block_cache_capacity, 16 << 20);
+    for chunk in 0..40 {
+        let mut batch = WriteBatch::new();
+        for i in 0..10_000 {
+            batch.put(format!("key-{chunk:02}-{i:05}").as_bytes(), b"value");
+        }
+        db.write(batch, &WriteOptions::default()).unwrap();
+    }
+    db.flush().unwrap();
+    let before = within_limit(&db);
+    for i in (0..400_000).step_by(997) {
+        let key = format!("key-{:02}-{:05}", i / 10_000, i % 10_000);
+        assert_eq!(
+            db.get(key.as_bytes()).unwrap().as_deref(),
+            Some(&b"value"[..])
+        );
+    }
+    db.close().unwrap();
+    drop(db);
+    // Opening again sizes the cache for the tables it finds.
+    let db = Db::open(dir.path(), opts).unwrap();
+    assert_eq!(within_limit(&db), before);
+}
+
+#[test]
 fn interval_sync_policy_syncs_in_the_background() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(

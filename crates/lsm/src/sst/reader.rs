@@ -27,6 +27,9 @@ pub(crate) struct TableContext {
     pub(crate) stats: Arc<StatsInner>,
 }
 
+/// Memory an index entry takes beside its key: the handle and the vector's bookkeeping.
+const INDEX_ENTRY_OVERHEAD: usize = 32;
+
 /// An open, immutable table file.
 ///
 /// When the table has been removed from the live version (`mark_obsolete`), the file is deleted
@@ -38,6 +41,8 @@ pub(crate) struct Table {
     file_size: u64,
     index: Vec<(Vec<u8>, BlockHandle)>,
     filter: Vec<u8>,
+    /// Bytes the index and filter hold in memory (computed once).
+    pinned: usize,
     props: Properties,
     ctx: TableContext,
     obsolete: AtomicBool,
@@ -108,6 +113,7 @@ impl Table {
             file_size,
             index: Vec::new(),
             filter: Vec::new(),
+            pinned: 0,
             props: Properties::default(),
             ctx,
             obsolete: AtomicBool::new(false),
@@ -129,6 +135,12 @@ impl Table {
         if let Some(k) = it.take_error() {
             return Err(corrupt(index_h.offset, k));
         }
+        table.pinned = table.filter.len()
+            + table
+                .index
+                .iter()
+                .map(|(k, _)| k.len() + INDEX_ENTRY_OVERHEAD)
+                .sum::<usize>();
         Ok(table)
     }
 
@@ -154,7 +166,7 @@ impl Table {
 
     /// Memory held by the index and filter.
     pub(crate) fn pinned_bytes(&self) -> usize {
-        self.filter.len() + self.index.iter().map(|(k, _)| k.len() + 32).sum::<usize>()
+        self.pinned
     }
 
     pub(crate) fn mark_obsolete(&self) {
