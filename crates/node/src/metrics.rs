@@ -42,16 +42,28 @@ pub struct RequestMetrics {
     latency: Family<Labels, Histogram>,
 }
 
+/// The operations of the data API, as the `op` label names them.
+pub const OPS: [&str; 5] = ["get", "put", "delete", "batch", "scan"];
+
 impl Default for RequestMetrics {
     fn default() -> Self {
-        RequestMetrics {
+        let m = RequestMetrics {
             requests: Family::default(),
             errors: Family::default(),
             // 100 µs to about 6.5 s.
             latency: Family::new_with_constructor(|| {
                 Histogram::new(exponential_buckets(0.0001, 2.0, 17))
             }),
+        };
+        // Every operation's series from the start, at zero: dashboards and alerts on error
+        // rates then see 0, not "no data".
+        for op in OPS {
+            let labels = vec![("op", op.to_string())];
+            drop(m.requests.get_or_create(&labels));
+            drop(m.errors.get_or_create(&labels));
+            drop(m.latency.get_or_create(&labels));
         }
+        m
     }
 }
 
@@ -438,6 +450,25 @@ impl Collector for NodeCollector {
             "network_peer_timeouts",
             "Calls to peers that timed out",
             n.peers().timeouts(),
+        )?;
+        let traffic = n.peers().traffic();
+        counter(
+            &mut enc,
+            "network_peer_connections",
+            "Connections this node opened to its peers",
+            traffic.connections.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut enc,
+            "network_peer_sent_bytes",
+            "Bytes sent on connections this node opened to its peers",
+            traffic.sent.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut enc,
+            "network_peer_received_bytes",
+            "Bytes received on connections this node opened to its peers",
+            traffic.received.load(Ordering::Relaxed),
         )?;
         gauge(
             &mut enc,

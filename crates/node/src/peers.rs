@@ -10,10 +10,16 @@
 //! calls to other peers. Channels unused for a while are dropped by [`Peers::evict_idle`].
 
 use std::collections::HashMap;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use distkv_proto::internal::replica_client::ReplicaClient;
 use parking_lot::Mutex;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::error::{NodeError, PeerFailure, Result};
@@ -44,7 +50,9 @@ pub struct Peers {
     /// theirs against its CA). No plaintext channel is made then.
     tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     /// Calls that timed out.
-    timeouts: std::sync::atomic::AtomicU64,
+    timeouts: AtomicU64,
+    /// Connections made to peers and the bytes that went over them.
+    traffic: Arc<Traffic>,
     /// Largest message sent to or accepted from a peer (-max-message-size).
     max_message: usize,
 }
@@ -57,7 +65,8 @@ impl Peers {
             connect_timeout,
             request_timeout,
             tls: None,
-            timeouts: std::sync::atomic::AtomicU64::new(0),
+            timeouts: AtomicU64::new(0),
+            traffic: Arc::default(),
             max_message: DEFAULT_MAX_MESSAGE,
         }
     }
@@ -123,12 +132,13 @@ impl Peers {
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(Duration::from_secs(5));
-        let ch = match &self.tls {
-            Some(config) => {
-                endpoint.connect_with_connector_lazy(distkv_tls::connector(config.clone(), None))
-            }
-            None => endpoint.connect_lazy(),
-        };
+        let ch = endpoint.connect_with_connector_lazy(Dialer {
+            tls: self
+                .tls
+                .as_ref()
+                .map(|config| distkv_tls::connector(config.clone(), None)),
+            traffic: Arc::clone(&self.traffic),
+        });
         channels.insert(address.to_string(), (ch.clone(), Instant::now()));
         Ok(self.client(ch))
     }
@@ -142,7 +152,7 @@ impl Peers {
 
     /// Calls to peers that timed out so far.
     pub fn timeouts(&self) -> u64 {
-        self.timeouts.load(std::sync::atomic::Ordering::Relaxed)
+        self.timeouts.load(Ordering::Relaxed)
     }
 
     pub fn len(&self) -> usize {
@@ -160,8 +170,7 @@ impl Peers {
     pub fn error(&self, address: &str, status: tonic::Status) -> NodeError {
         let failure = PeerFailure::from_status(&status);
         if matches!(failure, PeerFailure::TimedOut) {
-            self.timeouts
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.timeouts.fetch_add(1, Ordering::Relaxed);
         }
         if matches!(failure, PeerFailure::Unreachable(_)) {
             let mut backoff = self.backoff.lock();
@@ -194,6 +203,142 @@ impl PeerFailure {
                 code,
                 message: status.message().to_string(),
             },
+        }
+    }
+}
+
+/// Connections this node made to its peers, and the bytes it sent and received on them.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    pub connections: AtomicU64,
+    pub sent: AtomicU64,
+    pub received: AtomicU64,
+}
+
+impl Peers {
+    /// Connections made to peers and the bytes over them, since start.
+    pub fn traffic(&self) -> &Traffic {
+        &self.traffic
+    }
+}
+
+/// Dials a peer (TCP without delay, then TLS when the node uses it) and counts what goes over
+/// the connection.
+#[derive(Clone)]
+struct Dialer {
+    tls: Option<distkv_tls::Connector>,
+    traffic: Arc<Traffic>,
+}
+
+impl tower::Service<http::Uri> for Dialer {
+    type Response = hyper_util::rt::TokioIo<Counted>;
+    type Error = io::Error;
+    type Future =
+        Pin<Box<dyn std::future::Future<Output = io::Result<Self::Response>> + Send + 'static>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let tls = self.tls.clone();
+        let traffic = Arc::clone(&self.traffic);
+        Box::pin(async move {
+            let io = match tls {
+                Some(tls) => PeerIo::Tls(Box::new(tls.dial(uri).await?)),
+                None => {
+                    let (host, port) = distkv_tls::host_and_port(&uri, 80)?;
+                    let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+                    tcp.set_nodelay(true)?;
+                    PeerIo::Plain(tcp)
+                }
+            };
+            traffic.connections.fetch_add(1, Ordering::Relaxed);
+            Ok(hyper_util::rt::TokioIo::new(Counted { io, traffic }))
+        })
+    }
+}
+
+enum PeerIo {
+    Plain(tokio::net::TcpStream),
+    Tls(Box<distkv_tls::TlsStream>),
+}
+
+/// A connection to a peer that counts its bytes in [`Traffic`].
+pub struct Counted {
+    io: PeerIo,
+    traffic: Arc<Traffic>,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let r = match &mut this.io {
+            PeerIo::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            PeerIo::Tls(s) => Pin::new(s).poll_read(cx, buf),
+        };
+        let n = (buf.filled().len() - before) as u64;
+        this.traffic.received.fetch_add(n, Ordering::Relaxed);
+        r
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = match &mut this.io {
+            PeerIo::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            PeerIo::Tls(s) => Pin::new(s).poll_write(cx, buf),
+        };
+        if let Poll::Ready(Ok(n)) = r {
+            this.traffic.sent.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        r
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = match &mut this.io {
+            PeerIo::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            PeerIo::Tls(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+        };
+        if let Poll::Ready(Ok(n)) = r {
+            this.traffic.sent.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match &self.io {
+            PeerIo::Plain(s) => s.is_write_vectored(),
+            PeerIo::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().io {
+            PeerIo::Plain(s) => Pin::new(s).poll_flush(cx),
+            PeerIo::Tls(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().io {
+            PeerIo::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            PeerIo::Tls(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }

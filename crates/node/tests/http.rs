@@ -59,6 +59,34 @@ async fn health_ready_metrics_status_and_the_page() {
     assert!(value("distkv_quorum_successes_total") >= 1.0);
     assert!(value("distkv_network_received_bytes_total") > 0.0);
     assert!(value("distkv_network_sent_bytes_total") > 0.0);
+    // Every series the Grafana dashboard charts is one the node exports (a family with no
+    // sample yet shows as its TYPE line).
+    let dashboard = include_str!("../../../deploy/monitoring/grafana/dashboards/distkv.json");
+    let charted: std::collections::BTreeSet<&str> = dashboard
+        .match_indices("distkv_")
+        .map(|(at, _)| {
+            let rest = &dashboard[at..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+                .unwrap_or(rest.len());
+            &rest[..end]
+        })
+        .collect();
+    assert!(charted.len() > 20, "{charted:?}");
+    for name in charted {
+        let family = ["_total", "_bucket"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+            .unwrap_or(name);
+        assert!(
+            metrics.contains(name) || metrics.contains(&format!("# TYPE {family} ")),
+            "the dashboard charts {name}, which /metrics lacks"
+        );
+    }
+    // The put went to the other two replicas over connections this node opened.
+    assert!(value("distkv_network_peer_connections_total") >= 2.0);
+    assert!(value("distkv_network_peer_sent_bytes_total") > 0.0);
+    assert!(value("distkv_network_peer_received_bytes_total") > 0.0);
 
     let status: serde_json::Value =
         serde_json::from_str(&http_get(a, "/status").await.unwrap()).unwrap();

@@ -576,24 +576,45 @@ impl tower::Service<http::Uri> for Connector {
     }
 
     fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let dial = self.dial(uri);
+        Box::pin(async move { Ok(hyper_util::rt::TokioIo::new(dial.await?)) })
+    }
+}
+
+/// A TLS connection a [`Connector`] made.
+pub type TlsStream = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
+
+impl Connector {
+    /// Dials `uri`'s host and port over TCP (no delay) and runs the TLS handshake: the
+    /// connection as a tokio stream, for callers that wrap it before handing it to hyper.
+    pub fn dial(
+        &self,
+        uri: http::Uri,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<TlsStream>> + Send>>
+    {
         let tls = self.tls.clone();
         let server_name = self.server_name.clone();
         Box::pin(async move {
-            let host = uri
-                .host()
-                .ok_or_else(|| std::io::Error::other(format!("no host in {uri}")))?
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_string();
-            let port = uri.port_u16().unwrap_or(443);
+            let (host, port) = host_and_port(&uri, 443)?;
             let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
             tcp.set_nodelay(true)?;
             let name = ServerName::try_from(server_name.unwrap_or(host))
                 .map_err(|e| std::io::Error::other(format!("bad TLS server name: {e}")))?;
-            let stream = tls.connect(name, tcp).await?;
-            Ok(hyper_util::rt::TokioIo::new(stream))
+            tls.connect(name, tcp).await
         })
     }
+}
+
+/// The host (without an IPv6 address's brackets) and port of `uri`; `default_port` when it
+/// names none.
+pub fn host_and_port(uri: &http::Uri, default_port: u16) -> std::io::Result<(String, u16)> {
+    let host = uri
+        .host()
+        .ok_or_else(|| std::io::Error::other(format!("no host in {uri}")))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    Ok((host, uri.port_u16().unwrap_or(default_port)))
 }
 
 #[cfg(test)]
