@@ -204,6 +204,11 @@ fn transport(
         .accept_http1(true)
         .max_concurrent_streams(STREAMS_PER_CONNECTION)
         .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
+        // A peer cut off for a while has requests queued on its connection that timed out
+        // meanwhile: when the network heals they arrive with their resets, more than h2's
+        // default of 20 (its guard against "rapid reset" floods), which would tear the
+        // connection down and fail the requests on it. Bounded by the streams allowed anyway.
+        .http2_max_pending_accept_reset_streams(Some(STREAMS_PER_CONNECTION as usize))
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .concurrency_limit_per_connection(STREAMS_PER_CONNECTION as usize)
