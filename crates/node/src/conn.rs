@@ -23,6 +23,8 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
 
+use crate::stream::{Counted, Stream};
+
 /// How long a client has to complete the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A TLS record of type "handshake" starts with this byte.
@@ -31,9 +33,8 @@ const TLS_HANDSHAKE: u8 = 0x16;
 /// An accepted connection: plain or TLS, with what the server needs to know about it, its
 /// bytes counted, and its place among the connections allowed at once.
 pub struct Conn {
-    io: Io,
+    stream: Counted<Arc<crate::metrics::NetworkCounters>>,
     info: ConnInfo,
-    network: Arc<crate::metrics::NetworkCounters>,
     /// Completes when the node closes every connection.
     closing: Pin<Box<dyn Future<Output = ()> + Send>>,
     closed: bool,
@@ -42,16 +43,15 @@ pub struct Conn {
 
 impl Conn {
     fn new(
-        io: Io,
+        stream: Stream,
         info: ConnInfo,
         network: Arc<crate::metrics::NetworkCounters>,
         mut close: watch::Receiver<bool>,
         slot: tokio::sync::OwnedSemaphorePermit,
     ) -> Conn {
         Conn {
-            io,
+            stream: Counted::new(stream, network),
             info,
-            network,
             closing: Box::pin(async move {
                 // Also when the sender is gone: the server is no more.
                 let _ = close.wait_for(|c| *c).await;
@@ -61,8 +61,12 @@ impl Conn {
         }
     }
 
-    /// Fails once the node closes its connections; until then registers for the signal.
-    fn check_open(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+    /// The stream, once checked open: fails after the node closed its connections, and until
+    /// then registers for the signal.
+    fn open_stream(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> io::Result<Pin<&mut Counted<Arc<crate::metrics::NetworkCounters>>>> {
         if !self.closed && self.closing.as_mut().poll(cx).is_ready() {
             self.closed = true;
         }
@@ -72,13 +76,18 @@ impl Conn {
                 "the node closed the connection: it is shutting down",
             ));
         }
-        Ok(())
+        Ok(Pin::new(&mut self.stream))
     }
 }
 
-enum Io {
-    Plain(TcpStream),
-    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+impl crate::stream::Tally for Arc<crate::metrics::NetworkCounters> {
+    fn received(&self, bytes: u64) {
+        self.bytes_received.inc_by(bytes);
+    }
+
+    fn sent(&self, bytes: u64) {
+        self.bytes_sent.inc_by(bytes);
+    }
 }
 
 /// What a request learns about its connection (in the request's extensions).
@@ -105,17 +114,7 @@ impl AsyncRead for Conn {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        this.check_open(cx)?;
-        let before = buf.filled().len();
-        let r = match &mut this.io {
-            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Io::Tls(s) => Pin::new(s).poll_read(cx, buf),
-        };
-        this.network
-            .bytes_received
-            .inc_by((buf.filled().len() - before) as u64);
-        r
+        self.get_mut().open_stream(cx)?.poll_read(cx, buf)
     }
 }
 
@@ -125,30 +124,7 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        this.check_open(cx)?;
-        let r = match &mut this.io {
-            Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Io::Tls(s) => Pin::new(s).poll_write(cx, buf),
-        };
-        if let Poll::Ready(Ok(n)) = r {
-            this.network.bytes_sent.inc_by(n as u64);
-        }
-        r
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().io {
-            Io::Plain(s) => Pin::new(s).poll_flush(cx),
-            Io::Tls(s) => Pin::new(s).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().io {
-            Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Io::Tls(s) => Pin::new(s).poll_shutdown(cx),
-        }
+        self.get_mut().open_stream(cx)?.poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -156,23 +132,21 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        this.check_open(cx)?;
-        let r = match &mut this.io {
-            Io::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Io::Tls(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-        };
-        if let Poll::Ready(Ok(n)) = r {
-            this.network.bytes_sent.inc_by(n as u64);
-        }
-        r
+        self.get_mut()
+            .open_stream(cx)?
+            .poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        match &self.io {
-            Io::Plain(s) => s.is_write_vectored(),
-            Io::Tls(s) => s.is_write_vectored(),
-        }
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
     }
 }
 
@@ -269,7 +243,7 @@ pub fn incoming(listener: TcpListener, accept: Accept) -> ReceiverStream<io::Res
                         tls: false,
                         peer_verified: false,
                     };
-                    let conn = Conn::new(Io::Plain(stream), info, network, close, slot);
+                    let conn = Conn::new(Stream::Plain(stream), info, network, close, slot);
                     let _ = tx.send(Ok(conn)).await;
                 });
                 continue;
@@ -289,7 +263,8 @@ pub fn incoming(listener: TcpListener, accept: Accept) -> ReceiverStream<io::Res
                             tls: true,
                             peer_verified: verifier.verifies(chain),
                         };
-                        let conn = Conn::new(Io::Tls(Box::new(tls)), info, network, close, slot);
+                        let conn =
+                            Conn::new(Stream::TlsServer(Box::new(tls)), info, network, close, slot);
                         let _ = tx.send(Ok(conn)).await;
                         return;
                     }

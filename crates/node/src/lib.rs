@@ -22,6 +22,7 @@ pub mod server;
 pub mod service;
 pub mod settings;
 pub mod storage;
+pub mod stream;
 pub mod streaming;
 
 pub use config::{Flags, NodeConfig};

@@ -19,10 +19,10 @@ use std::time::{Duration, Instant};
 
 use distkv_proto::internal::replica_client::ReplicaClient;
 use parking_lot::Mutex;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::error::{NodeError, PeerFailure, Result};
+use crate::stream::{Counted, Stream};
 
 /// The first backoff after a peer was found unreachable.
 pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -231,7 +231,7 @@ struct Dialer {
 }
 
 impl tower::Service<http::Uri> for Dialer {
-    type Response = hyper_util::rt::TokioIo<Counted>;
+    type Response = hyper_util::rt::TokioIo<Counted<Arc<Traffic>>>;
     type Error = io::Error;
     type Future =
         Pin<Box<dyn std::future::Future<Output = io::Result<Self::Response>> + Send + 'static>>;
@@ -245,101 +245,27 @@ impl tower::Service<http::Uri> for Dialer {
         let traffic = Arc::clone(&self.traffic);
         Box::pin(async move {
             let io = match tls {
-                Some(tls) => PeerIo::Tls(Box::new(tls.dial(uri).await?)),
+                Some(tls) => Stream::TlsClient(Box::new(tls.dial(uri).await?)),
                 None => {
                     let (host, port) = distkv_tls::host_and_port(&uri, 80)?;
                     let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
                     tcp.set_nodelay(true)?;
-                    PeerIo::Plain(tcp)
+                    Stream::Plain(tcp)
                 }
             };
             traffic.connections.fetch_add(1, Ordering::Relaxed);
-            Ok(hyper_util::rt::TokioIo::new(Counted { io, traffic }))
+            Ok(hyper_util::rt::TokioIo::new(Counted::new(io, traffic)))
         })
     }
 }
 
-enum PeerIo {
-    Plain(tokio::net::TcpStream),
-    Tls(Box<distkv_tls::TlsStream>),
-}
-
-/// A connection to a peer that counts its bytes in [`Traffic`].
-pub struct Counted {
-    io: PeerIo,
-    traffic: Arc<Traffic>,
-}
-
-impl AsyncRead for Counted {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let r = match &mut this.io {
-            PeerIo::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            PeerIo::Tls(s) => Pin::new(s).poll_read(cx, buf),
-        };
-        let n = (buf.filled().len() - before) as u64;
-        this.traffic.received.fetch_add(n, Ordering::Relaxed);
-        r
-    }
-}
-
-impl AsyncWrite for Counted {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let r = match &mut this.io {
-            PeerIo::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            PeerIo::Tls(s) => Pin::new(s).poll_write(cx, buf),
-        };
-        if let Poll::Ready(Ok(n)) = r {
-            this.traffic.sent.fetch_add(n as u64, Ordering::Relaxed);
-        }
-        r
+impl crate::stream::Tally for Arc<Traffic> {
+    fn received(&self, bytes: u64) {
+        self.received.fetch_add(bytes, Ordering::Relaxed);
     }
 
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let r = match &mut this.io {
-            PeerIo::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            PeerIo::Tls(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-        };
-        if let Poll::Ready(Ok(n)) = r {
-            this.traffic.sent.fetch_add(n as u64, Ordering::Relaxed);
-        }
-        r
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match &self.io {
-            PeerIo::Plain(s) => s.is_write_vectored(),
-            PeerIo::Tls(s) => s.is_write_vectored(),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().io {
-            PeerIo::Plain(s) => Pin::new(s).poll_flush(cx),
-            PeerIo::Tls(s) => Pin::new(s).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().io {
-            PeerIo::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            PeerIo::Tls(s) => Pin::new(s).poll_shutdown(cx),
-        }
+    fn sent(&self, bytes: u64) {
+        self.sent.fetch_add(bytes, Ordering::Relaxed);
     }
 }
 
