@@ -402,10 +402,14 @@ mod tests {
     fn mistakes_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("bad.toml");
-        std::fs::write(&file, "replicas = 3\nreplica = 2\n").unwrap();
-        let e = parse(args(&[&format!("-config={}", file.display())]), env(&[]))
-            .err()
-            .unwrap();
+        // The error of a start with a config file holding `contents`.
+        let with_file = |contents: &str| {
+            std::fs::write(&file, contents).unwrap();
+            parse(args(&[&format!("-config={}", file.display())]), env(&[]))
+                .err()
+                .unwrap()
+        };
+        let e = with_file("replicas = 3\nreplica = 2\n");
         assert_eq!(
             e.to_string(),
             format!(
@@ -413,10 +417,7 @@ mod tests {
                 file.display()
             )
         );
-        std::fs::write(&file, "replicas = \n").unwrap();
-        let e = parse(args(&[&format!("-config={}", file.display())]), env(&[]))
-            .err()
-            .unwrap();
+        let e = with_file("replicas = \n");
         assert!(
             e.to_string()
                 .starts_with(&format!("config file {}: ", file.display()))
@@ -439,10 +440,7 @@ mod tests {
             "environment variable DISTKV_REPLICAS: invalid value 'three' for replicas: \
              invalid digit found in string"
         );
-        std::fs::write(&file, "log-format = \"xml\"\n").unwrap();
-        let e = parse(args(&[&format!("-config={}", file.display())]), env(&[]))
-            .err()
-            .unwrap();
+        let e = with_file("log-format = \"xml\"\n");
         assert_eq!(
             e.to_string(),
             format!(

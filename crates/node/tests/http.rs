@@ -6,6 +6,21 @@ mod common;
 
 use common::{Cluster, eventually, http_get, http_get_status, put};
 use distkv_proto::distkv::ConsistencyLevel::*;
+use tonic_health::pb::health_check_response::ServingStatus;
+
+/// What gRPC's health service of the node at `address` says of `service` ("" for the node).
+async fn grpc_health(address: &str, service: &str) -> ServingStatus {
+    let mut health =
+        tonic_health::pb::health_client::HealthClient::new(common::connect(address).await.unwrap());
+    let r = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    ServingStatus::try_from(r.status).unwrap()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_ready_metrics_status_and_the_page() {
@@ -157,18 +172,9 @@ async fn unknown_paths_get_404_and_unknown_grpc_methods_unimplemented() {
     let (status, body) = http_get_status(a, "/nope").await.unwrap();
     assert_eq!(status, 404);
     assert!(body.contains("no such path: /nope"), "{body}");
-    let mut health =
-        tonic_health::pb::health_client::HealthClient::new(common::connect(a).await.unwrap());
-    let r = health
-        .check(tonic_health::pb::HealthCheckRequest {
-            service: "distkv.DistKV".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
     assert_eq!(
-        r.status,
-        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+        grpc_health(a, "distkv.DistKV").await,
+        ServingStatus::Serving
     );
     // A method no service has: gRPC's UNIMPLEMENTED, not an HTTP error.
     let mut grpc = tonic::client::Grpc::new(common::connect(a).await.unwrap());
@@ -219,18 +225,5 @@ async fn a_joining_node_is_live_but_not_ready_over_http_and_grpc_health() {
     let (status, body) = http_get_status(&address, "/ready").await.unwrap();
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("joining"), "{body}");
-    let mut health = tonic_health::pb::health_client::HealthClient::new(
-        common::connect(&address).await.unwrap(),
-    );
-    let r = health
-        .check(tonic_health::pb::HealthCheckRequest {
-            service: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        r.status,
-        tonic_health::pb::health_check_response::ServingStatus::NotServing as i32
-    );
+    assert_eq!(grpc_health(&address, "").await, ServingStatus::NotServing);
 }

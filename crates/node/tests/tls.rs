@@ -112,6 +112,22 @@ fn start(dir: &Path, id: &str, args: &[String]) -> Server {
     s
 }
 
+/// Waits until the log at `path` says `text`; fails after [`DEADLINE`], showing the log.
+async fn wait_for_log(path: &Path, text: &str) {
+    let start = Instant::now();
+    loop {
+        let log = std::fs::read_to_string(path).unwrap_or_default();
+        if log.contains(text) {
+            return;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the log never said {text:?}:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn tls_flags(cert: &Path, key: &Path, ca: Option<&Path>, auth: &str) -> Vec<String> {
     let mut v = vec![
         "-tls-enabled".to_string(),
@@ -271,15 +287,7 @@ async fn mutual_tls_refuses_clients_without_a_certificate_from_the_ca() {
     for (tls, alert, logged) in cases {
         let e = round_trip(&s.address, Some(tls)).await.unwrap_err();
         assert!(e.contains(alert) || e.contains("(the server may "), "{e}");
-        let start = Instant::now();
-        while !std::fs::read_to_string(&s.log).unwrap().contains(logged) {
-            assert!(
-                start.elapsed() < DEADLINE,
-                "the server did not log {logged:?}: {}",
-                std::fs::read_to_string(&s.log).unwrap()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_for_log(&s.log, logged).await;
         round_trip(&s.address, Some(with(&client_cert, &client_key)))
             .await
             .unwrap();
@@ -301,17 +309,7 @@ async fn an_expired_server_certificate_is_refused() {
         .unwrap_err();
     assert!(e.to_lowercase().contains("expired"), "{e}");
     // The node itself warns at start.
-    let start = Instant::now();
-    while !std::fs::read_to_string(&s.log)
-        .unwrap_or_default()
-        .contains("clients and peers refuse it")
-    {
-        assert!(
-            start.elapsed() < DEADLINE,
-            "no warning about the expired certificate"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    wait_for_log(&s.log, "clients and peers refuse it").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -357,14 +355,7 @@ async fn nodes_talk_over_mutual_tls_and_a_node_of_another_ca_cannot_join() {
     a3.extend(q(2));
     a3.push(format!("-seed-nodes={}", n1.address));
     let n3 = start(dir.path(), "n3", &a3);
-    let start_time = Instant::now();
-    while !std::fs::read_to_string(&n3.log)
-        .unwrap_or_default()
-        .contains("joining: waiting to hear from the cluster")
-    {
-        assert!(start_time.elapsed() < DEADLINE, "n3 never tried to join");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_log(&n3.log, "joining: waiting to hear from the cluster").await;
     let status = client(&n1.address, Some(client_tls))
         .await
         .unwrap()
@@ -446,18 +437,11 @@ async fn without_client_certificates_only_nodes_of_the_ca_reach_the_node_to_node
         "n3",
         &node_args(&c3, &k3, &ca.ca_file(), Some(&n1.address)),
     );
-    let start_time = Instant::now();
-    while !std::fs::read_to_string(&n3.log)
-        .unwrap_or_default()
-        .contains("node-to-node calls need a certificate from the cluster's CA")
-    {
-        assert!(
-            start_time.elapsed() < DEADLINE,
-            "n3 was not refused: {}",
-            std::fs::read_to_string(&n3.log).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_log(
+        &n3.log,
+        "node-to-node calls need a certificate from the cluster's CA",
+    )
+    .await;
     let status = client(&n1.address, Some(trusting(&ca)))
         .await
         .unwrap()
