@@ -522,6 +522,28 @@ impl Client {
     /// Asks the node's `/ready` endpoint (over HTTP on the same port, with the same TLS
     /// settings) whether it serves requests: its HTTP status code and body.
     pub async fn ready(&self) -> Result<(u16, String)> {
+        self.http_get(Operation::ClusterStatus, "/ready").await
+    }
+
+    /// The node's Prometheus metrics: the body of its `/metrics` endpoint (OpenMetrics text,
+    /// over HTTP on the same port, with the same TLS settings). Any answer but 200 is a
+    /// [`ClientError::HttpStatus`].
+    pub async fn metrics(&self) -> Result<String> {
+        let path = "/metrics";
+        match self.http_get(Operation::Metrics, path).await? {
+            (200, body) => Ok(body),
+            (status, body) => Err(ClientError::HttpStatus {
+                server: self.server.clone(),
+                path: path.to_string(),
+                status,
+                detail: body.lines().next().unwrap_or("").to_string(),
+            }),
+        }
+    }
+
+    /// `GET path` over HTTP/1.1 on the node's port (gRPC and HTTP share it), with the same
+    /// TLS settings as the gRPC channel, bounded by the timeout: the status code and the body.
+    async fn http_get(&self, op: Operation, path: &str) -> Result<(u16, String)> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let host = self
             .server
@@ -531,7 +553,7 @@ impl Client {
             .trim_end_matches(']')
             .to_string();
         let request = format!(
-            "GET /ready HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n\r\n",
+            "GET {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n\r\n",
             self.server
         );
         let connect_error = |e: std::io::Error| ClientError::Connect {
@@ -580,23 +602,17 @@ impl Client {
                     }
                 }
             }
-            let text = String::from_utf8_lossy(&raw).into_owned();
-            let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text.as_str(), ""));
-            let code = head
-                .split_whitespace()
-                .nth(1)
-                .and_then(|c| c.parse::<u16>().ok())
-                .ok_or_else(|| ClientError::Connect {
-                    server: self.server.clone(),
-                    detail: "no HTTP answer from /ready".to_string(),
-                })?;
-            Ok((code, body.trim().to_string()))
+            let (code, body) = parse_http_response(&raw).ok_or_else(|| ClientError::Connect {
+                server: self.server.clone(),
+                detail: format!("no HTTP answer from {path}"),
+            })?;
+            Ok((code, String::from_utf8_lossy(&body).trim().to_string()))
         };
         tokio::time::timeout(self.timeout, exchange)
             .await
             .unwrap_or_else(|_| {
                 Err(ClientError::Timeout {
-                    op: Operation::ClusterStatus,
+                    op,
                     server: self.server.clone(),
                     timeout: self.timeout,
                 })
@@ -647,6 +663,45 @@ impl Client {
             files: response.files,
             bytes: response.bytes,
         })
+    }
+}
+
+/// The status code and body of a whole HTTP/1.1 response (read to the connection's close),
+/// with a chunked body decoded; `None` when it is not one.
+fn parse_http_response(raw: &[u8]) -> Option<(u16, Vec<u8>)> {
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..split]).ok()?;
+    let body = &raw[split + 4..];
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next()?;
+    if !status_line.starts_with("HTTP/") {
+        return None;
+    }
+    let code = status_line.split_whitespace().nth(1)?.parse().ok()?;
+    let chunked = lines.any(|l| {
+        l.split_once(':').is_some_and(|(name, value)| {
+            name.trim().eq_ignore_ascii_case("transfer-encoding")
+                && value.to_ascii_lowercase().contains("chunked")
+        })
+    });
+    if !chunked {
+        return Some((code, body.to_vec()));
+    }
+    // Each chunk: its size in hex (maybe with extensions after `;`), CRLF, the bytes, CRLF;
+    // a chunk of size 0 ends the body.
+    let mut decoded = Vec::with_capacity(body.len());
+    let mut rest = body;
+    loop {
+        let eol = rest.windows(2).position(|w| w == b"\r\n")?;
+        let size_field = std::str::from_utf8(&rest[..eol]).ok()?;
+        let size_hex = size_field.split(';').next()?.trim();
+        let size = usize::from_str_radix(size_hex, 16).ok()?;
+        rest = &rest[eol + 2..];
+        if size == 0 {
+            return Some((code, decoded));
+        }
+        decoded.extend_from_slice(rest.get(..size)?);
+        rest = rest.get(size..)?.strip_prefix(b"\r\n")?;
     }
 }
 
@@ -722,6 +777,27 @@ pub(crate) fn check_progress(previous: Option<&str>, next: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http_responses_are_parsed_with_or_without_chunks() {
+        let plain = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello";
+        assert_eq!(parse_http_response(plain), Some((200, b"hello".to_vec())));
+        let chunked = b"HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\n\r\n\
+                        4\r\nwait\r\nB;ext=1\r\n, not ready\r\n0\r\n\r\n";
+        assert_eq!(
+            parse_http_response(chunked),
+            Some((503, b"wait, not ready".to_vec()))
+        );
+        let empty = b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n";
+        assert_eq!(parse_http_response(empty), Some((404, Vec::new())));
+        // Not HTTP (an HTTP/2-only server's settings frame), cut short, or a bad chunk size.
+        assert_eq!(parse_http_response(b"\x00\x00\x12\x04\x00\r\n\r\n"), None);
+        assert_eq!(parse_http_response(b"HTTP/1.1 200 OK\r\ncontent-"), None);
+        let truncated = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n10\r\nshort";
+        assert_eq!(parse_http_response(truncated), None);
+        let bad = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n";
+        assert_eq!(parse_http_response(bad), None);
+    }
 
     #[test]
     fn defaults_match_the_original_client() {

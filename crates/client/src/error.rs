@@ -33,6 +33,7 @@ pub enum Operation {
     Decommission,
     Repair,
     Backup,
+    Metrics,
 }
 
 impl fmt::Display for Operation {
@@ -51,6 +52,7 @@ impl fmt::Display for Operation {
             Operation::Decommission => "decommission",
             Operation::Repair => "repair",
             Operation::Backup => "backup",
+            Operation::Metrics => "get metrics",
         })
     }
 }
@@ -122,6 +124,14 @@ pub enum ClientError {
     /// The node answered that it does not serve requests (yet).
     #[error("node not ready (HTTP {status}): {detail}")]
     NotReady { status: u16, detail: String },
+    /// An HTTP request to the node's port got an answer other than 200.
+    #[error("GET {path} from server {server} failed (HTTP {status}): {detail}")]
+    HttpStatus {
+        server: String,
+        path: String,
+        status: u16,
+        detail: String,
+    },
     /// The repair did not complete.
     #[error("repair failed: {message}")]
     RepairFailed { message: String },
@@ -156,6 +166,7 @@ impl ClientError {
                 | ClientError::RepairFailed { .. }
                 | ClientError::BackupFailed { .. }
                 | ClientError::NotReady { .. }
+                | ClientError::HttpStatus { .. }
         )
     }
 

@@ -186,5 +186,14 @@ fn bench_counts_failed_requests_against_a_silent_server() {
         first_error.ends_with(&format!("no answer from server {address} within 200ms")),
         "{first_error}"
     );
+    // Its /metrics never answers either: the server CPU is unknown, and says why.
+    assert_eq!(report["server_cpu_us_per_op"], serde_json::Value::Null);
+    assert_eq!(report["server_cpu_seconds"], serde_json::Value::Null);
+    assert_eq!(report["server_threads_max"], serde_json::Value::Null);
+    assert_eq!(
+        report["server_cpu_error"],
+        format!("get metrics failed: no answer from server {address} within 200ms")
+    );
+    assert_eq!(report["server_nodes"][0]["server"], address);
     drop(listener);
 }

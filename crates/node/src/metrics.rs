@@ -14,6 +14,9 @@
 //! - **network**: connections accepted, TLS handshake failures, bytes received and sent,
 //!   peer calls that timed out.
 //!
+//! Beside them, without the prefix, the standard process metrics (`process_cpu_seconds_total`,
+//! memory, threads, file descriptors, start time; Linux only), from [`process`].
+//!
 //! Counters kept by the node (atomics) and the engine's statistics are read when scraped by
 //! one collector, so nothing is counted twice and the hot paths only bump atomics.
 
@@ -31,6 +34,8 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::node::Node;
+
+pub mod process;
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -90,9 +95,12 @@ pub struct NetworkCounters {
     pub bytes_sent: Counter,
 }
 
-/// The registry of a node: its request metrics and a collector for everything else.
+/// The registry of a node: the process metrics, its request metrics and a collector for
+/// everything else.
 pub fn registry(node: Arc<Node>) -> Registry {
-    let mut r = Registry::with_prefix("distkv");
+    let mut root = Registry::default();
+    root.register_collector(Box::new(process::ProcessCollector));
+    let r = root.sub_registry_with_prefix("distkv");
     let req = node.requests.clone();
     r.register(
         "requests",
@@ -131,7 +139,7 @@ pub fn registry(node: Arc<Node>) -> Registry {
         net.bytes_sent.clone(),
     );
     r.register_collector(Box::new(NodeCollector { node }));
-    r
+    root
 }
 
 /// The registry's OpenMetrics text.

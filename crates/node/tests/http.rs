@@ -98,6 +98,41 @@ async fn health_ready_metrics_status_and_the_page() {
             "the dashboard charts {name}, which /metrics lacks"
         );
     }
+    // The standard process metrics, under their standard names: a counter registered as
+    // process_cpu_seconds is exposed as process_cpu_seconds_total.
+    if cfg!(target_os = "linux") {
+        for line in [
+            "# TYPE process_cpu_seconds counter\n",
+            "# TYPE process_resident_memory_bytes gauge\n",
+            "# TYPE process_virtual_memory_bytes gauge\n",
+            "# TYPE process_open_fds gauge\n",
+            "# TYPE process_max_fds gauge\n",
+            "# TYPE process_threads gauge\n",
+            "# TYPE process_start_time_seconds gauge\n",
+            "\nprocess_cpu_seconds_total ",
+        ] {
+            assert!(
+                metrics.contains(line),
+                "/metrics lacks {line:?}:\n{metrics}"
+            );
+        }
+        assert!(value("process_cpu_seconds_total") > 0.0);
+        assert!(value("process_threads") >= 1.0);
+        assert!(value("process_open_fds") >= 1.0);
+        assert!(value("process_max_fds") >= value("process_open_fds"));
+        assert!(value("process_resident_memory_bytes") > 0.0);
+        assert!(value("process_virtual_memory_bytes") >= value("process_resident_memory_bytes"));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        // The node started during this test.
+        let started = value("process_start_time_seconds");
+        assert!(
+            started <= now + 1.0 && started > now - common::DEADLINE.as_secs_f64() * 4.0,
+            "started {started}, now {now}"
+        );
+    }
     // The put went to the other two replicas over connections this node opened.
     assert!(value("distkv_network_peer_connections_total") >= 2.0);
     assert!(value("distkv_network_peer_sent_bytes_total") > 0.0);
@@ -133,6 +168,46 @@ async fn health_ready_metrics_status_and_the_page() {
     }
     // Nothing is fetched from elsewhere.
     assert!(!page.contains("http://") && !page.contains("https://") && !page.contains("src="));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distkv_bench_reads_the_servers_cpu_from_metrics() {
+    use distkv_client::bench::{BenchConfig, run_bench};
+    let c = Cluster::start(1, &["-replicas=1", "-read-quorum=1", "-write-quorum=1"]).await;
+    let a = &c.nodes[0].address;
+    let config = BenchConfig {
+        // Twice the same node: read once.
+        servers: vec![a.clone(), a.clone()],
+        concurrency: 4,
+        keys: 200,
+        duration: std::time::Duration::from_millis(1500),
+        ..BenchConfig::default()
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let report = run_bench(&config, false, &stop).await.unwrap();
+    assert_eq!(report.errors(), 0, "{:?}", report.first_error);
+    assert!(report.total_ops() > 0);
+    let server = &report.server;
+    assert_eq!(server.nodes.len(), 1, "{server:?}");
+    let node = &server.nodes[0];
+    assert_eq!(node.error, None);
+    assert_eq!(node.server, *a);
+    let before = node.cpu_seconds_before.unwrap();
+    let after = node.cpu_seconds_after.unwrap();
+    // 1.5 s of requests cost the node CPU time (the kernel counts it in 10 ms ticks).
+    assert!(after > before, "{node:?}");
+    assert_eq!(server.cpu_seconds(), Ok(after - before));
+    let per_op = server.cpu_us_per_op(report.total_ops()).unwrap();
+    assert_eq!(per_op, (after - before) * 1e6 / report.total_ops() as f64);
+    assert!(server.threads_max().is_some_and(|t| t >= 1), "{server:?}");
+    let text = distkv_client::bench::report::render_text(&config, &report);
+    assert!(text.contains(" µs/op ("), "{text}");
+    let json: serde_json::Value =
+        serde_json::from_str(&distkv_client::bench::report::render_json(&config, &report)).unwrap();
+    // serde_json reads floats back to within an ulp or two.
+    let json_per_op = json["server_cpu_us_per_op"].as_f64().unwrap();
+    assert!((json_per_op - per_op).abs() <= per_op * 1e-12, "{json}");
+    assert_eq!(json["server_cpu_error"], serde_json::Value::Null);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

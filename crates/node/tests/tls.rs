@@ -475,6 +475,21 @@ async fn http_endpoints_are_served_over_tls_only_on_both_listeners() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         assert_eq!(status, 200, "{address}: {body}");
+        // /metrics over TLS, as distkv-bench reads the servers' CPU time.
+        let metrics = client(address, Some(trusting(&ca)))
+            .await
+            .unwrap()
+            .metrics()
+            .await
+            .unwrap();
+        assert!(metrics.contains("\ndistkv_up 1"), "{address}: {metrics}");
+        assert!(metrics.ends_with("# EOF"), "{address}: {metrics}");
+        if cfg!(target_os = "linux") {
+            assert!(
+                metrics.contains("\nprocess_cpu_seconds_total "),
+                "{address}: {metrics}"
+            );
+        }
         // Plain HTTP is refused with a reason, on the extra listener too.
         let mut conn = std::net::TcpStream::connect(address).unwrap();
         std::io::Write::write_all(&mut conn, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();

@@ -11,6 +11,11 @@
 //! With `-warmup` (the default) the whole key space is written first with batch puts of
 //! [`WARMUP_BATCH`] keys, so that reads find values; the warm-up is reported but not measured.
 //!
+//! Just before and just after the measured phase, each `-server` node's
+//! `process_cpu_seconds_total` and `process_threads` are read from its `/metrics` (module
+//! [`server`]), for the server CPU per operation and the threads per node; a node that cannot
+//! be read makes them unavailable, not the run.
+//!
 //! Latencies of successful requests go into HDR histograms (1 µs to 1 min, 3 significant
 //! digits), separately for reads and writes; failed requests are counted, and the first error's
 //! message is kept. While running, a progress line goes to stderr every second when stderr is a
@@ -20,6 +25,7 @@
 //! `-warmup=false`.
 
 pub mod report;
+pub mod server;
 pub mod workload;
 
 use std::io::{IsTerminal, Write};
@@ -39,6 +45,7 @@ use crate::client::{Client, ClientConfig, DEFAULT_SERVER, DEFAULT_TIMEOUT, TlsCo
 use crate::error::ClientError;
 use crate::types::Consistency;
 use report::{BenchReport, OpStats, WarmupReport, new_histogram};
+use server::{ServerUsage, sample_all};
 use workload::{Op, Workload, key_name};
 
 /// Keys per batch put during the warm-up.
@@ -316,6 +323,9 @@ pub async fn run_bench(
         errors: AtomicU64::new(0),
         latency_us: Mutex::new(new_histogram()),
     });
+    // The first clients are one per server, in -server order.
+    let targets = &clients[..config.servers.len().min(clients.len())];
+    let server_before = sample_all(targets).await;
     let started = Instant::now();
     let deadline = started + config.duration;
     let mut workers = JoinSet::new();
@@ -383,12 +393,15 @@ pub async fn run_bench(
             first_error = result.first_error;
         }
     }
+    let elapsed = started.elapsed();
+    let server = ServerUsage::between(server_before, sample_all(targets).await);
     Ok(BenchReport {
-        elapsed: started.elapsed(),
+        elapsed,
         reads,
         writes,
         first_error,
         warmup,
+        server,
     })
 }
 

@@ -7,6 +7,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::BenchConfig;
+use super::server::{NodeUsage, ServerUsage};
 
 /// Latencies are recorded in microseconds, from 1 µs to a minute, to 3 significant digits.
 pub fn new_histogram() -> Histogram<u64> {
@@ -76,6 +77,8 @@ pub struct BenchReport {
     /// The first error seen, to tell what went wrong.
     pub first_error: Option<String>,
     pub warmup: Option<WarmupReport>,
+    /// What the target nodes spent: CPU time and threads.
+    pub server: ServerUsage,
 }
 
 impl BenchReport {
@@ -139,6 +142,27 @@ pub fn render_text(config: &BenchConfig, report: &BenchReport) -> String {
         report.writes.total()
     );
     let _ = writeln!(out, "Throughput:  {:.1} ops/s", report.ops_per_sec());
+    let nodes = report.server.nodes.len();
+    let over = format!("over {nodes} node{}", if nodes == 1 { "" } else { "s" });
+    match report.server.cpu_seconds() {
+        Ok(seconds) => match report.server.cpu_us_per_op(report.total_ops()) {
+            Some(us) => {
+                let _ = writeln!(out, "Server CPU:  {us:.1} µs/op ({seconds:.2} s {over})");
+            }
+            None => {
+                let _ = writeln!(out, "Server CPU:  {seconds:.2} s {over} (no operations)");
+            }
+        },
+        Err(reason) => {
+            let _ = writeln!(out, "Server CPU:  unavailable ({reason})");
+        }
+    }
+    if let Some(threads) = report.server.threads_max() {
+        let _ = writeln!(
+            out,
+            "Threads:     {threads} per node at most (at the end of the run)"
+        );
+    }
     let _ = writeln!(
         out,
         "Errors:      {} ({} reads, {} writes)",
@@ -172,8 +196,12 @@ pub fn render_text(config: &BenchConfig, report: &BenchReport) -> String {
 }
 
 /// The final report as one JSON object: the settings, then `total_ops`, `ops_per_sec`,
-/// `errors`, `elapsed_secs`, `first_error`, `warmup` and for `reads` and `writes` the counts
-/// `ok` and `errors` and the latencies `p50_us`, `p99_us`, `p999_us`, `max_us`, `mean_us`.
+/// `errors`, `elapsed_secs`, `first_error`, `warmup`; the servers' `server_cpu_seconds`,
+/// `server_cpu_us_per_op`, `server_threads_max` (each `null` when unknown),
+/// `server_cpu_error` (why they are unknown, else `null`) and `server_nodes` (per node
+/// `server`, `cpu_seconds_before`, `cpu_seconds_after`, `cpu_seconds`, `threads_before`,
+/// `threads_after`, `error`); and for `reads` and `writes` the counts `ok` and `errors` and
+/// the latencies `p50_us`, `p99_us`, `p999_us`, `max_us`, `mean_us`.
 pub fn render_json(config: &BenchConfig, report: &BenchReport) -> String {
     #[derive(Serialize)]
     struct Latency {
@@ -201,6 +229,11 @@ pub fn render_json(config: &BenchConfig, report: &BenchReport) -> String {
         errors: u64,
         first_error: Option<&'a str>,
         warmup: Option<&'a WarmupReport>,
+        server_cpu_seconds: Option<f64>,
+        server_cpu_us_per_op: Option<f64>,
+        server_threads_max: Option<u64>,
+        server_cpu_error: Option<String>,
+        server_nodes: &'a [NodeUsage],
         reads: Latency,
         writes: Latency,
     }
@@ -231,6 +264,11 @@ pub fn render_json(config: &BenchConfig, report: &BenchReport) -> String {
         errors: report.errors(),
         first_error: report.first_error.as_deref(),
         warmup: report.warmup.as_ref(),
+        server_cpu_seconds: report.server.cpu_seconds().ok(),
+        server_cpu_us_per_op: report.server.cpu_us_per_op(report.total_ops()),
+        server_threads_max: report.server.threads_max(),
+        server_cpu_error: report.server.cpu_seconds().err(),
+        server_nodes: &report.server.nodes,
         reads: latency(&report.reads),
         writes: latency(&report.writes),
     })
@@ -251,6 +289,7 @@ pub fn render_progress(elapsed: Duration, ops_per_sec: f64, errors: u64, p99_us:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::server::ProcessSample;
     use crate::types::Consistency;
 
     fn stats(latencies_us: &[u64], errors: u64) -> OpStats {
@@ -287,6 +326,42 @@ mod tests {
                 failed_keys: 0,
                 elapsed: Duration::from_millis(1500),
             }),
+            server: ServerUsage::between(
+                vec![
+                    ("localhost:8080".into(), sample(1.0, 30)),
+                    ("localhost:8081".into(), sample(2.0, 31)),
+                ],
+                vec![
+                    ("localhost:8080".into(), sample(1.25, 33)),
+                    ("localhost:8081".into(), sample(2.25, 32)),
+                ],
+            ),
+        }
+    }
+
+    fn sample(cpu_seconds: f64, threads: u64) -> Result<ProcessSample, String> {
+        Ok(ProcessSample {
+            cpu_seconds,
+            threads: Some(threads),
+        })
+    }
+
+    /// The report of a run against a node whose metrics could not be read.
+    fn report_without_server_metrics() -> BenchReport {
+        let unreadable =
+            || {
+                vec![
+                ("localhost:8080".into(), sample(1.0, 30)),
+                (
+                    "localhost:8081".into(),
+                    Err("GET /metrics from server localhost:8081 failed (HTTP 404): no such path"
+                        .into()),
+                ),
+            ]
+            };
+        BenchReport {
+            server: ServerUsage::between(unreadable(), unreadable()),
+            ..report()
         }
     }
 
@@ -302,6 +377,7 @@ mod tests {
             writes: OpStats::default(),
             first_error: None,
             warmup: None,
+            server: ServerUsage::default(),
         };
         assert_eq!(empty.ops_per_sec(), 0.0);
     }
@@ -325,6 +401,8 @@ mod tests {
              \n\
              Total ops:   7 (5 reads, 2 writes)\n\
              Throughput:  3.5 ops/s\n\
+             Server CPU:  71428.6 µs/op (0.50 s over 2 nodes)\n\
+             Threads:     33 per node at most (at the end of the run)\n\
              Errors:      1 (1 reads, 0 writes)\n\
              First error: get failed: boom\n\
              \n\
@@ -332,6 +410,20 @@ mod tests {
              reads                 4     1.000     4.001     4.001     4.001\n\
              writes                2     0.500     3.001     3.001     3.001\n"
         );
+    }
+
+    #[test]
+    fn text_report_without_server_metrics() {
+        let text = render_text(&config(), &report_without_server_metrics());
+        assert!(
+            text.contains(
+                "Throughput:  3.5 ops/s\n\
+                 Server CPU:  unavailable (GET /metrics from server localhost:8081 failed (HTTP 404): no such path)\n\
+                 Errors:      1 (1 reads, 0 writes)\n"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("Threads:"), "{text}");
     }
 
     #[test]
@@ -359,6 +451,45 @@ mod tests {
         assert_eq!(json["reads"]["max_us"], 4001);
         assert_eq!(json["reads"]["mean_us"], 2000.25);
         assert_eq!(json["writes"]["p99_us"], 3001);
+        assert_eq!(json["server_cpu_seconds"], 0.5);
+        // serde_json reads floats back to within an ulp or two.
+        let per_op = json["server_cpu_us_per_op"].as_f64().unwrap();
+        assert!((per_op - 0.5 * 1e6 / 7.0).abs() < 1e-6, "{json}");
+        assert_eq!(json["server_threads_max"], 33);
+        assert_eq!(json["server_cpu_error"], serde_json::Value::Null);
+        assert_eq!(
+            json["server_nodes"][1],
+            serde_json::json!({
+                "server": "localhost:8081",
+                "cpu_seconds_before": 2.0,
+                "cpu_seconds_after": 2.25,
+                "cpu_seconds": 0.25,
+                "threads_before": 31,
+                "threads_after": 32,
+                "error": null,
+            })
+        );
+    }
+
+    #[test]
+    fn json_report_without_server_metrics() {
+        let json: serde_json::Value =
+            serde_json::from_str(&render_json(&config(), &report_without_server_metrics()))
+                .unwrap();
+        assert_eq!(json["server_cpu_seconds"], serde_json::Value::Null);
+        assert_eq!(json["server_cpu_us_per_op"], serde_json::Value::Null);
+        assert_eq!(json["server_threads_max"], serde_json::Value::Null);
+        assert_eq!(
+            json["server_cpu_error"],
+            "GET /metrics from server localhost:8081 failed (HTTP 404): no such path"
+        );
+        assert_eq!(json["server_nodes"][0]["cpu_seconds"], 0.0);
+        assert_eq!(
+            json["server_nodes"][1]["cpu_seconds_before"],
+            serde_json::Value::Null
+        );
+        // The run itself is reported as usual.
+        assert_eq!(json["total_ops"], 7);
     }
 
     #[test]
