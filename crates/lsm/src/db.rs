@@ -6,11 +6,23 @@
 //! locks. Writers change it by building the next one and swapping it in under a short write lock.
 //!
 //! # Writes
-//! Writers queue up; the writer at the head becomes the leader, takes a group of queued batches,
-//! assigns their sequence numbers, appends them to the WAL with one write, syncs once if any of
-//! them needs it, inserts them into the memtable, and publishes the new last sequence number. Only
-//! then are the writers of the group acknowledged. A reader uses the published sequence number as
-//! its snapshot, so it sees whole batches or nothing.
+//! A writer applies its batch on its own thread, under the WAL lock: it assigns the batch's
+//! sequence numbers, appends it to the WAL, inserts it into the memtable and publishes the new
+//! last sequence number (a few microseconds). A reader uses the published sequence number as its
+//! snapshot, so it sees whole batches or nothing.
+//!
+//! Durability is a separate step (group commit): a batch that must be synced gets a [`Durable`]
+//! for its last sequence number, which resolves once an `fdatasync` that started after the
+//! append has finished. One sync covers every batch appended before it began, so concurrent
+//! writers share it. [`Db::write`] waits for it on the caller's thread (running the sync itself
+//! when none is under way); [`Db::write_nowait`] hands the wait to the caller as a future,
+//! resolved by the `distkv-wal-sync` thread, so an async caller parks no thread per write.
+//! Because the WAL is a log, a batch is durable only after every batch appended before it is: a
+//! write that read an unsynced one (a read-modify-write) is never durable without it.
+//!
+//! A batch is visible to readers before it is durable. A reader may therefore see a write whose
+//! sync is still running; if the machine crashes before it ends, that write (never acknowledged
+//! to its writer) is gone.
 //!
 //! # Backpressure
 //! When the active memtable is full the leader switches to a new one and a new WAL file. When the
@@ -23,12 +35,13 @@
 //! what they held to an L0 table, records the result in a new manifest, and only then deletes the
 //! replayed logs and any file the manifest does not name.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::Waker;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -50,9 +63,6 @@ use crate::stats::{LevelStats, Stats, StatsInner};
 use crate::types::{self, SeqNo, ValueKind};
 use crate::version::{self, Manifest, Version, VersionEdit};
 
-/// Batches a leader takes into one group, by encoded size.
-const MAX_GROUP_BYTES: usize = 1 << 20;
-
 /// The readable state of the engine at one moment.
 struct SuperVersion {
     mem: Arc<MemTable>,
@@ -69,13 +79,134 @@ struct WalState {
     dirty: bool,
 }
 
-/// Queued writes waiting for a leader.
+/// Group commit: how far the WAL is synced, who waits for more, and whether a sync runs.
 #[derive(Default)]
-struct CommitQueue {
-    pending: VecDeque<(u64, WriteBatch, bool)>,
-    results: HashMap<u64, Result<()>>,
-    leader_active: bool,
-    next_id: u64,
+struct SyncState {
+    /// Every batch with sequence numbers at or below this is durable.
+    synced: SeqNo,
+    /// The highest sequence number a writer waits to see synced.
+    requested: SeqNo,
+    /// A sync round is running (on the sync thread or a blocking writer).
+    syncing: bool,
+    /// A sync failed: every waiter gets this error, and no sync is tried again.
+    failed: Option<Error>,
+    /// The engine is closing: the sync thread ends once nothing is requested.
+    stop: bool,
+    /// Futures waiting, by (sequence number, waiter id).
+    waiters: BTreeMap<(SeqNo, u64), Waker>,
+    next_waiter: u64,
+}
+
+impl SyncState {
+    /// Records that everything up to `seq` is durable; returns the wakers to wake (outside the
+    /// lock).
+    fn advance(&mut self, seq: SeqNo) -> Vec<Waker> {
+        self.synced = self.synced.max(seq);
+        let later = self.waiters.split_off(&(self.synced + 1, 0));
+        std::mem::replace(&mut self.waiters, later)
+            .into_values()
+            .collect()
+    }
+
+    fn fail(&mut self, e: &Error) -> Vec<Waker> {
+        self.failed.get_or_insert_with(|| duplicate(e));
+        std::mem::take(&mut self.waiters).into_values().collect()
+    }
+}
+
+/// What [`Db::write_nowait`] did with a batch.
+#[must_use]
+pub enum Submitted {
+    /// Applied and visible; durable once the [`Durable`] resolves.
+    Applied(Durable),
+    /// Not applied: the engine must wait for a flush or compaction before taking it (a write
+    /// stall), which would block the caller. Write it with [`Db::write`] on a thread that may
+    /// block.
+    WouldStall(WriteBatch),
+}
+
+/// The durability of an applied batch: a future (and a blocking [`Durable::wait`]) that
+/// resolves once the batch is synced as the sync policy and its [`WriteOptions`] ask, or fails
+/// when the sync fails. Dropping it does not undo the write.
+#[must_use]
+pub struct Durable {
+    shared: Arc<Shared>,
+    /// The sequence number to see synced; 0 when nothing needs syncing.
+    seq: SeqNo,
+    /// Set once registered as a waiter.
+    waiter: Option<u64>,
+}
+
+impl Durable {
+    /// Whether the batch is already durable (or its sync failed: see [`Durable::wait`]).
+    pub fn is_done(&self) -> bool {
+        let st = self.shared.sync.lock();
+        st.synced >= self.seq || st.failed.is_some()
+    }
+
+    /// Blocks until the batch is durable, running the sync on this thread when no other sync
+    /// is under way.
+    pub fn wait(self) -> Result<()> {
+        let s = &*self.shared;
+        loop {
+            {
+                let mut st = s.sync.lock();
+                if st.synced >= self.seq {
+                    return Ok(());
+                }
+                if let Some(e) = &st.failed {
+                    return Err(duplicate(e));
+                }
+                if st.syncing {
+                    s.synced_cv.wait(&mut st);
+                    continue;
+                }
+            }
+            s.sync_round();
+        }
+    }
+}
+
+impl std::future::Future for Durable {
+    type Output = Result<()>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<()>> {
+        let this = &mut *self;
+        let mut st = this.shared.sync.lock();
+        if st.synced >= this.seq {
+            return std::task::Poll::Ready(Ok(()));
+        }
+        if let Some(e) = &st.failed {
+            return std::task::Poll::Ready(Err(duplicate(e)));
+        }
+        let id = match this.waiter {
+            Some(id) => id,
+            None => {
+                st.next_waiter += 1;
+                this.waiter = Some(st.next_waiter);
+                st.next_waiter
+            }
+        };
+        st.waiters.insert((this.seq, id), cx.waker().clone());
+        std::task::Poll::Pending
+    }
+}
+
+impl Drop for Durable {
+    fn drop(&mut self) {
+        if let Some(id) = self.waiter {
+            self.shared.sync.lock().waiters.remove(&(self.seq, id));
+        }
+    }
+}
+
+impl std::fmt::Debug for Durable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Durable").field("seq", &self.seq).finish()
+    }
 }
 
 /// Coordination with the background workers.
@@ -96,8 +227,12 @@ struct Shared {
     visible_seq: AtomicU64,
     next_file: AtomicU64,
     wal: Mutex<WalState>,
-    queue: Mutex<CommitQueue>,
-    queue_cv: Condvar,
+    /// Lock order: `wal` before `sync` when both are held.
+    sync: Mutex<SyncState>,
+    /// Wakes the sync thread when a sync is requested.
+    sync_cv: Condvar,
+    /// Wakes blocking writers when a sync round ends.
+    synced_cv: Condvar,
     /// Held while a manifest edit is written and its version installed.
     manifest: Mutex<Manifest>,
     /// Held by whoever runs a compaction (the worker or `compact_range`).
@@ -225,6 +360,7 @@ impl Db {
         for (name, work) in [
             ("distkv-flush", flush_worker as fn(&Shared)),
             ("distkv-compact", compaction_worker as fn(&Shared)),
+            ("distkv-wal-sync", sync_worker as fn(&Shared)),
         ] {
             let s = Arc::clone(&shared);
             let t = std::thread::Builder::new()
@@ -283,7 +419,9 @@ impl Db {
         self.write(b, opts)
     }
 
-    /// Applies a batch atomically.
+    /// Applies a batch atomically and returns once it is durable as the sync policy and `opts`
+    /// ask. Blocks while the engine stalls writes (flushes or compactions behind) and while the
+    /// WAL syncs.
     pub fn write(&self, batch: WriteBatch, opts: &WriteOptions) -> Result<()> {
         self.check_open()?;
         let s = self.shared();
@@ -292,9 +430,74 @@ impl Db {
             return Ok(());
         }
         let started = Instant::now();
-        let r = s.commit(batch, opts.sync);
+        let r = match self.submit(batch, opts.sync, true) {
+            Ok(Submitted::Applied(durable)) => durable.wait(),
+            Ok(Submitted::WouldStall(_)) => unreachable!("a write that may wait never stalls out"),
+            Err(e) => Err(e),
+        };
         s.stats.write_latency.record(started.elapsed());
         r
+    }
+
+    /// Applies a batch atomically on this thread without blocking for long: no sync, no stall.
+    /// The batch is visible to reads when this returns; [`Submitted::Applied`] holds a
+    /// [`Durable`] to await before acknowledging it. When the engine would have to wait for
+    /// background work first, nothing is applied and the batch comes back in
+    /// [`Submitted::WouldStall`].
+    pub fn write_nowait(&self, batch: WriteBatch, opts: &WriteOptions) -> Result<Submitted> {
+        self.check_open()?;
+        let s = self.shared();
+        s.validate_batch(&batch)?;
+        if batch.is_empty() {
+            return Ok(Submitted::Applied(self.durable_now()));
+        }
+        self.submit(batch, opts.sync, false)
+    }
+
+    /// A [`Durable`] for everything visible now: resolves once all of it is synced (at once
+    /// when the sync policy does not sync every commit). A caller that acknowledges what it
+    /// read, without writing, awaits this so that it never acknowledges an unsynced write.
+    pub fn durable_now(&self) -> Durable {
+        let s = self.shared();
+        let seq = if s.opts.sync == SyncPolicy::EveryCommit {
+            s.visible_seq.load(Ordering::Acquire)
+        } else {
+            0
+        };
+        s.request_sync(seq);
+        Durable {
+            shared: Arc::clone(&self.handle.shared),
+            seq,
+            waiter: None,
+        }
+    }
+
+    fn submit(&self, batch: WriteBatch, sync: bool, may_wait: bool) -> Result<Submitted> {
+        let s = self.shared();
+        let seq = match s.apply(batch, sync, may_wait)? {
+            Ok(seq) => seq,
+            Err(batch) => return Ok(Submitted::WouldStall(batch)),
+        };
+        Ok(Submitted::Applied(Durable {
+            shared: Arc::clone(&self.handle.shared),
+            seq,
+            waiter: None,
+        }))
+    }
+
+    /// The value of `key` if the memtables, the tables' filters and the block cache can answer
+    /// without reading the disk; [`Cached::NeedsIo`] otherwise (then use [`Db::get`] where
+    /// blocking is allowed).
+    pub fn get_cached(&self, key: &[u8]) -> Result<Cached> {
+        self.check_open()?;
+        let s = self.shared();
+        s.validate_key(key)?;
+        let sv = s.current();
+        let seq = s.visible_seq.load(Ordering::Acquire);
+        match s.lookup(&sv, seq, key, false)? {
+            Probe::NeedsIo => Ok(Cached::NeedsIo),
+            found => Ok(Cached::Hit(s.found_value(found))),
+        }
     }
 
     /// The value of `key`, or `None` if it has none.
@@ -418,17 +621,28 @@ impl Handle {
             bg.stop = true;
             s.bg_cv.notify_all();
         }
+        {
+            let mut st = s.sync.lock();
+            st.stop = true;
+            s.sync_cv.notify_all();
+        }
         for t in self.threads.lock().drain(..) {
             if t.join().is_err() {
                 tracing::error!("a background worker panicked");
             }
         }
-        // Wait for any leader in flight, then make the WAL durable.
+        // Wait for any writer in flight, then make the WAL durable; waiters resolve either way.
         let mut wal = s.wal.lock();
         if s.opts.sync != SyncPolicy::Never || wal.dirty {
-            wal.writer.sync()?;
+            if let Err(e) = wal.writer.sync() {
+                let wake = s.sync.lock().fail(&e);
+                s.synced_cv.notify_all();
+                wake.into_iter().for_each(Waker::wake);
+                return Err(e);
+            }
             wal.dirty = false;
         }
+        s.synced_under_lock(&wal);
         Ok(())
     }
 }
@@ -490,87 +704,35 @@ impl Shared {
 
     // ---- write path ----
 
-    fn commit(&self, batch: WriteBatch, sync: bool) -> Result<()> {
-        let mut q = self.queue.lock();
-        if !q.leader_active && q.pending.is_empty() {
-            // Nobody else is writing: lead a group of one without queueing.
-            q.leader_active = true;
-            drop(q);
-            let result = self.commit_group(&mut [(0, batch, sync)]);
-            let mut q = self.queue.lock();
-            q.leader_active = false;
-            if !q.pending.is_empty() {
-                self.queue_cv.notify_all();
-            }
-            return result;
-        }
-        let id = q.next_id;
-        q.next_id += 1;
-        q.pending.push_back((id, batch, sync));
-        loop {
-            if let Some(r) = q.results.remove(&id) {
-                return r;
-            }
-            if !q.leader_active {
-                q.leader_active = true;
-                let mut group = Vec::new();
-                let mut bytes = 0;
-                while let Some((_, b, _)) = q.pending.front() {
-                    if !group.is_empty() && bytes + b.size_bytes() > MAX_GROUP_BYTES {
-                        break;
-                    }
-                    bytes += b.size_bytes();
-                    group.extend(q.pending.pop_front());
-                }
-                drop(q);
-                let result = self.commit_group(&mut group);
-                q = self.queue.lock();
-                for (gid, _, _) in &group {
-                    let r = match &result {
-                        Ok(()) => Ok(()),
-                        Err(e) => Err(duplicate(e)),
-                    };
-                    q.results.insert(*gid, r);
-                }
-                q.leader_active = false;
-                self.queue_cv.notify_all();
-                continue;
-            }
-            self.queue_cv.wait(&mut q);
-        }
-    }
-
-    fn commit_group(&self, group: &mut [(u64, WriteBatch, bool)]) -> Result<()> {
+    /// Applies a batch under the WAL lock: sequence numbers, WAL append, memtable, publish.
+    /// Returns the sequence number to see synced before the batch is durable (0: none needed),
+    /// or the batch when applying it would have to wait and `may_wait` is false.
+    fn apply(
+        &self,
+        mut batch: WriteBatch,
+        sync: bool,
+        may_wait: bool,
+    ) -> Result<std::result::Result<SeqNo, WriteBatch>> {
         let mut wal = self.wal.lock();
-        self.make_room(&mut wal)?;
-        // Only tombstones need the time; skip the clock read for put-only groups.
-        let now = if group.iter().any(|(_, b, _)| b.has_deletes()) {
+        if !self.make_room(&mut wal, may_wait)? {
+            return Ok(Err(batch));
+        }
+        // Only tombstones need the time; skip the clock read for put-only batches.
+        let now = if batch.has_deletes() {
             self.opts.clock.now_millis()
         } else {
             0
         };
         let first_seq = wal.last_seq + 1;
-        let mut seq = first_seq;
-        let mut need_sync = self.opts.sync == SyncPolicy::EveryCommit;
-        let mut user_bytes = 0u64;
-        for (_, b, sync) in group.iter_mut() {
-            b.seal(seq, now);
-            seq += b.len() as u64;
-            need_sync |= *sync;
-            user_bytes += b.size_bytes() as u64;
-        }
-        if let SyncPolicy::Interval(d) = self.opts.sync
-            && wal.last_sync.elapsed() >= d
-        {
-            need_sync = true;
-        }
-        // A failed append or sync leaves the WAL in an unknown state (the records may be on disk
-        // in part, and the sequence numbers must not be reused): stop taking writes, as RocksDB
+        batch.seal(first_seq, now);
+        let last_seq = first_seq + batch.len() as u64 - 1;
+        let need_sync = sync || self.opts.sync == SyncPolicy::EveryCommit;
+        let interval_due =
+            matches!(self.opts.sync, SyncPolicy::Interval(d) if wal.last_sync.elapsed() >= d);
+        // A failed append leaves the WAL in an unknown state (the record may be on disk in
+        // part, and the sequence numbers must not be reused): stop taking writes, as RocksDB
         // does, until the database is reopened and replays what the WAL really holds.
-        let written = match wal
-            .writer
-            .append(group.iter().map(|(_, b, _)| b.payload()), need_sync)
-        {
+        let written = match wal.writer.append([batch.payload()], need_sync) {
             Ok(n) => n,
             Err(e) => {
                 self.set_background_error(&e);
@@ -578,45 +740,105 @@ impl Shared {
             }
         };
         wal.dirty = true;
-        if need_sync {
-            if let Err(e) = wal.writer.sync() {
-                self.set_background_error(&e);
-                return Err(e);
-            }
-            wal.last_sync = Instant::now();
-            wal.dirty = false;
-            self.stats.add(&self.stats.wal_syncs, 1);
-        }
         let mem = Arc::clone(&self.state.read().mem);
         let (mut puts, mut deletes) = (0, 0);
-        for (_, b, _) in group.iter() {
-            // The batch was encoded by us and validated; it decodes.
-            for_each_entry(b.payload(), |e| match e.kind {
-                ValueKind::Put => {
-                    puts += 1;
-                    mem.insert(e.key, e.seq, e.kind, e.value);
-                }
-                ValueKind::Delete => {
-                    deletes += 1;
-                    mem.insert(e.key, e.seq, e.kind, &types::tombstone_value(now));
-                }
-            })
-            .ok_or(Error::Background("a sealed batch failed to decode".into()))?;
-        }
-        wal.last_seq = seq - 1;
-        self.visible_seq.store(wal.last_seq, Ordering::Release);
+        // The batch was encoded by us and validated; it decodes.
+        for_each_entry(batch.payload(), |e| match e.kind {
+            ValueKind::Put => {
+                puts += 1;
+                mem.insert(e.key, e.seq, e.kind, e.value);
+            }
+            ValueKind::Delete => {
+                deletes += 1;
+                mem.insert(e.key, e.seq, e.kind, &types::tombstone_value(now));
+            }
+        })
+        .ok_or(Error::Background("a sealed batch failed to decode".into()))?;
+        wal.last_seq = last_seq;
+        self.visible_seq.store(last_seq, Ordering::Release);
+        drop(wal);
         let st = &self.stats;
         st.add(&st.wal_bytes_written, written);
-        st.add(&st.user_bytes_written, user_bytes);
+        st.add(&st.user_bytes_written, batch.size_bytes() as u64);
         st.add(&st.puts, puts);
         st.add(&st.deletes, deletes);
-        st.add(&st.batches, group.len() as u64);
-        Ok(())
+        st.add(&st.batches, 1);
+        if need_sync {
+            self.request_sync(last_seq);
+            Ok(Ok(last_seq))
+        } else {
+            if interval_due {
+                // The interval policy's sync runs off the write path.
+                self.request_sync(last_seq);
+            }
+            Ok(Ok(0))
+        }
+    }
+
+    /// Asks the sync thread to sync the WAL up to `seq` (nothing for 0 or what is synced).
+    fn request_sync(&self, seq: SeqNo) {
+        let mut st = self.sync.lock();
+        if seq <= st.synced || seq <= st.requested {
+            return;
+        }
+        st.requested = seq;
+        if !st.syncing {
+            self.sync_cv.notify_one();
+        }
+    }
+
+    /// Runs one sync of the WAL, covering every batch appended before it starts, unless one is
+    /// running already. Wakes the waiters it makes durable.
+    fn sync_round(&self) {
+        {
+            let mut st = self.sync.lock();
+            if st.syncing || st.failed.is_some() {
+                return;
+            }
+            st.syncing = true;
+        }
+        let (seq, pending) = {
+            let mut wal = self.wal.lock();
+            wal.dirty = false;
+            wal.last_sync = Instant::now();
+            (wal.last_seq, wal.writer.begin_sync())
+        };
+        let result = pending.run();
+        let wake = {
+            let mut st = self.sync.lock();
+            st.syncing = false;
+            match &result {
+                Ok(()) => st.advance(seq),
+                Err(e) => st.fail(e),
+            }
+        };
+        match result {
+            Ok(()) => self.stats.add(&self.stats.wal_syncs, 1),
+            // The WAL's state on disk is unknown: stop taking writes.
+            Err(e) => self.set_background_error(&e),
+        }
+        self.synced_cv.notify_all();
+        // The sync thread may have waited for this round to end.
+        self.sync_cv.notify_one();
+        for w in wake {
+            w.wake();
+        }
+    }
+
+    /// Records a sync made under the WAL lock (when switching WAL files or closing).
+    fn synced_under_lock(&self, wal: &WalState) {
+        let wake = self.sync.lock().advance(wal.last_seq);
+        self.synced_cv.notify_all();
+        for w in wake {
+            w.wake();
+        }
     }
 
     /// Switches to a new memtable when the active one is full, waiting for flushes and
     /// compactions when they fall too far behind.
-    fn make_room(&self, wal: &mut WalState) -> Result<()> {
+    /// Returns false, having waited for nothing, when it would have to wait and `may_wait` is
+    /// false.
+    fn make_room(&self, wal: &mut WalState, may_wait: bool) -> Result<bool> {
         let mut slowed = false;
         loop {
             let sv = self.current();
@@ -631,6 +853,9 @@ impl Shared {
             }
             let l0 = sv.version.levels[0].len();
             if l0 >= self.opts.l0_slowdown_trigger && !slowed && l0 < self.opts.l0_stop_trigger {
+                if !may_wait {
+                    return Ok(false);
+                }
                 slowed = true;
                 self.stats.add(&self.stats.write_slowdowns, 1);
                 std::thread::sleep(Duration::from_millis(1));
@@ -640,13 +865,16 @@ impl Shared {
             let too_many_imms = sv.imms.len() >= self.opts.max_immutable_memtables();
             let l0_stop = l0 >= self.opts.l0_stop_trigger;
             if (full && too_many_imms) || l0_stop {
+                if !may_wait {
+                    return Ok(false);
+                }
                 self.stall_until_progress()?;
                 continue;
             }
             if full {
                 self.switch_memtable(wal, &sv)?;
             }
-            return Ok(());
+            return Ok(true);
         }
     }
 
@@ -718,6 +946,7 @@ impl Shared {
         version::sync_dir(&self.dir)?;
         if self.opts.sync != SyncPolicy::Never || wal.dirty {
             wal.writer.sync()?;
+            self.synced_under_lock(wal);
         }
         wal.writer = writer;
         wal.dirty = false;
@@ -861,52 +1090,57 @@ impl Shared {
     // ---- read path ----
 
     fn get_at(&self, sv: &SuperVersion, seq: SeqNo, key: &[u8]) -> Result<Option<Bytes>> {
+        let found = self.lookup(sv, seq, key, true)?;
+        Ok(self.found_value(found))
+    }
+
+    /// The value a finished lookup found, counted in the statistics.
+    fn found_value(&self, found: Probe) -> Option<Bytes> {
         let st = &self.stats;
         st.add(&st.gets, 1);
-        let found = self.lookup(sv, seq, key)?;
         let value = match found {
-            Some((ValueKind::Put, v)) => Some(v),
+            Probe::Found(ValueKind::Put, v) => Some(v),
             _ => None,
         };
         if let Some(v) = &value {
             st.add(&st.gets_found, 1);
             st.add(&st.user_bytes_read, v.len() as u64);
         }
-        Ok(value)
+        value
     }
 
-    fn lookup(
-        &self,
-        sv: &SuperVersion,
-        seq: SeqNo,
-        key: &[u8],
-    ) -> Result<Option<(ValueKind, Bytes)>> {
-        if let Some(hit) = sv.mem.get(key, seq) {
-            return Ok(Some(hit));
+    /// Finds the newest entry of `key` at or below `seq`. Without `io`, stops with
+    /// [`Probe::NeedsIo`] where a data block would have to be read from disk.
+    fn lookup(&self, sv: &SuperVersion, seq: SeqNo, key: &[u8], io: bool) -> Result<Probe> {
+        if let Some((kind, v)) = sv.mem.get(key, seq) {
+            return Ok(Probe::Found(kind, v));
         }
         for m in &sv.imms {
-            if let Some(hit) = m.get(key, seq) {
-                return Ok(Some(hit));
+            if let Some((kind, v)) = m.get(key, seq) {
+                return Ok(Probe::Found(kind, v));
             }
         }
         let hash = bloom::hash_key(key);
         for t in &sv.version.levels[0] {
-            if t.covers(key)
-                && let Some(hit) = t.get(key, hash, seq)?
-            {
-                return Ok(Some(hit));
+            if t.covers(key) {
+                match t.get(key, hash, seq, io)? {
+                    Probe::Absent => {}
+                    found => return Ok(found),
+                }
             }
         }
         for level in &sv.version.levels[1..] {
             let i = level.partition_point(|t| types::user_key(t.largest()) < key);
             if let Some(t) = level.get(i)
                 && t.covers(key)
-                && let Some(hit) = t.get(key, hash, seq)?
             {
-                return Ok(Some(hit));
+                match t.get(key, hash, seq, io)? {
+                    Probe::Absent => {}
+                    found => return Ok(found),
+                }
             }
         }
-        Ok(None)
+        Ok(Probe::Absent)
     }
 
     fn iter_at(
@@ -1404,7 +1638,7 @@ fn wal_map_bytes(opts: &Options) -> u64 {
     opts.memtable_bytes as u64 + (1 << 20)
 }
 
-/// Copies an error for every writer of a failed group.
+/// Copies an error for every writer waiting for a failed sync.
 fn duplicate(e: &Error) -> Error {
     match e {
         Error::Io { path, source } => Error::Io {
@@ -1475,18 +1709,34 @@ fn flush_worker(s: &Shared) {
 }
 
 fn sync_if_due(s: &Shared, interval: Duration) {
-    if let Some(mut wal) = s.wal.try_lock()
-        && wal.dirty
-        && wal.last_sync.elapsed() >= interval
-    {
-        match wal.writer.sync() {
-            Ok(()) => {
-                wal.dirty = false;
-                wal.last_sync = Instant::now();
-                s.stats.add(&s.stats.wal_syncs, 1);
+    let due = {
+        let wal = s.wal.lock();
+        wal.dirty && wal.last_sync.elapsed() >= interval
+    };
+    if due {
+        s.sync_round();
+    }
+}
+
+/// Runs the syncs that writers ask for ([`Db::write_nowait`] and the interval policy); waiting
+/// writers that run their own ([`Durable::wait`]) and this thread share the rounds.
+fn sync_worker(s: &Shared) {
+    loop {
+        {
+            let mut st = s.sync.lock();
+            while (st.requested <= st.synced || st.syncing || st.failed.is_some()) && !st.stop {
+                s.sync_cv.wait(&mut st);
             }
-            Err(e) => s.set_background_error(&e),
+            if st.stop && (st.requested <= st.synced || st.failed.is_some()) {
+                return;
+            }
+            if st.syncing {
+                // Stopping while a writer's round runs: wait for it, then look again.
+                s.synced_cv.wait(&mut st);
+                continue;
+            }
         }
+        s.sync_round();
     }
 }
 
@@ -1704,8 +1954,12 @@ fn recover(dir: &Path, opts: Options, ctx: TableContext, stats: Arc<StatsInner>)
             last_sync: Instant::now(),
             dirty: false,
         }),
-        queue: Mutex::new(CommitQueue::default()),
-        queue_cv: Condvar::new(),
+        sync: Mutex::new(SyncState {
+            synced: last_seq,
+            ..SyncState::default()
+        }),
+        sync_cv: Condvar::new(),
+        synced_cv: Condvar::new(),
         manifest: Mutex::new(manifest),
         compaction_lock: Mutex::new(()),
         bg: Mutex::new(Background::default()),
@@ -1717,6 +1971,23 @@ fn recover(dir: &Path, opts: Options, ctx: TableContext, stats: Arc<StatsInner>)
         stats,
         opts,
     })
+}
+
+/// What a lookup found in one place, or in the whole engine.
+pub(crate) enum Probe {
+    Found(ValueKind, Bytes),
+    Absent,
+    /// Answering needs a data block that is not in the block cache.
+    NeedsIo,
+}
+
+/// The answer of [`Db::get_cached`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cached {
+    /// The value (or its absence), found without reading the disk.
+    Hit(Option<Bytes>),
+    /// The answer needs a read from disk: ask [`Db::get`] on a thread that may block.
+    NeedsIo,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -50,7 +50,7 @@ mod types;
 mod version;
 
 pub use batch::WriteBatch;
-pub use db::{Checkpoint, Db, Snapshot};
+pub use db::{Cached, Checkpoint, Db, Durable, Snapshot, Submitted};
 pub use error::{CorruptionKind, Error, Result};
 pub use iter::DbIterator;
 pub use options::{

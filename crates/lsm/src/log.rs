@@ -22,6 +22,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::coding::{u32_at, u64_at};
 use crate::error::{CorruptionKind, Error, IoContext, Result};
@@ -46,7 +47,8 @@ fn record_crc(len_and_number: &[u8], payload: &[u8]) -> u32 {
 /// `pwrite` into pre-zeroed blocks. Both paths share the page cache, and `fdatasync` makes both
 /// durable.
 pub(crate) struct LogWriter {
-    file: File,
+    /// Shared with a sync running outside the writer's lock ([`Self::begin_sync`]).
+    file: Arc<File>,
     path: PathBuf,
     log_number: u64,
     offset: u64,
@@ -99,7 +101,7 @@ impl LogWriter {
 
     fn with_file(file: File, path: &Path, log_number: u64, zeroed: u64, prezero: bool) -> Self {
         LogWriter {
-            file,
+            file: Arc::new(file),
             path: path.to_path_buf(),
             log_number,
             offset: 0,
@@ -132,7 +134,7 @@ impl LogWriter {
         let map = unsafe {
             memmap2::MmapOptions::new()
                 .len(map_bytes as usize)
-                .map_mut(&self.file)
+                .map_mut(&*self.file)
         }
         .at(&self.path)?;
         self.map = Some(map);
@@ -158,7 +160,7 @@ impl LogWriter {
         // SAFETY: plain system call on an open descriptor.
         let rc = unsafe {
             libc::fallocate(
-                std::os::fd::AsRawFd::as_raw_fd(&self.file),
+                std::os::fd::AsRawFd::as_raw_fd(&*self.file),
                 libc::FALLOC_FL_KEEP_SIZE,
                 from as libc::off_t,
                 (target - from) as libc::off_t,
@@ -219,7 +221,28 @@ impl LogWriter {
     /// same page-cache pages). A log that is synced once is likely synced again, so from then on
     /// synced appends grow it in pre-zeroed chunks.
     pub(crate) fn sync(&mut self) -> Result<()> {
+        self.begin_sync().run()
+    }
+
+    /// A sync of every record appended so far that can run without the writer: appends made
+    /// while it runs may or may not be covered by it (they are by the next one).
+    pub(crate) fn begin_sync(&mut self) -> PendingSync {
         self.prezero |= self.prezero_after_sync;
+        PendingSync {
+            file: Arc::clone(&self.file),
+            path: self.path.clone(),
+        }
+    }
+}
+
+/// An `fdatasync` of a log file, taken from its writer by [`LogWriter::begin_sync`].
+pub(crate) struct PendingSync {
+    file: Arc<File>,
+    path: PathBuf,
+}
+
+impl PendingSync {
+    pub(crate) fn run(self) -> Result<()> {
         self.file.sync_data().at(&self.path)
     }
 }

@@ -6,6 +6,10 @@
 //! not lose acknowledged writes either, since they are in the kernel's page cache (through
 //! `write` or the WAL's memory mapping) before they are acknowledged.
 //!
+//! A third run writes through [`Db::write_nowait`] and acknowledges a batch only once its
+//! [`distkv_lsm::Durable`] resolves: the path async callers use, where the sync runs on the
+//! engine's own thread.
+//!
 //! `DISTKV_CRASH_CYCLES` sets the number of kills (default 4; the heavy suite runs 50) and
 //! `DISTKV_CRASH_SEED` the seed of the kill timing (printed on failure).
 
@@ -66,6 +70,7 @@ fn crash_child() {
         return;
     };
     let sync = std::env::var("DISTKV_CRASH_CHILD_SYNC").as_deref() == Ok("1");
+    let nowait = std::env::var("DISTKV_CRASH_CHILD_NOWAIT").as_deref() == Ok("1");
     let db = Db::open(&dir, options(sync)).expect("child open");
     let start = db.get(b"counter").unwrap().map_or(0, |v| {
         std::str::from_utf8(&v).unwrap().parse::<u64>().unwrap() + 1
@@ -73,10 +78,47 @@ fn crash_child() {
     let mut out = std::io::stdout().lock();
     writeln!(out, "start {start}").unwrap();
     for i in start.. {
-        db.write(batch(i), &WriteOptions { sync })
-            .expect("child write");
+        if nowait {
+            match db
+                .write_nowait(batch(i), &WriteOptions { sync })
+                .expect("child write")
+            {
+                distkv_lsm::Submitted::Applied(durable) => {
+                    wait_durable(durable);
+                }
+                distkv_lsm::Submitted::WouldStall(b) => {
+                    db.write(b, &WriteOptions { sync }).expect("child write")
+                }
+            }
+        } else {
+            db.write(batch(i), &WriteOptions { sync })
+                .expect("child write");
+        }
         writeln!(out, "ack {i}").unwrap();
         out.flush().unwrap();
+    }
+}
+
+/// Awaits a [`distkv_lsm::Durable`] as a future (not with its blocking `wait`), parking this
+/// thread until the engine's sync thread wakes it.
+fn wait_durable(durable: distkv_lsm::Durable) {
+    use std::future::Future;
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut f = std::pin::pin!(durable);
+    loop {
+        match f.as_mut().poll(&mut cx) {
+            Poll::Ready(r) => return r.expect("child sync"),
+            Poll::Pending => std::thread::park(),
+        }
     }
 }
 
@@ -126,15 +168,20 @@ fn verify(dir: &Path, acked: Option<u64>, seed: u64, cycle: usize) -> u64 {
 
 #[test]
 fn acknowledged_synced_writes_survive_sigkill() {
-    sigkill_cycles(true);
+    sigkill_cycles(true, false);
 }
 
 #[test]
 fn acknowledged_unsynced_writes_survive_sigkill_of_the_process() {
-    sigkill_cycles(false);
+    sigkill_cycles(false, false);
 }
 
-fn sigkill_cycles(sync: bool) {
+#[test]
+fn writes_acknowledged_when_their_durable_future_resolves_survive_sigkill() {
+    sigkill_cycles(true, true);
+}
+
+fn sigkill_cycles(sync: bool, nowait: bool) {
     let cycles: usize = std::env::var("DISTKV_CRASH_CYCLES")
         .ok()
         .and_then(|c| c.parse().ok())
@@ -143,7 +190,9 @@ fn sigkill_cycles(sync: bool) {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| rand::rng().random());
-    eprintln!("crash test (sync {sync}): {cycles} cycles, DISTKV_CRASH_SEED={seed}");
+    eprintln!(
+        "crash test (sync {sync}, nowait {nowait}): {cycles} cycles, DISTKV_CRASH_SEED={seed}"
+    );
     let mut rng = StdRng::seed_from_u64(seed);
     let dir = tempfile::tempdir().unwrap();
     let exe = std::env::current_exe().unwrap();
@@ -153,6 +202,7 @@ fn sigkill_cycles(sync: bool) {
             .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
             .env("DISTKV_CRASH_CHILD_DIR", dir.path())
             .env("DISTKV_CRASH_CHILD_SYNC", if sync { "1" } else { "0" })
+            .env("DISTKV_CRASH_CHILD_NOWAIT", if nowait { "1" } else { "0" })
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

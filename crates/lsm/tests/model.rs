@@ -10,6 +10,8 @@ use proptest::prelude::*;
 #[derive(Debug, Clone)]
 enum Op {
     Put(u8, Vec<u8>),
+    /// A put through `write_nowait`, visible before its durability is awaited.
+    PutNowait(u8, Vec<u8>),
     Delete(u8),
     Get(u8),
     Scan(u8, u8),
@@ -37,6 +39,7 @@ fn op() -> impl Strategy<Value = Op> {
     let value = prop::collection::vec(any::<u8>(), 0..40);
     prop_oneof![
         30 => (any::<u8>(), value.clone()).prop_map(|(k, v)| Op::Put(k, v)),
+        10 => (any::<u8>(), value.clone()).prop_map(|(k, v)| Op::PutNowait(k, v)),
         10 => any::<u8>().prop_map(Op::Delete),
         15 => any::<u8>().prop_map(Op::Get),
         6 => (any::<u8>(), any::<u8>()).prop_map(|(a, b)| Op::Scan(a, b)),
@@ -84,6 +87,20 @@ fn run(style: CompactionStyle, ops: Vec<Op>) {
         match op {
             Op::Put(k, v) => {
                 db.put(&key(k), &v).unwrap();
+                model.insert(key(k), v);
+            }
+            Op::PutNowait(k, v) => {
+                let mut b = WriteBatch::new();
+                b.put(&key(k), &v);
+                match db.write_nowait(b, &WriteOptions::default()).unwrap() {
+                    distkv_lsm::Submitted::Applied(durable) => {
+                        assert_eq!(db.get(&key(k)).unwrap().as_deref(), Some(v.as_slice()));
+                        durable.wait().unwrap();
+                    }
+                    distkv_lsm::Submitted::WouldStall(b) => {
+                        db.write(b, &WriteOptions::default()).unwrap()
+                    }
+                }
                 model.insert(key(k), v);
             }
             Op::Delete(k) => {

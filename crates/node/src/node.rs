@@ -9,7 +9,16 @@
 //!
 //! Writes create a new version whose dot is (this node, a counter unique to it) and whose context
 //! is what the client had read; replicas merge it into what they hold, so concurrent writes stay
-//! siblings (4.4). A replica that fails to take a write gets a hint kept durably here and
+//! siblings (4.4). A write without a context (a blind write, as every client of the original
+//! makes) is coordinated by a replica of the key, which takes the versions it holds when the
+//! request arrives as the context, as Riak's vnode-coordinated puts do: one round, no read
+//! first. Sequential blind writes through one coordinator therefore overwrite; writes that race
+//! (neither applied when the other arrived), or that a coordinator did not hold yet (it was
+//! behind when an earlier one was acknowledged), become siblings. A node that is not a replica
+//! forwards the write to the key's first replica that is not known to be down, so that writes
+//! from every client meet at one coordinator while it is up.
+//!
+//! A replica that fails to take a write gets a hint kept durably here and
 //! delivered when it answers again (4.6); by default hints do not count toward W (Cassandra's
 //! strict quorum). With `-sloppy-quorum` (Dynamo's mode) the write meant for an unreachable
 //! replica goes to the next healthy node on the ring after the key's replicas, which keeps it as
@@ -73,6 +82,16 @@ enum WriteEvent {
     },
 }
 type WriteCall = std::pin::Pin<Box<dyn std::future::Future<Output = WriteEvent> + Send>>;
+
+/// The causal context of a client's write: which stored versions it supersedes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WriteContext {
+    /// The context the client read: the write supersedes exactly the versions it covers.
+    Given(VectorClock),
+    /// None given (a blind write): the versions the coordinating replica holds when it applies
+    /// the write.
+    Coordinator,
+}
 
 /// Counters behind the status RPC (Prometheus comes later).
 #[derive(Default)]
@@ -518,7 +537,7 @@ impl Node {
         self: &Arc<Self>,
         key: &str,
         value: Option<Vec<u8>>,
-        context: &VectorClock,
+        context: &WriteContext,
         level: Option<Consistency>,
     ) -> Result<Siblings> {
         self.coordinate_write_here(key, value, context, level, false)
@@ -526,21 +545,27 @@ impl Node {
     }
 
     /// Coordinates a write on this node. A node that is not a replica of the key forwards the
-    /// write to one that is (unless it was itself forwarded the write, when ring views differ).
+    /// write to the first replica not known to be down (unless this node was itself forwarded
+    /// the write, when ring views differ).
     pub async fn coordinate_write_here(
         self: &Arc<Self>,
         key: &str,
         value: Option<Vec<u8>>,
-        context: &VectorClock,
+        context: &WriteContext,
         level: Option<Consistency>,
         forwarded: bool,
     ) -> Result<Siblings> {
         let (replicas, pending) = self.replica_sets(key)?;
         let is_replica = replicas.iter().any(|r| *r == self.cfg.node_id);
-        if !is_replica && !forwarded {
-            return self
-                .forward_write(&replicas, key, value, context, level)
-                .await;
+        // A replica coordinates itself: forwarding to a "better" replica would make the write
+        // wait for (and fail with) a replica that is silent but not yet known down.
+        if !is_replica
+            && !forwarded
+            && let Some(written) = self
+                .forward_write(&replicas, key, value.as_deref(), context, level)
+                .await?
+        {
+            return Ok(written);
         }
         let required = self.cfg.quorum.writes(level);
         let dot = self.next_dot()?;
@@ -551,9 +576,16 @@ impl Node {
         // (it was forwarded the write while ring views differed) keeps a copy all the same: a
         // node must hold every version it coordinated for a key, or a later dot of its own
         // could be read as covering an earlier concurrent one.
+        let context = match context {
+            WriteContext::Given(c) => c.clone(),
+            // What this replica holds as the request arrives: every write acknowledged before
+            // the client sent this one (this node coordinated it), and not a write that is
+            // racing this one, which stays beside it as a sibling.
+            WriteContext::Coordinator => self.store.read(key.to_string()).await?.context(),
+        };
         let written = self
             .store
-            .apply_write(key.to_string(), dot, context.clone(), value, now_ms())
+            .apply_write(key.to_string(), dot, context, value, now_ms())
             .await?;
         if is_replica {
             round.on_ack(&self.cfg.node_id);
@@ -742,15 +774,16 @@ impl Node {
         Ok(())
     }
 
-    /// Hands a write to the first replica of the key that answers.
+    /// Hands a write to the first replica of the key that answers; `None` when this node comes
+    /// first (it coordinates the write itself).
     async fn forward_write(
         self: &Arc<Self>,
         replicas: &[NodeId],
         key: &str,
-        value: Option<Vec<u8>>,
-        context: &VectorClock,
+        value: Option<&[u8]>,
+        context: &WriteContext,
         level: Option<Consistency>,
-    ) -> Result<Siblings> {
+    ) -> Result<Option<Siblings>> {
         let (consistency_level, consistency_set) = match level {
             None => (0, false),
             Some(Consistency::One) => (0, true),
@@ -760,10 +793,14 @@ impl Node {
         let request = internal::CoordinateRequest {
             key: key.to_string(),
             is_delete: value.is_none(),
-            value: value.unwrap_or_default(),
-            context: context.encode(),
+            value: value.map(<[u8]>::to_vec).unwrap_or_default(),
+            context: match context {
+                WriteContext::Given(c) => c.encode(),
+                WriteContext::Coordinator => Vec::new(),
+            },
             consistency_level,
             consistency_set,
+            coordinator_context: *context == WriteContext::Coordinator,
         };
         // The replica coordinating the write has the request timeout for its own round; give
         // the forwarded call a little more so that its "quorum not reached" comes back rather
@@ -773,6 +810,9 @@ impl Node {
         let deadline = Instant::now() + self.cfg.request_timeout + FORWARD_MARGIN;
         let mut last_error = NodeError::EmptyRing;
         for target in replicas.iter().filter(|r| !self.is_down(r)) {
+            if *target == self.cfg.node_id {
+                return Ok(None);
+            }
             let Some(address) = self.address_of(target) else {
                 continue;
             };
@@ -793,6 +833,7 @@ impl Node {
                         });
                     }
                     return Siblings::decode(&reply.versions)
+                        .map(Some)
                         .map_err(|e| NodeError::bad_reply(&address, format!("versions: {e}")));
                 }
                 Err(status) if status.code() == tonic::Code::Unavailable => {
@@ -897,36 +938,6 @@ impl Node {
         };
         self.repair_after(key, round, calls);
         result
-    }
-
-    /// The causal context for a write that came without one: what a read at `level` sees now,
-    /// or, if that read cannot reach its quorum, whatever the replicas that answered hold (the
-    /// write itself then decides whether enough replicas are up). When fewer replicas answered
-    /// by the deadline than the write needs, the write fails here with the quorum error: it
-    /// could not succeed, and waiting a second timeout for it would hold the client for twice
-    /// the request timeout.
-    pub async fn current_context(
-        self: &Arc<Self>,
-        key: &str,
-        level: Option<Consistency>,
-    ) -> Result<VectorClock> {
-        let required = self.cfg.quorum.reads(level);
-        let (round, calls) = self.read_round(key, required).await?;
-        let context = round.merged().context();
-        let answered = round.acked().len();
-        let failures = round.failed();
-        let succeeded = matches!(round.outcome(), Outcome::Succeeded);
-        self.repair_after(key, round, calls);
-        let writes = self.cfg.quorum.writes(level);
-        if !succeeded && answered < writes {
-            self.metrics.quorum_failures.fetch_add(1, Ordering::Relaxed);
-            return Err(NodeError::Quorum(QuorumError::NotReached {
-                required: writes,
-                acked: answered,
-                failures,
-            }));
-        }
-        Ok(context)
     }
 
     /// Read repair: waits (bounded) for the replies still out, then sends the merged versions

@@ -177,6 +177,9 @@ pub async fn serve(
 
 /// Streams (requests) open at once on one connection.
 const STREAMS_PER_CONNECTION: u32 = 256;
+/// Threads of the runtime's blocking pool at most (the server's runtime is built with it):
+/// engine reads that need the disk, stalled writes and bulk work queue for them.
+pub const BLOCKING_THREADS: usize = 8;
 /// Largest header block of a request.
 const MAX_HEADER_LIST_BYTES: u32 = 64 * 1024;
 

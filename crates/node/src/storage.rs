@@ -5,7 +5,19 @@
 //! read repair, hinted handoff, streaming and anti-entropy are all merges: read the stored set,
 //! merge the incoming one (commutative, associative, idempotent), write the result back if it
 //! changed. A striped lock serializes merges of the same key so that no concurrent merge is
-//! lost. Engine calls are blocking, so they run on tokio's blocking pool.
+//! lost.
+//!
+//! **No hand-off per operation.** A read that the engine can answer from memory (memtables,
+//! filters, block cache) and a write it can apply without a stall run on the calling task:
+//! the write is applied under the key's lock in microseconds, the lock is released, and the
+//! task then awaits the engine's [`distkv_lsm::Durable`] future, which the engine's sync thread
+//! resolves after the group commit's `fdatasync`. No thread is parked per write. Reads that
+//! need the disk, writes the engine would stall, and bulk work (streaming, scans, repair) go
+//! to tokio's blocking pool, which the server bounds.
+//!
+//! A merge that changes nothing still awaits the durability of what it read (another writer's
+//! version may be applied but not yet synced), so that no replica acknowledges a write that a
+//! crash could still take away.
 //!
 //! **The token index.** Keys are stored in key order (scans need it), but replication works in
 //! token ranges of the ring. Every write also updates an index entry
@@ -30,7 +42,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use distkv_cluster::{ConflictMode, Dot, RangeSet, Siblings, Token, VectorClock, key_token};
-use distkv_lsm::{Db, Options, WriteBatch, WriteOptions};
+use distkv_lsm::{Cached, Db, Durable, Options, Submitted, WriteBatch, WriteOptions};
 use parking_lot::Mutex;
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -173,8 +185,12 @@ impl Store {
         self.inner.gc_horizon()
     }
 
-    /// The stored versions of `key` (empty when it has none).
+    /// The stored versions of `key` (empty when it has none). May include a version whose
+    /// sync is still running (it is acknowledged to nobody until it is synced).
     pub async fn read(&self, key: String) -> Result<Siblings> {
+        if let Some(found) = self.inner.read_cached(&key)? {
+            return Ok(found);
+        }
         let inner = Arc::clone(&self.inner);
         blocking(move || inner.read(&key)).await
     }
@@ -195,10 +211,15 @@ impl Store {
         .await
     }
 
-    /// Merges `incoming` into the stored versions of `key`; returns the result.
+    /// Merges `incoming` into the stored versions of `key`; returns the result once it is
+    /// durable under the sync policy.
     pub async fn merge(&self, key: String, incoming: Siblings) -> Result<Siblings> {
-        let inner = Arc::clone(&self.inner);
-        blocking(move || inner.merge(&key, &incoming).map(|(m, _)| m)).await
+        let Nowait::Applied(merged, durable) = self.inner.merge_nowait(&key, &incoming)? else {
+            let inner = Arc::clone(&self.inner);
+            return blocking(move || inner.merge(&key, &incoming).map(|(m, _)| m)).await;
+        };
+        durable.await?;
+        Ok(merged)
     }
 
     /// Merges many keys' versions; returns how many keys changed here.
@@ -228,20 +249,26 @@ impl Store {
         value: Option<Vec<u8>>,
         timestamp_ms: u64,
     ) -> Result<Siblings> {
-        let inner = Arc::clone(&self.inner);
-        blocking(move || {
-            let _guard = inner.stripe(&key).lock();
-            let current = inner.read(&key)?;
-            let next = current.write(dot, &context, value, timestamp_ms, inner.mode);
-            inner.store(&key, &next)?;
-            Ok(next)
-        })
-        .await
+        let mode = self.inner.mode;
+        let write = move |current: &Siblings| {
+            current.write(dot.clone(), &context, value.clone(), timestamp_ms, mode)
+        };
+        let Nowait::Applied(next, durable) = self.inner.update_nowait(&key, &write)? else {
+            let inner = Arc::clone(&self.inner);
+            return blocking(move || {
+                let _guard = inner.stripe(&key).lock();
+                let current = inner.read(&key)?;
+                let next = write(&current);
+                inner.store(&key, &next)?;
+                Ok(next)
+            })
+            .await;
+        };
+        durable.await?;
+        Ok(next)
     }
 
-    /// Up to `limit` keys in `[start, end)` (`end` empty = unbounded) with their versions,
-    /// tombstones included; and whether more follow.
-    /// Keys in `[start, end)` in order with their versions: at most `limit` of them and,
+    /// Keys `[start, end)` in order with their versions: at most `limit` of them and,
     /// past the first, at most `max_bytes` of stored keys and versions; and whether there are
     /// more.
     pub async fn scan(
@@ -349,6 +376,15 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
         .map_err(|_| NodeError::ShuttingDown)?
 }
 
+/// What an attempt to apply a change without blocking did.
+enum Nowait {
+    /// Applied (or nothing to change): the new versions, durable once the future resolves.
+    Applied(Siblings, Durable),
+    /// Nothing applied: the key's versions must be read from disk, or the engine would stall
+    /// the write. Do it on the blocking pool.
+    Blocked,
+}
+
 impl StoreInner {
     fn decode(key: &str, bytes: &[u8]) -> Result<Siblings> {
         Siblings::decode(bytes).map_err(|e| NodeError::CorruptVersions {
@@ -362,6 +398,61 @@ impl StoreInner {
             Some(bytes) => Self::decode(key, &bytes),
             None => Ok(Siblings::new()),
         }
+    }
+
+    /// The stored versions of `key` if the engine has them in memory; `None` if it must read
+    /// the disk.
+    fn read_cached(&self, key: &str) -> Result<Option<Siblings>> {
+        match self.db.get_cached(key.as_bytes())? {
+            Cached::Hit(Some(bytes)) => Self::decode(key, &bytes).map(Some),
+            Cached::Hit(None) => Ok(Some(Siblings::new())),
+            Cached::NeedsIo => Ok(None),
+        }
+    }
+
+    /// Under the key's lock: reads the stored versions from memory, computes the next ones
+    /// with `next`, and applies them without waiting for the sync.
+    fn update_nowait(&self, key: &str, next: &dyn Fn(&Siblings) -> Siblings) -> Result<Nowait> {
+        let _guard = self.stripe(key).lock();
+        let Some(current) = self.read_cached(key)? else {
+            return Ok(Nowait::Blocked);
+        };
+        let updated = next(&current);
+        match self.store_nowait(key, &updated)? {
+            Some(durable) => Ok(Nowait::Applied(updated, durable)),
+            None => Ok(Nowait::Blocked),
+        }
+    }
+
+    /// [`Self::merge`] without blocking, or [`Nowait::Blocked`].
+    fn merge_nowait(&self, key: &str, incoming: &Siblings) -> Result<Nowait> {
+        let _guard = self.stripe(key).lock();
+        let Some(current) = self.read_cached(key)? else {
+            return Ok(Nowait::Blocked);
+        };
+        let (merged, write) = self.merged(&current, incoming);
+        if !write {
+            return Ok(Nowait::Applied(merged, self.db.durable_now()));
+        }
+        match self.store_nowait(key, &merged)? {
+            Some(durable) => Ok(Nowait::Applied(merged, durable)),
+            None => Ok(Nowait::Blocked),
+        }
+    }
+
+    /// The result of merging `incoming` into `current`, and whether it must be stored.
+    fn merged(&self, current: &Siblings, incoming: &Siblings) -> (Siblings, bool) {
+        let merged = current.merge(incoming).resolve(self.mode);
+        let changed = merged != *current;
+        if changed && current.is_empty() && merged.is_deleted() {
+            // A tombstone past the horizon, arriving where the key is already gone (purged
+            // here, or never written): storing it would only bring it back to be purged again.
+            let newest = merged.versions().iter().map(|v| v.timestamp_ms).max();
+            if newest.is_some_and(|t| t < self.gc_horizon()) {
+                return (merged, false);
+            }
+        }
+        (merged, changed)
     }
 
     fn gc_horizon(&self) -> u64 {
@@ -381,45 +472,68 @@ impl StoreInner {
         &self.locks[h % self.locks.len()]
     }
 
-    /// Writes the versions of `key` and its index entry in one batch.
-    fn store(&self, key: &str, versions: &Siblings) -> Result<()> {
+    /// The batch that stores the versions of `key` and its index entry.
+    fn batch(key: &str, versions: &Siblings) -> (WriteBatch, usize) {
         let encoded = versions.encode();
         let mut b = WriteBatch::new();
         b.put(key.as_bytes(), &encoded).put(
             &index_key(key_token(key.as_bytes()), key),
             &index_value(versions),
         );
-        match self.db.write(b, &WriteOptions::default()) {
-            Ok(()) => Ok(()),
-            // Many large concurrent versions of one key: say so, not "storage".
-            Err(distkv_lsm::Error::ValueTooLarge { max, .. }) => Err(NodeError::TooManyVersions {
+        (b, encoded.len())
+    }
+
+    /// Names the error of a write that was too large for the engine: many large concurrent
+    /// versions of one key.
+    fn write_error(
+        e: distkv_lsm::Error,
+        key: &str,
+        versions: &Siblings,
+        bytes: usize,
+    ) -> NodeError {
+        match e {
+            distkv_lsm::Error::ValueTooLarge { max, .. } => NodeError::TooManyVersions {
                 key: key.chars().take(100).collect(),
                 versions: versions.versions().len(),
-                bytes: encoded.len(),
+                bytes,
                 max,
-            }),
-            Err(e) => Err(e.into()),
+            },
+            e => e.into(),
+        }
+    }
+
+    /// Writes the versions of `key` and its index entry in one batch.
+    fn store(&self, key: &str, versions: &Siblings) -> Result<()> {
+        let (b, bytes) = Self::batch(key, versions);
+        self.db
+            .write(b, &WriteOptions::default())
+            .map_err(|e| Self::write_error(e, key, versions, bytes))
+    }
+
+    /// [`Self::store`] without waiting: the write is applied and its durability returned, or
+    /// `None` (nothing written) when the engine would stall it.
+    fn store_nowait(&self, key: &str, versions: &Siblings) -> Result<Option<Durable>> {
+        let (b, bytes) = Self::batch(key, versions);
+        match self.db.write_nowait(b, &WriteOptions::default()) {
+            Ok(Submitted::Applied(durable)) => Ok(Some(durable)),
+            Ok(Submitted::WouldStall(_)) => Ok(None),
+            Err(e) => Err(Self::write_error(e, key, versions, bytes)),
         }
     }
 
     /// Merges; returns the result and whether it changed what was stored.
     fn merge(&self, key: &str, incoming: &Siblings) -> Result<(Siblings, bool)> {
-        let _guard = self.stripe(key).lock();
+        let guard = self.stripe(key).lock();
         let current = self.read(key)?;
-        let merged = current.merge(incoming).resolve(self.mode);
-        let changed = merged != current;
-        if changed && current.is_empty() && merged.is_deleted() {
-            // A tombstone past the horizon, arriving where the key is already gone (purged
-            // here, or never written): storing it would only bring it back to be purged again.
-            let newest = merged.versions().iter().map(|v| v.timestamp_ms).max();
-            if newest.is_some_and(|t| t < self.gc_horizon()) {
-                return Ok((merged, false));
-            }
-        }
-        if changed {
+        let (merged, write) = self.merged(&current, incoming);
+        if write {
             self.store(key, &merged)?;
+        } else {
+            // What was read may not be synced yet: do not acknowledge before it is.
+            drop(guard);
+            self.db.durable_now().wait()?;
         }
-        Ok((merged, changed))
+        Ok((merged, write))
     }
 
     fn scan(

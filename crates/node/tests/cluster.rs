@@ -718,3 +718,179 @@ async fn silent_connections_give_their_places_back() {
         "/health did not answer once places were free"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequential_writes_without_context_overwrite_through_any_node() {
+    let c = Cluster::start(3, &[]).await;
+    let mut clients = [c.kv(0).await, c.kv(1).await, c.kv(2).await];
+    // Through one node, at QUORUM: its coordinator holds each write before it answers, and
+    // takes what it holds as the next one's context.
+    for i in 0..5 {
+        let value = format!("same-node-{i}");
+        let w = put(&mut clients[1], "seq", &value, Some(Quorum)).await;
+        assert!(w.success, "{}", w.error_message);
+        let g = get(&mut clients[0], "seq", Some(Quorum)).await;
+        assert_eq!(
+            (g.value.as_slice(), g.siblings.len()),
+            (value.as_bytes(), 1),
+            "after {value}: {g:?}"
+        );
+    }
+    // Through every node in turn, at ALL: every replica holds each write once it is
+    // acknowledged, so whichever coordinates the next one overwrites it.
+    for round in 0..2 {
+        for (i, client) in clients.iter_mut().enumerate() {
+            let value = format!("v{round}-{i}");
+            let w = put(client, "seq", &value, Some(All)).await;
+            assert!(w.success, "{}", w.error_message);
+            let g = get(client, "seq", Some(Quorum)).await;
+            assert_eq!(
+                (g.value.as_slice(), g.siblings.len()),
+                (value.as_bytes(), 1),
+                "after {value}: {g:?}"
+            );
+        }
+    }
+    // Deletes without a context too: the key reads as absent everywhere.
+    let mut a = c.kv(1).await;
+    let d = a
+        .delete(pb::DeleteRequest {
+            key: "seq".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(d.success, "{}", d.error_message);
+    for client in clients.iter_mut() {
+        assert!(!get(client, "seq", Some(All)).await.found);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinator_that_missed_a_write_keeps_it_as_a_sibling_of_its_own() {
+    // Hints are not delivered during the test, so the restarted node stays behind.
+    let mut c = Cluster::start(3, &["-hint-interval=1h"]).await;
+    c.kill(1);
+    let mut a = c.kv(0).await;
+    let w = put(&mut a, "doc", "while-n2-was-down", Some(Quorum)).await;
+    assert!(w.success, "{}", w.error_message);
+    c.restart(1).await;
+    let mut n2 = c.replica(1).await;
+    let held = n2
+        .read(internal::ReplicaReadRequest { key: "doc".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!held.found, "the restarted node already holds the write");
+    // A write without a context through n2 (a replica, so it coordinates): n2 did not hold the
+    // earlier write, so the two are kept side by side.
+    let mut through_n2 = c.kv(1).await;
+    let w = put(&mut through_n2, "doc", "through-n2", Some(One)).await;
+    assert!(w.success, "{}", w.error_message);
+    let both = eventually("both versions visible", || {
+        let mut a = a.clone();
+        async move {
+            let g = get(&mut a, "doc", Some(All)).await;
+            (g.siblings.len() == 2).then_some(g)
+        }
+    })
+    .await;
+    let mut values: Vec<Vec<u8>> = both.siblings.iter().map(|s| s.value.clone()).collect();
+    values.sort();
+    assert_eq!(
+        values,
+        vec![b"through-n2".to_vec(), b"while-n2-was-down".to_vec()]
+    );
+    // Once read repair has given every replica both, a write without a context overwrites
+    // both, whichever replica coordinates it.
+    for i in 0..3 {
+        let r = c.replica(i).await;
+        eventually("read repair gave every replica both versions", || {
+            let mut r = r.clone();
+            async move {
+                let v = r
+                    .read(internal::ReplicaReadRequest { key: "doc".into() })
+                    .await
+                    .ok()?
+                    .into_inner();
+                let versions = distkv_cluster::Siblings::decode(&v.versions).ok()?;
+                (versions.live().len() == 2).then_some(())
+            }
+        })
+        .await;
+    }
+    let w = put(&mut a, "doc", "resolved", Some(All)).await;
+    assert!(w.success, "{}", w.error_message);
+    let g = get(&mut a, "doc", Some(All)).await;
+    assert_eq!(
+        (g.value.as_slice(), g.siblings.len()),
+        (&b"resolved"[..], 1)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_acknowledged_while_a_node_is_killed_mid_flight_survive() {
+    // One node with every write synced: writes are applied on the request's task and
+    // acknowledged when the engine's sync thread has synced them. Kill it while 16 writers
+    // are in flight; everything acknowledged before the kill must be there after the restart.
+    let mut c = Cluster::start(
+        1,
+        &[
+            "-replicas=1",
+            "-read-quorum=1",
+            "-write-quorum=1",
+            "-wal-sync=always",
+        ],
+    )
+    .await;
+    let acked = std::sync::Arc::new(parking_lot::Mutex::new(Vec::<String>::new()));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..16 {
+        let mut client = c.kv(0).await;
+        let (acked, stop) = (acked.clone(), stop.clone());
+        writers.push(tokio::spawn(async move {
+            for i in 0.. {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
+                let key = format!("w{w}-{i}");
+                let r = client
+                    .put(pb::PutRequest {
+                        key: key.clone(),
+                        value: key.as_bytes().to_vec(),
+                        ..Default::default()
+                    })
+                    .await;
+                match r {
+                    Ok(r) if r.get_ref().success => acked.lock().push(key),
+                    _ => return,
+                }
+            }
+        }));
+    }
+    eventually("writers made progress", || {
+        let n = acked.lock().len();
+        async move { (n >= 500).then_some(()) }
+    })
+    .await;
+    c.kill(0);
+    // What was acknowledged before the kill: writers may still record replies in flight.
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        w.await.unwrap();
+    }
+    let acked = acked.lock().clone();
+    c.restart(0).await;
+    let mut client = c.kv(0).await;
+    for key in &acked {
+        let g = get(&mut client, key, None).await;
+        assert_eq!(
+            (g.found, g.value.as_slice()),
+            (true, key.as_bytes()),
+            "{key} was acknowledged before the kill: {}",
+            g.error_message
+        );
+    }
+}

@@ -15,10 +15,11 @@ use super::{
 };
 use crate::cache::BlockCache;
 use crate::coding::{u32_at, u64_at};
+use crate::db::Probe;
 use crate::error::{CorruptionKind, Error, IoContext, Result};
 use crate::iter::InternalIterator;
 use crate::stats::StatsInner;
-use crate::types::{self, KIND_SEEK, SeqNo, ValueKind, compare_internal};
+use crate::types::{self, KIND_SEEK, SeqNo, compare_internal};
 
 /// What every open table shares: the block cache and the statistics.
 #[derive(Clone)]
@@ -234,13 +235,9 @@ impl Table {
         key >= types::user_key(&self.props.smallest) && key <= types::user_key(&self.props.largest)
     }
 
-    /// The newest entry of `key` at or below `snapshot`, if this table has one.
-    pub(crate) fn get(
-        &self,
-        key: &[u8],
-        hash: u64,
-        snapshot: SeqNo,
-    ) -> Result<Option<(ValueKind, Bytes)>> {
+    /// The newest entry of `key` at or below `snapshot`, if this table has one. Without `io`,
+    /// a data block missing from the block cache is not read: [`Probe::NeedsIo`].
+    pub(crate) fn get(&self, key: &[u8], hash: u64, snapshot: SeqNo, io: bool) -> Result<Probe> {
         let filtered = !self.filter.is_empty();
         if filtered {
             self.ctx.stats.bloom_checks.fetch_add(1, Ordering::Relaxed);
@@ -249,7 +246,7 @@ impl Table {
                     .stats
                     .bloom_negatives
                     .fetch_add(1, Ordering::Relaxed);
-                return Ok(None);
+                return Ok(Probe::Absent);
             }
         }
         let target = types::internal_key(key, snapshot, KIND_SEEK);
@@ -257,7 +254,14 @@ impl Table {
             .index
             .partition_point(|(last, _)| compare_internal(last, &target).is_lt());
         let found = if i < self.index.len() {
-            let block = self.data_block(i, true)?;
+            let block = if io {
+                self.data_block(i, true)?
+            } else {
+                match self.cached_block(i) {
+                    Some(b) => b,
+                    None => return Ok(Probe::NeedsIo),
+                }
+            };
             let mut it = block.iter();
             it.seek(&target);
             if let Some(k) = it.take_error() {
@@ -278,18 +282,29 @@ impl Table {
         } else {
             None
         };
-        if filtered && found.is_none() && !self.has_key_any_version(key) {
+        if filtered && found.is_none() && !self.has_key_any_version(key, io) {
             self.ctx
                 .stats
                 .bloom_false_positives
                 .fetch_add(1, Ordering::Relaxed);
         }
-        Ok(found)
+        Ok(match found {
+            Some((kind, v)) => Probe::Found(kind, v),
+            None => Probe::Absent,
+        })
+    }
+
+    /// Data block `i` if the block cache holds it.
+    fn cached_block(&self, i: usize) -> Option<Arc<Block>> {
+        let h = self.index[i].1;
+        let b = self.ctx.cache.get(&(self.number, h.offset))?;
+        self.ctx.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+        Some(b)
     }
 
     /// Whether the key exists at any version (only asked after a bloom hit found nothing visible;
     /// an invisible newer version is not a false positive).
-    fn has_key_any_version(&self, key: &[u8]) -> bool {
+    fn has_key_any_version(&self, key: &[u8], io: bool) -> bool {
         let target = types::internal_key(key, types::MAX_SEQNO, KIND_SEEK);
         let i = self
             .index
@@ -297,8 +312,17 @@ impl Table {
         if i >= self.index.len() {
             return false;
         }
-        let Ok(block) = self.data_block(i, true) else {
-            return false;
+        let block = if io {
+            match self.data_block(i, true) {
+                Ok(b) => b,
+                Err(_) => return false,
+            }
+        } else {
+            // Not worth a disk read for a statistic: count it as a true positive.
+            match self.cached_block(i) {
+                Some(b) => b,
+                None => return true,
+            }
         };
         let mut it = block.iter();
         it.seek(&target);

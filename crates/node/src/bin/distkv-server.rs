@@ -98,8 +98,13 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(1);
     }
+    // Requests run on the worker threads (one per core); only engine reads that need the disk,
+    // writes the engine stalls, and bulk work (streaming, repair, hints, backups) take a
+    // blocking thread, and a bounded number of them, so that the threads of a node do not
+    // grow with its clients.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(distkv_node::server::BLOCKING_THREADS)
         .build()
     {
         Ok(r) => r,

@@ -15,7 +15,7 @@ use tracing::Instrument;
 
 use super::consistency;
 use crate::error::{NodeError, Result};
-use crate::node::Node;
+use crate::node::{Node, WriteContext};
 
 pub struct KvService {
     node: Arc<Node>,
@@ -55,26 +55,22 @@ fn clock_to_proto(c: VectorClock) -> pb::VectorClock {
 }
 
 /// The causal context of a put or delete: our opaque `context` bytes, or else the original's
-/// `vector_clock` map, or else (a blind write, as every original client makes) the context of
-/// what the coordinator reads now at the request's consistency level. So sequential writes
-/// without context overwrite, as the original's users expect, while writes that race (neither
-/// read the other) are kept as siblings.
-async fn resolve_context(
-    node: &Arc<Node>,
-    key: &str,
-    bytes: &[u8],
-    clock: Option<&pb::VectorClock>,
-    level: Option<distkv_cluster::Consistency>,
-) -> Result<VectorClock> {
+/// `vector_clock` map, or else (a blind write, as every original client makes) the versions the
+/// coordinating replica holds (see [`crate::node`]). So sequential writes without context
+/// overwrite, as the original's users expect, while writes that race (neither saw the other)
+/// are kept as siblings.
+fn resolve_context(bytes: &[u8], clock: Option<&pb::VectorClock>) -> Result<WriteContext> {
     if !bytes.is_empty() {
-        return VectorClock::decode(bytes).map_err(|e| NodeError::BadContext(e.to_string()));
+        return VectorClock::decode(bytes)
+            .map(WriteContext::Given)
+            .map_err(|e| NodeError::BadContext(e.to_string()));
     }
     if let Some(c) = clock.filter(|c| !c.clocks.is_empty()) {
-        return Ok(VectorClock::from_map(
+        return Ok(WriteContext::Given(VectorClock::from_map(
             c.clocks.iter().map(|(k, v)| (k.clone(), *v)).collect(),
-        ));
+        )));
     }
-    node.current_context(key, level).await
+    Ok(WriteContext::Coordinator)
 }
 
 /// Builds a get response from the merged versions of a key.
@@ -108,14 +104,7 @@ impl KvService {
         self.node.validate_key(&r.key)?;
         self.node.validate_value(&r.value)?;
         let level = consistency(r.consistency_level, r.consistency_set);
-        let context = resolve_context(
-            &self.node,
-            &r.key,
-            &r.context,
-            r.vector_clock.as_ref(),
-            level,
-        )
-        .await?;
+        let context = resolve_context(&r.context, r.vector_clock.as_ref())?;
         self.node
             .coordinate_write(&r.key, Some(r.value), &context, level)
             .await
@@ -193,7 +182,7 @@ impl DistKv for KvService {
             self.node.check_serving()?;
             self.node.validate_key(&r.key)?;
             let level = consistency(r.consistency_level, r.consistency_set);
-            let context = resolve_context(&self.node, &r.key, &r.context, None, level).await?;
+            let context = resolve_context(&r.context, None)?;
             self.node
                 .coordinate_write(&r.key, None, &context, level)
                 .await
@@ -253,8 +242,7 @@ impl DistKv for KvService {
                     let res = async {
                         node.validate_key(&key)?;
                         node.validate_value(&value)?;
-                        let context = resolve_context(&node, &key, &[], None, level).await?;
-                        node.coordinate_write(&key, Some(value), &context, level)
+                        node.coordinate_write(&key, Some(value), &WriteContext::Coordinator, level)
                             .await
                     }
                     .await;

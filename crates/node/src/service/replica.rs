@@ -7,7 +7,7 @@ use distkv_proto::internal::{self as pb, replica_server::Replica};
 use tonic::{Request, Response, Status};
 
 use crate::membership::{ack_to_proto, ack2_from_proto, range_from_proto, syn_from_proto};
-use crate::node::Node;
+use crate::node::{Node, WriteContext};
 use crate::repair::leaf_keys;
 use crate::storage::Cursor;
 
@@ -263,8 +263,14 @@ impl Replica for ReplicaService {
         let r = req.into_inner();
         let result = async {
             self.node.validate_key(&r.key)?;
-            let context = distkv_cluster::VectorClock::decode(&r.context)
-                .map_err(|e| crate::error::NodeError::BadContext(e.to_string()))?;
+            let context = if r.coordinator_context {
+                WriteContext::Coordinator
+            } else {
+                WriteContext::Given(
+                    distkv_cluster::VectorClock::decode(&r.context)
+                        .map_err(|e| crate::error::NodeError::BadContext(e.to_string()))?,
+                )
+            };
             let value = (!r.is_delete).then_some(r.value);
             let level = crate::service::consistency(r.consistency_level, r.consistency_set);
             self.node

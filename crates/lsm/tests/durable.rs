@@ -1,0 +1,217 @@
+//! The non-blocking write path ([`Db::write_nowait`] and its [`Durable`] future) and reads
+//! answered from memory ([`Db::get_cached`]).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use distkv_lsm::{Cached, Db, Durable, Options, Submitted, SyncPolicy, WriteBatch, WriteOptions};
+
+/// Wakes a parked thread: enough of an executor to await a [`Durable`] without tokio.
+struct ThreadWaker(std::thread::Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Polls `f` to completion on this thread, parking between wake-ups; fails the test if it does
+/// not finish within `limit`.
+fn block_on<F: Future>(f: F, limit: Duration) -> F::Output {
+    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        assert!(
+            !left.is_zero(),
+            "the future did not resolve within {limit:?}"
+        );
+        std::thread::park_timeout(left);
+    }
+}
+
+fn synced_options() -> Options {
+    Options {
+        sync: SyncPolicy::EveryCommit,
+        ..Options::default()
+    }
+}
+
+fn put_batch(k: &[u8], v: &[u8]) -> WriteBatch {
+    let mut b = WriteBatch::new();
+    b.put(k, v);
+    b
+}
+
+fn applied(s: Submitted) -> Durable {
+    match s {
+        Submitted::Applied(d) => d,
+        Submitted::WouldStall(_) => panic!("an idle engine stalled a write"),
+    }
+}
+
+#[test]
+fn a_nowait_write_is_visible_at_once_and_durable_when_its_future_resolves() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), synced_options()).unwrap();
+    let syncs_before = db.stats().counters.wal_syncs;
+    let durable = applied(
+        db.write_nowait(put_batch(b"k", b"v"), &WriteOptions::default())
+            .unwrap(),
+    );
+    // Visible before the sync: the write was applied on this thread.
+    assert_eq!(db.get(b"k").unwrap().unwrap().as_ref(), b"v");
+    block_on(durable, Duration::from_secs(10)).unwrap();
+    assert!(db.stats().counters.wal_syncs > syncs_before);
+    // Once resolved, a fresh one for the same state is done at once.
+    assert!(db.durable_now().is_done());
+}
+
+#[test]
+fn without_a_sync_policy_or_option_nothing_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        sync: SyncPolicy::Never,
+        ..Options::default()
+    };
+    let db = Db::open(dir.path(), opts).unwrap();
+    let d = applied(
+        db.write_nowait(put_batch(b"k", b"v"), &WriteOptions::default())
+            .unwrap(),
+    );
+    assert!(d.is_done());
+    // ...but a write that asks for a sync gets one.
+    let syncs = db.stats().counters.wal_syncs;
+    let d = applied(
+        db.write_nowait(put_batch(b"k2", b"v"), &WriteOptions { sync: true })
+            .unwrap(),
+    );
+    block_on(d, Duration::from_secs(10)).unwrap();
+    assert!(db.stats().counters.wal_syncs > syncs);
+}
+
+#[test]
+fn concurrent_writers_awaiting_and_blocking_all_become_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), synced_options()).unwrap();
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                for i in 0..100 {
+                    let k = format!("t{t}-{i:03}");
+                    if t % 2 == 0 {
+                        let d = applied(
+                            db.write_nowait(
+                                put_batch(k.as_bytes(), b"x"),
+                                &WriteOptions::default(),
+                            )
+                            .unwrap(),
+                        );
+                        block_on(d, Duration::from_secs(30)).unwrap();
+                    } else {
+                        db.write(put_batch(k.as_bytes(), b"x"), &WriteOptions::default())
+                            .unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let stats = db.stats().counters;
+    assert!(stats.wal_syncs >= 1 && stats.wal_syncs <= 800, "{stats:?}");
+    db.close().unwrap();
+    drop(db);
+    let db = Db::open(dir.path(), synced_options()).unwrap();
+    assert_eq!(db.range(..).unwrap().count(), 800);
+}
+
+#[test]
+fn dropping_a_durable_leaves_the_write_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), synced_options()).unwrap();
+    let d = applied(
+        db.write_nowait(put_batch(b"k", b"v"), &WriteOptions::default())
+            .unwrap(),
+    );
+    drop(d);
+    // A later barrier covers it.
+    block_on(db.durable_now(), Duration::from_secs(10)).unwrap();
+    db.close().unwrap();
+    drop(db);
+    let db = Db::open(dir.path(), synced_options()).unwrap();
+    assert_eq!(db.get(b"k").unwrap().unwrap().as_ref(), b"v");
+}
+
+#[test]
+fn closing_resolves_the_writes_waiting_for_a_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), synced_options()).unwrap();
+    let pending: Vec<Durable> = (0..50)
+        .map(|i| {
+            applied(
+                db.write_nowait(
+                    put_batch(format!("k{i}").as_bytes(), b"v"),
+                    &WriteOptions::default(),
+                )
+                .unwrap(),
+            )
+        })
+        .collect();
+    db.close().unwrap();
+    for d in pending {
+        block_on(d, Duration::from_secs(10)).unwrap();
+    }
+    assert!(matches!(
+        db.write_nowait(put_batch(b"late", b"v"), &WriteOptions::default()),
+        Err(distkv_lsm::Error::Closed)
+    ));
+}
+
+#[test]
+fn get_cached_answers_from_memory_and_asks_for_io_on_a_cold_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        sync: SyncPolicy::Never,
+        ..Options::default()
+    };
+    {
+        let db = Db::open(dir.path(), opts.clone()).unwrap();
+        for i in 0..1000 {
+            db.put(format!("key-{i:04}").as_bytes(), b"on disk")
+                .unwrap();
+        }
+        db.flush().unwrap();
+        db.close().unwrap();
+    }
+    let db = Db::open(dir.path(), opts).unwrap();
+    db.put(b"key-in-memtable", b"in memory").unwrap();
+    assert_eq!(
+        db.get_cached(b"key-in-memtable").unwrap(),
+        Cached::Hit(Some(bytes::Bytes::from_static(b"in memory")))
+    );
+    // Outside every table's key range: absent without a read.
+    assert_eq!(db.get_cached(b"zzz").unwrap(), Cached::Hit(None));
+    // A freshly opened table's blocks are not cached...
+    assert_eq!(db.get_cached(b"key-0500").unwrap(), Cached::NeedsIo);
+    // ...until a read that may block brings the block in.
+    assert_eq!(db.get(b"key-0500").unwrap().unwrap().as_ref(), b"on disk");
+    assert_eq!(
+        db.get_cached(b"key-0500").unwrap(),
+        Cached::Hit(Some(bytes::Bytes::from_static(b"on disk")))
+    );
+    // Bad keys are refused as by get.
+    assert!(matches!(
+        db.get_cached(b""),
+        Err(distkv_lsm::Error::EmptyKey)
+    ));
+}
