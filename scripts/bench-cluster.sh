@@ -2,9 +2,7 @@
 # Measures DistKV with distkv-bench on this machine: one node (N=1), then a 3-node cluster
 # (N=3, R=W=2). Each setup runs a mixed workload (50 % reads), then reads only, then writes
 # only: 50 concurrent clients for $DURATION each (default 20s), 100-byte values over 10,000
-# keys, QUORUM, -wal-sync=$WAL_SYNC (default always). The three-node setup then runs the mixed
-# workload again, paced at half the throughput the closed-loop run reached, for latencies
-# below saturation (needs a distkv-bench with -rate; skipped otherwise).
+# keys, QUORUM, -wal-sync=$WAL_SYNC (default always).
 #
 # For every run it prints ops/s, server CPU per operation (the nodes' CPU time, user and
 # system, read from /proc before and after, over the operations completed), read and write
@@ -50,7 +48,6 @@ max_threads() { # pids...
     echo "$m"
 }
 printf '%-28s %9s %10s %22s %22s %8s\n' "run" "ops/s" "cpu/op µs" "read p50/p99/p99.9 ms" "write p50/p99/p99.9 ms" "threads"
-last_ops=0
 run() { # label servers bench-args...
     local label=$1 servers=$2; shift 2
     local before after threads json
@@ -60,7 +57,7 @@ run() { # label servers bench-args...
     after=$(cpu_ticks "${pids[@]}")
     threads=$(max_threads "${pids[@]}")
     echo "$json" >>"$dir/results.jsonl"
-    LABEL="$label" TICKS=$((after - before)) HZ=$(getconf CLK_TCK) THREADS="$threads" OPS_FILE="$dir/ops" \
+    LABEL="$label" TICKS=$((after - before)) HZ=$(getconf CLK_TCK) THREADS="$threads" \
         python3 -c '
 import json, os, sys
 r = json.loads(sys.stdin.read())
@@ -77,9 +74,7 @@ if r.get("errors"):
     errors = "  (%d errors, first: %s)" % (r["errors"], r.get("first_error"))
 row = (os.environ["LABEL"], r["ops_per_sec"], cpu * 1e6 / max(ops, 1), lat("reads"), lat("writes"), os.environ["THREADS"], errors)
 print("%-28s %9.0f %10.1f %22s %22s %8s%s" % row)
-open(os.environ["OPS_FILE"], "w").write(str(int(r["ops_per_sec"])))
 ' <<<"$json"
-    last_ops=$(cat "$dir/ops")
 }
 EXTRA=("$@")
 
@@ -91,12 +86,8 @@ setup_runs() { # label servers
     local label=$1 servers=$2
     warm "$servers"
     run "$label mixed" "$servers" -read-ratio=0.5
-    local mixed=$last_ops
     run "$label reads only" "$servers" -read-ratio=1
     run "$label writes only" "$servers" -read-ratio=0
-    if [[ ${PACED:-1} == 1 ]] && "$BENCH_DIR/distkv-bench" -help 2>&1 | grep -q -- '-rate'; then
-        run "$label mixed @ $((mixed / 2))/s" "$servers" -read-ratio=0.5 -rate=$((mixed / 2))
-    fi
 }
 
 p=$(port); start single "$p" "-replicas=1 -read-quorum=1 -write-quorum=1"; wait_up "$p" 1

@@ -454,15 +454,16 @@ impl Db {
         self.submit(batch, opts.sync, false)
     }
 
-    /// A [`Durable`] for everything visible now: resolves once all of it is synced (at once
-    /// when the sync policy does not sync every commit). A caller that acknowledges what it
-    /// read, without writing, awaits this so that it never acknowledges an unsynced write.
+    /// A [`Durable`] for everything visible now that must be synced: every batch under the
+    /// `EveryCommit` policy, otherwise the batches written with [`WriteOptions::sync`]. A caller
+    /// that acknowledges what it read, without writing, awaits this so that it never
+    /// acknowledges a write whose sync is still to come.
     pub fn durable_now(&self) -> Durable {
         let s = self.shared();
         let seq = if s.opts.sync == SyncPolicy::EveryCommit {
             s.visible_seq.load(Ordering::Acquire)
         } else {
-            0
+            s.sync.lock().requested
         };
         s.request_sync(seq);
         Durable {

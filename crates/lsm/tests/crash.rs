@@ -13,6 +13,8 @@
 //! `DISTKV_CRASH_CYCLES` sets the number of kills (default 4; the heavy suite runs 50) and
 //! `DISTKV_CRASH_SEED` the seed of the kill timing (printed on failure).
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -84,7 +86,7 @@ fn crash_child() {
                 .expect("child write")
             {
                 distkv_lsm::Submitted::Applied(durable) => {
-                    wait_durable(durable);
+                    common::block_on(durable, Duration::from_secs(60)).expect("child sync");
                 }
                 distkv_lsm::Submitted::WouldStall(b) => {
                     db.write(b, &WriteOptions { sync }).expect("child write")
@@ -96,29 +98,6 @@ fn crash_child() {
         }
         writeln!(out, "ack {i}").unwrap();
         out.flush().unwrap();
-    }
-}
-
-/// Awaits a [`distkv_lsm::Durable`] as a future (not with its blocking `wait`), parking this
-/// thread until the engine's sync thread wakes it.
-fn wait_durable(durable: distkv_lsm::Durable) {
-    use std::future::Future;
-    use std::sync::Arc;
-    use std::task::{Context, Poll, Wake, Waker};
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut f = std::pin::pin!(durable);
-    loop {
-        match f.as_mut().poll(&mut cx) {
-            Poll::Ready(r) => return r.expect("child sync"),
-            Poll::Pending => std::thread::park(),
-        }
     }
 }
 

@@ -15,8 +15,7 @@
 //! first. Sequential blind writes through one coordinator therefore overwrite; writes that race
 //! (neither applied when the other arrived), or that a coordinator did not hold yet (it was
 //! behind when an earlier one was acknowledged), become siblings. A node that is not a replica
-//! forwards the write to the key's first replica that is not known to be down, so that writes
-//! from every client meet at one coordinator while it is up.
+//! forwards the write to the key's first replica that is not known to be down.
 //!
 //! A replica that fails to take a write gets a hint kept durably here and
 //! delivered when it answers again (4.6); by default hints do not count toward W (Cassandra's
@@ -559,13 +558,10 @@ impl Node {
         let is_replica = replicas.iter().any(|r| *r == self.cfg.node_id);
         // A replica coordinates itself: forwarding to a "better" replica would make the write
         // wait for (and fail with) a replica that is silent but not yet known down.
-        if !is_replica
-            && !forwarded
-            && let Some(written) = self
-                .forward_write(&replicas, key, value.as_deref(), context, level)
-                .await?
-        {
-            return Ok(written);
+        if !is_replica && !forwarded {
+            return self
+                .forward_write(&replicas, key, value, context, level)
+                .await;
         }
         let required = self.cfg.quorum.writes(level);
         let dot = self.next_dot()?;
@@ -774,16 +770,15 @@ impl Node {
         Ok(())
     }
 
-    /// Hands a write to the first replica of the key that answers; `None` when this node comes
-    /// first (it coordinates the write itself).
+    /// Hands a write to the first replica of the key that answers.
     async fn forward_write(
         self: &Arc<Self>,
         replicas: &[NodeId],
         key: &str,
-        value: Option<&[u8]>,
+        value: Option<Vec<u8>>,
         context: &WriteContext,
         level: Option<Consistency>,
-    ) -> Result<Option<Siblings>> {
+    ) -> Result<Siblings> {
         let (consistency_level, consistency_set) = match level {
             None => (0, false),
             Some(Consistency::One) => (0, true),
@@ -793,7 +788,7 @@ impl Node {
         let request = internal::CoordinateRequest {
             key: key.to_string(),
             is_delete: value.is_none(),
-            value: value.map(<[u8]>::to_vec).unwrap_or_default(),
+            value: value.unwrap_or_default(),
             context: match context {
                 WriteContext::Given(c) => c.encode(),
                 WriteContext::Coordinator => Vec::new(),
@@ -810,9 +805,6 @@ impl Node {
         let deadline = Instant::now() + self.cfg.request_timeout + FORWARD_MARGIN;
         let mut last_error = NodeError::EmptyRing;
         for target in replicas.iter().filter(|r| !self.is_down(r)) {
-            if *target == self.cfg.node_id {
-                return Ok(None);
-            }
             let Some(address) = self.address_of(target) else {
                 continue;
             };
@@ -833,7 +825,6 @@ impl Node {
                         });
                     }
                     return Siblings::decode(&reply.versions)
-                        .map(Some)
                         .map_err(|e| NodeError::bad_reply(&address, format!("versions: {e}")));
                 }
                 Err(status) if status.code() == tonic::Code::Unavailable => {

@@ -214,12 +214,25 @@ impl Store {
     /// Merges `incoming` into the stored versions of `key`; returns the result once it is
     /// durable under the sync policy.
     pub async fn merge(&self, key: String, incoming: Siblings) -> Result<Siblings> {
-        let Nowait::Applied(merged, durable) = self.inner.merge_nowait(&key, &incoming)? else {
-            let inner = Arc::clone(&self.inner);
-            return blocking(move || inner.merge(&key, &incoming).map(|(m, _)| m)).await;
-        };
-        durable.await?;
-        Ok(merged)
+        self.change(key, move |inner, current| inner.merged(current, &incoming))
+            .await
+    }
+
+    /// Under the key's lock, turns the stored versions into `change`'s result and stores it
+    /// (unless `change` says nothing changed); returns it once durable. Runs on this task when
+    /// the engine has the key in memory and takes the write without a stall, on the blocking
+    /// pool otherwise.
+    async fn change(
+        &self,
+        key: String,
+        change: impl Fn(&StoreInner, &Siblings) -> (Siblings, bool) + Send + 'static,
+    ) -> Result<Siblings> {
+        if let Some((next, durable)) = self.inner.change_nowait(&key, &change)? {
+            durable.await?;
+            return Ok(next);
+        }
+        let inner = Arc::clone(&self.inner);
+        blocking(move || inner.change(&key, &change).map(|(next, _)| next)).await
     }
 
     /// Merges many keys' versions; returns how many keys changed here.
@@ -249,23 +262,17 @@ impl Store {
         value: Option<Vec<u8>>,
         timestamp_ms: u64,
     ) -> Result<Siblings> {
-        let mode = self.inner.mode;
-        let write = move |current: &Siblings| {
-            current.write(dot.clone(), &context, value.clone(), timestamp_ms, mode)
-        };
-        let Nowait::Applied(next, durable) = self.inner.update_nowait(&key, &write)? else {
-            let inner = Arc::clone(&self.inner);
-            return blocking(move || {
-                let _guard = inner.stripe(&key).lock();
-                let current = inner.read(&key)?;
-                let next = write(&current);
-                inner.store(&key, &next)?;
-                Ok(next)
-            })
-            .await;
-        };
-        durable.await?;
-        Ok(next)
+        self.change(key, move |inner, current| {
+            let next = current.write(
+                dot.clone(),
+                &context,
+                value.clone(),
+                timestamp_ms,
+                inner.mode,
+            );
+            (next, true)
+        })
+        .await
     }
 
     /// Keys `[start, end)` in order with their versions: at most `limit` of them and,
@@ -376,15 +383,6 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
         .map_err(|_| NodeError::ShuttingDown)?
 }
 
-/// What an attempt to apply a change without blocking did.
-enum Nowait {
-    /// Applied (or nothing to change): the new versions, durable once the future resolves.
-    Applied(Siblings, Durable),
-    /// Nothing applied: the key's versions must be read from disk, or the engine would stall
-    /// the write. Do it on the blocking pool.
-    Blocked,
-}
-
 impl StoreInner {
     fn decode(key: &str, bytes: &[u8]) -> Result<Siblings> {
         Siblings::decode(bytes).map_err(|e| NodeError::CorruptVersions {
@@ -410,34 +408,47 @@ impl StoreInner {
         }
     }
 
-    /// Under the key's lock: reads the stored versions from memory, computes the next ones
-    /// with `next`, and applies them without waiting for the sync.
-    fn update_nowait(&self, key: &str, next: &dyn Fn(&Siblings) -> Siblings) -> Result<Nowait> {
+    /// [`Self::change`] without blocking: reads the key from memory only and applies the write
+    /// without waiting for its sync; returns the new versions and their durability, or `None`
+    /// (nothing applied) when the key must be read from disk or the engine would stall the
+    /// write.
+    fn change_nowait(
+        &self,
+        key: &str,
+        change: &dyn Fn(&StoreInner, &Siblings) -> (Siblings, bool),
+    ) -> Result<Option<(Siblings, Durable)>> {
         let _guard = self.stripe(key).lock();
         let Some(current) = self.read_cached(key)? else {
-            return Ok(Nowait::Blocked);
+            return Ok(None);
         };
-        let updated = next(&current);
-        match self.store_nowait(key, &updated)? {
-            Some(durable) => Ok(Nowait::Applied(updated, durable)),
-            None => Ok(Nowait::Blocked),
+        let (next, write) = change(self, &current);
+        if !write {
+            // What was read may not be synced yet: it is acknowledged once it is.
+            return Ok(Some((next, self.db.durable_now())));
         }
+        Ok(self
+            .store_nowait(key, &next)?
+            .map(|durable| (next, durable)))
     }
 
-    /// [`Self::merge`] without blocking, or [`Nowait::Blocked`].
-    fn merge_nowait(&self, key: &str, incoming: &Siblings) -> Result<Nowait> {
-        let _guard = self.stripe(key).lock();
-        let Some(current) = self.read_cached(key)? else {
-            return Ok(Nowait::Blocked);
-        };
-        let (merged, write) = self.merged(&current, incoming);
-        if !write {
-            return Ok(Nowait::Applied(merged, self.db.durable_now()));
+    /// Under the key's lock, turns the stored versions into `change`'s result and stores it
+    /// (blocking), unless `change` says nothing changed; returns it and whether it was stored.
+    fn change(
+        &self,
+        key: &str,
+        change: &dyn Fn(&StoreInner, &Siblings) -> (Siblings, bool),
+    ) -> Result<(Siblings, bool)> {
+        let guard = self.stripe(key).lock();
+        let current = self.read(key)?;
+        let (next, write) = change(self, &current);
+        if write {
+            self.store(key, &next)?;
+        } else {
+            // What was read may not be synced yet: do not acknowledge before it is.
+            drop(guard);
+            self.db.durable_now().wait()?;
         }
-        match self.store_nowait(key, &merged)? {
-            Some(durable) => Ok(Nowait::Applied(merged, durable)),
-            None => Ok(Nowait::Blocked),
-        }
+        Ok((next, write))
     }
 
     /// The result of merging `incoming` into `current`, and whether it must be stored.
@@ -523,17 +534,7 @@ impl StoreInner {
 
     /// Merges; returns the result and whether it changed what was stored.
     fn merge(&self, key: &str, incoming: &Siblings) -> Result<(Siblings, bool)> {
-        let guard = self.stripe(key).lock();
-        let current = self.read(key)?;
-        let (merged, write) = self.merged(&current, incoming);
-        if write {
-            self.store(key, &merged)?;
-        } else {
-            // What was read may not be synced yet: do not acknowledge before it is.
-            drop(guard);
-            self.db.durable_now().wait()?;
-        }
-        Ok((merged, write))
+        self.change(key, &|inner, current| inner.merged(current, incoming))
     }
 
     fn scan(

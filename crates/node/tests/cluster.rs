@@ -159,6 +159,29 @@ async fn read_repair_fixes_a_stale_replica() {
     .await;
 }
 
+/// Waits until a read at ALL through `client` returns `key` as exactly two siblings, the values
+/// `want` (in any order); returns that read.
+async fn two_siblings(
+    client: &distkv_proto::distkv::dist_kv_client::DistKvClient<tonic::transport::Channel>,
+    key: &str,
+    want: [&[u8]; 2],
+) -> pb::GetResponse {
+    let both = eventually("both siblings visible", || {
+        let mut c = client.clone();
+        async move {
+            let g = get(&mut c, key, Some(All)).await;
+            (g.siblings.len() == 2).then_some(g)
+        }
+    })
+    .await;
+    let mut values: Vec<&[u8]> = both.siblings.iter().map(|s| s.value.as_slice()).collect();
+    values.sort();
+    let mut want = want.to_vec();
+    want.sort();
+    assert_eq!(values, want, "{key}: {both:?}");
+    both
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writes_become_siblings_and_a_put_with_context_resolves_them() {
     let c = Cluster::start(3, &[]).await;
@@ -170,17 +193,7 @@ async fn concurrent_writes_become_siblings_and_a_put_with_context_resolves_them(
     let w1 = put_with_context(&mut a, "doc", "from-a", base.context.clone()).await;
     let w2 = put_with_context(&mut b, "doc", "from-b", base.context.clone()).await;
     assert!(w1.success && w2.success);
-    let both = eventually("both siblings visible", || {
-        let mut a = a.clone();
-        async move {
-            let g = get(&mut a, "doc", Some(All)).await;
-            (g.siblings.len() == 2).then_some(g)
-        }
-    })
-    .await;
-    let mut values: Vec<Vec<u8>> = both.siblings.iter().map(|s| s.value.clone()).collect();
-    values.sort();
-    assert_eq!(values, vec![b"from-a".to_vec(), b"from-b".to_vec()]);
+    let both = two_siblings(&a, "doc", [b"from-a", b"from-b"]).await;
     // The deterministic winner for old clients is one of them, the same on every node.
     let other = get(&mut b, "doc", Some(All)).await;
     assert_eq!(both.value, other.value);
@@ -788,20 +801,7 @@ async fn a_coordinator_that_missed_a_write_keeps_it_as_a_sibling_of_its_own() {
     let mut through_n2 = c.kv(1).await;
     let w = put(&mut through_n2, "doc", "through-n2", Some(One)).await;
     assert!(w.success, "{}", w.error_message);
-    let both = eventually("both versions visible", || {
-        let mut a = a.clone();
-        async move {
-            let g = get(&mut a, "doc", Some(All)).await;
-            (g.siblings.len() == 2).then_some(g)
-        }
-    })
-    .await;
-    let mut values: Vec<Vec<u8>> = both.siblings.iter().map(|s| s.value.clone()).collect();
-    values.sort();
-    assert_eq!(
-        values,
-        vec![b"through-n2".to_vec(), b"while-n2-was-down".to_vec()]
-    );
+    two_siblings(&a, "doc", [b"through-n2", b"while-n2-was-down"]).await;
     // Once read repair has given every replica both, a write without a context overwrites
     // both, whichever replica coordinates it.
     for i in 0..3 {

@@ -15,7 +15,6 @@
 use std::collections::BTreeSet;
 
 use serde::Serialize;
-use tokio::task::JoinSet;
 
 use crate::client::Client;
 
@@ -71,32 +70,18 @@ pub async fn sample(client: &Client) -> Result<ProcessSample, String> {
     })
 }
 
-/// Reads every node at once, in the order given; clients to the same address are read once.
+/// Reads every node, in the order given (one after the other: a few milliseconds beside a
+/// run of seconds); clients to the same address are read once.
 pub async fn sample_all(clients: &[Client]) -> Vec<(String, Result<ProcessSample, String>)> {
     let mut seen = BTreeSet::new();
-    let clients: Vec<Client> = clients
+    let mut samples = Vec::new();
+    for client in clients
         .iter()
         .filter(|c| seen.insert(c.server().to_string()))
-        .cloned()
-        .collect();
-    let mut tasks = JoinSet::new();
-    for (i, client) in clients.iter().cloned().enumerate() {
-        tasks.spawn(async move { (i, sample(&client).await) });
+    {
+        samples.push((client.server().to_string(), sample(client).await));
     }
-    let mut samples: Vec<Option<Result<ProcessSample, String>>> = vec![None; clients.len()];
-    while let Some(done) = tasks.join_next().await {
-        if let Ok((i, result)) = done {
-            samples[i] = Some(result);
-        }
-    }
-    clients
-        .iter()
-        .zip(samples)
-        .map(|(c, s)| {
-            let s = s.unwrap_or_else(|| Err("reading its metrics failed".to_string()));
-            (c.server().to_string(), s)
-        })
-        .collect()
+    samples
 }
 
 /// One node's use of the run, as `-o json` shows it under `server_nodes`.

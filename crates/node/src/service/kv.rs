@@ -57,8 +57,8 @@ fn clock_to_proto(c: VectorClock) -> pb::VectorClock {
 /// The causal context of a put or delete: our opaque `context` bytes, or else the original's
 /// `vector_clock` map, or else (a blind write, as every original client makes) the versions the
 /// coordinating replica holds (see [`crate::node`]). So sequential writes without context
-/// overwrite, as the original's users expect, while writes that race (neither saw the other)
-/// are kept as siblings.
+/// through one node overwrite, as the original's users expect, while writes that race (neither
+/// saw the other) are kept as siblings.
 fn resolve_context(bytes: &[u8], clock: Option<&pb::VectorClock>) -> Result<WriteContext> {
     if !bytes.is_empty() {
         return VectorClock::decode(bytes)
