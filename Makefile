@@ -52,8 +52,8 @@ bench-engine:
 bench-engine-full:
 	scripts/bench-engine.sh --full
 
-## bench-cluster: distkv-bench against one node and against the dev cluster (50 clients)
-bench-cluster:
+## bench-cluster: one node and a 3-node cluster under mixed, read-only and write-only loads: ops/s, server CPU per operation, p50/p99/p99.9, threads
+bench-cluster: build
 	scripts/bench-cluster.sh
 
 ## docker-binaries: static binaries for the image (target/x86_64-unknown-linux-gnu/release)
