@@ -6,6 +6,12 @@ use std::process::ExitCode;
 use distkv_node::{Node, server};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc rather than glibc's malloc: a request allocates and frees dozens of small buffers
+/// across threads (HTTP/2 frames, protobuf messages, versions), and glibc's arenas spent about
+/// a sixth of a loaded node's CPU on them (`perf`, 3 nodes, mixed load).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let settings = match distkv_node::settings::parse(std::env::args(), std::env::vars()) {
         Ok(s) => s,
