@@ -9,6 +9,7 @@
 pub mod backup;
 pub mod config;
 pub mod conn;
+pub mod coordinator;
 pub mod error;
 pub mod hints;
 pub mod http;

@@ -13,6 +13,7 @@
 //! was a member carries on under a new generation; a new node with seeds joins (streams its
 //! ranges in first, [`crate::streaming`]); a new node without seeds starts a cluster.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +39,24 @@ pub struct Rings {
     pub read: Arc<Ring>,
     /// After pending joins and leaves: writes also go to these replicas.
     pub pending: Arc<Ring>,
+    /// Every member's address, by id.
+    pub addresses: Arc<HashMap<NodeId, String>>,
+}
+
+impl Rings {
+    /// The rings of `table`.
+    pub fn of(table: &Membership) -> Rings {
+        Rings {
+            read: Arc::new(table.ring()),
+            pending: Arc::new(table.pending_ring()),
+            addresses: Arc::new(
+                table
+                    .members()
+                    .map(|m| (m.id.clone(), m.address.clone()))
+                    .collect(),
+            ),
+        }
+    }
 }
 
 /// A member as `status` shows it.
@@ -575,10 +594,7 @@ impl Node {
         if let Some(table) = table {
             // Spread the change now rather than at the next round.
             self.gossip_now.notify_one();
-            let rings = Rings {
-                read: Arc::new(table.ring()),
-                pending: Arc::new(table.pending_ring()),
-            };
+            let rings = Rings::of(&table);
             let mut current = self.rings.write();
             if current.read != rings.read || current.pending != rings.pending {
                 *self.ring_changed_at.lock() = std::time::Instant::now();

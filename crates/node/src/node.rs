@@ -37,8 +37,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use distkv_cluster::{
-    Consistency, Dot, Gossiper, MemberState, Membership, NodeId, Outcome, QuorumError, ReadRound,
-    Siblings, VectorClock, WriteRound,
+    Consistency, Gossiper, MemberState, Membership, NodeId, QuorumError, Siblings,
 };
 use distkv_proto::internal;
 use futures::StreamExt;
@@ -48,6 +47,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::config::NodeConfig;
+use crate::coordinator::grpc::{GrpcTransport, StoreReplica};
+use crate::coordinator::{self, Coordinator, Placement, Write};
 use crate::error::{NodeError, Result};
 use crate::hints::HintStore;
 use crate::membership::{Rings, gossip_config, initial_state, load_members};
@@ -56,41 +57,13 @@ use crate::peers::Peers;
 use crate::repair::MerkleSessions;
 use crate::storage::Store;
 
-/// Keys of this node's own bookkeeping in the hint store (no `\0`, so never a hint).
-const DOT_HWM_KEY: &[u8] = b"meta:dot-high-water-mark";
-/// How long a read that found nothing waits for the replicas still out.
-const ABSENT_GRACE: Duration = Duration::from_millis(100);
-/// Dots reserved durably at a time.
-const DOT_RESERVE: u64 = 100_000;
-/// Extra time a forwarded write gets beyond the request timeout of the replica coordinating it.
-const FORWARD_MARGIN: Duration = Duration::from_secs(1);
+/// The least a replica is asked for in one scan page, however many nodes share the budget.
+const MIN_SCAN_PAGE_BYTES: usize = 256 * 1024;
 
-type ReplicaCall =
-    std::pin::Pin<Box<dyn std::future::Future<Output = (NodeId, Result<Siblings>)> + Send>>;
-type ReplicaCalls = FuturesUnordered<ReplicaCall>;
+pub use crate::coordinator::WriteContext;
 
-/// What a write round waits for: a replica's answer, or a stand-in's (sloppy quorum).
-enum WriteEvent {
-    Replica(NodeId, Result<()>),
-    /// A node that will be a replica once a join or leave completes.
-    Pending(NodeId, Result<()>),
-    StandIn {
-        target: NodeId,
-        via: NodeId,
-        result: Result<()>,
-    },
-}
-type WriteCall = std::pin::Pin<Box<dyn std::future::Future<Output = WriteEvent> + Send>>;
-
-/// The causal context of a client's write: which stored versions it supersedes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum WriteContext {
-    /// The context the client read: the write supersedes exactly the versions it covers.
-    Given(VectorClock),
-    /// None given (a blind write): the versions the coordinating replica holds when it applies
-    /// the write.
-    Coordinator,
-}
+/// The coordinator of this node's client reads and writes.
+pub type NodeCoordinator = Coordinator<GrpcTransport, StoreReplica>;
 
 /// Counters behind the status RPC (Prometheus comes later).
 #[derive(Default)]
@@ -120,11 +93,13 @@ pub struct Node {
     pub(crate) cfg: NodeConfig,
     pub(crate) store: Store,
     pub(crate) hints: HintStore,
-    pub(crate) peers: Peers,
+    pub(crate) peers: Arc<Peers>,
+    /// Client reads and writes: quorum rounds over the replicas.
+    pub(crate) coordinator: NodeCoordinator,
     /// Gossip: the member table, the failure detector and their timers.
     pub(crate) gossip: Mutex<Gossiper>,
     /// The rings built from the table, rebuilt when a record changes.
-    pub(crate) rings: RwLock<Rings>,
+    pub(crate) rings: Arc<RwLock<Rings>>,
     /// Serializes ring rebuilds and saves of the member table.
     pub(crate) membership_save: Mutex<()>,
     /// The local node's state, for the tasks that act on it.
@@ -142,9 +117,7 @@ pub struct Node {
     pub(crate) serving: std::sync::atomic::AtomicBool,
     /// Set when the node left or was removed and joins again: its data is stale.
     pub(crate) wipe_before_join: std::sync::atomic::AtomicBool,
-    dot_counter: AtomicU64,
-    dot_reserved: Mutex<u64>,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     /// Client requests by operation (Prometheus).
     pub requests: crate::metrics::RequestMetrics,
     /// What the connection layer counts (Prometheus).
@@ -163,9 +136,6 @@ pub struct Node {
     pub(crate) started: Instant,
 }
 
-/// The least a replica is asked for in one scan page, however many nodes share the budget.
-const MIN_SCAN_PAGE_BYTES: usize = 256 * 1024;
-
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -181,16 +151,6 @@ impl Node {
             cfg.conflict_mode,
         )?;
         let hints = HintStore::open(&cfg.data_dir.join("hints"))?;
-        let hwm = match hints.db().get(DOT_HWM_KEY)? {
-            Some(b) => std::str::from_utf8(&b)
-                .ok()
-                .and_then(|s| s.parse::<u64>().ok())
-                .unwrap_or(0),
-            None => 0,
-        };
-        // Dots must never repeat: start past both the wall clock (in microseconds) and what an
-        // earlier run reserved.
-        let start = hwm.max(now_ms() * 1000);
         // Remember the members of the last run, so a restarted node finds its cluster again
         // even without seeds, and carries on in the state it was in.
         let saved = load_members(&cfg.data_dir).unwrap_or_default();
@@ -200,20 +160,35 @@ impl Node {
         let local_state = local.state;
         let mut table = Membership::new(local);
         table.merge(saved.into_iter().filter(|m| m.id != cfg.node_id));
-        let rings = Rings {
-            read: Arc::new(table.ring()),
-            pending: Arc::new(table.pending_ring()),
-        };
+        let rings = Arc::new(RwLock::new(Rings::of(&table)));
         let rng_seed = distkv_cluster::key_token(cfg.node_id.as_bytes()) ^ now_ms();
         let gossip = Gossiper::new(gossip_config(&cfg), table, cfg.seeds.clone(), rng_seed, 0);
         let mut peers = Peers::new(
             cfg.request_timeout.min(Duration::from_secs(2)),
-            cfg.request_timeout + FORWARD_MARGIN,
+            cfg.request_timeout + coordinator::FORWARD_MARGIN,
         );
         peers = peers.with_max_message(cfg.max_message_bytes);
         if let Some(tls) = &cfg.tls {
             peers = peers.with_tls(tls.peer_client_config().map_err(NodeError::Tls)?);
         }
+        let peers = Arc::new(peers);
+        let metrics = Arc::new(Metrics::default());
+        let coordinator = Coordinator::new(
+            GrpcTransport::new(
+                cfg.node_id.clone(),
+                store.clone(),
+                hints.clone(),
+                Arc::clone(&peers),
+                Arc::clone(&rings),
+            ),
+            StoreReplica::open(cfg.node_id.clone(), store.clone(), hints.clone())?,
+            coordinator::Settings {
+                quorum: cfg.quorum,
+                request_timeout: cfg.request_timeout,
+                conflict_mode: cfg.conflict_mode,
+            },
+            Arc::clone(&metrics),
+        );
         let slots = cfg.max_concurrent_requests;
         let (shutdown, _) = watch::channel(false);
         let serving = local_state != MemberState::Joining;
@@ -222,11 +197,12 @@ impl Node {
             // Every call's own deadline is the request timeout (rounds stop waiting then); the
             // channel allows a forwarded write the margin on top.
             peers,
+            coordinator,
             cfg,
             store,
             hints,
             gossip: Mutex::new(gossip),
-            rings: RwLock::new(rings),
+            rings,
             membership_save: Mutex::new(()),
             local_state,
             ops: Operations::default(),
@@ -236,9 +212,7 @@ impl Node {
             gossip_now: tokio::sync::Notify::new(),
             serving: std::sync::atomic::AtomicBool::new(serving),
             wipe_before_join: std::sync::atomic::AtomicBool::new(rejoining),
-            dot_counter: AtomicU64::new(start),
-            dot_reserved: Mutex::new(start),
-            metrics: Metrics::default(),
+            metrics,
             requests: crate::metrics::RequestMetrics::default(),
             network: Arc::new(crate::metrics::NetworkCounters::default()),
             request_ids: AtomicU64::new(1),
@@ -250,7 +224,6 @@ impl Node {
             shutdown,
             started: Instant::now(),
         });
-        node.reserve_dots(start)?;
         node.store
             .set_gc_grace(node.cfg.tombstone_gc_grace.as_millis() as u64);
         Ok(node)
@@ -315,32 +288,6 @@ impl Node {
         self.started.elapsed()
     }
 
-    fn reserve_dots(&self, upto: u64) -> Result<()> {
-        let mut reserved = self.dot_reserved.lock();
-        if upto >= *reserved {
-            let next = upto + DOT_RESERVE;
-            self.hints.db().put_opt(
-                DOT_HWM_KEY,
-                next.to_string().as_bytes(),
-                &distkv_lsm::WriteOptions { sync: true },
-            )?;
-            *reserved = next;
-        }
-        Ok(())
-    }
-
-    /// A dot counter never used before by this node, across restarts.
-    fn next_dot(&self) -> Result<Dot> {
-        let counter = self.dot_counter.fetch_add(1, Ordering::Relaxed);
-        if counter >= *self.dot_reserved.lock() {
-            self.reserve_dots(counter)?;
-        }
-        Ok(Dot {
-            node: self.cfg.node_id.clone(),
-            counter,
-        })
-    }
-
     pub(crate) fn spawn_task(&self, f: impl std::future::Future<Output = ()> + Send + 'static) {
         let mut tasks = self.tasks.lock();
         while tasks.try_join_next().is_some() {}
@@ -369,6 +316,9 @@ impl Node {
             .is_err()
         {
             tracing::warn!("background tasks still running at shutdown were cancelled");
+        }
+        if !self.coordinator.drain(self.cfg.request_timeout * 2).await {
+            tracing::warn!("hints and read repairs still running at shutdown were cancelled");
         }
         let store = self.store.clone();
         let hints = self.hints.clone();
@@ -426,81 +376,10 @@ impl Node {
         self.request_ids.fetch_add(1, Ordering::Relaxed)
     }
 
-    // ---- replica operations (local or remote) ----
-
-    async fn replica_write(
-        self: &Arc<Self>,
-        node: &str,
-        key: &str,
-        versions: &Siblings,
-    ) -> Result<Siblings> {
-        if node == self.cfg.node_id {
-            return self.store.merge(key.to_string(), versions.clone()).await;
-        }
-        let address = self
-            .address_of(node)
-            .ok_or_else(|| NodeError::UnknownNode(node.to_string()))?;
-        let mut client = self.peers.replica(&address)?;
-        let reply = client
-            .write(internal::ReplicaWriteRequest {
-                key: key.to_string(),
-                versions: versions.encode(),
-                coordinator: self.cfg.node_id.clone(),
-            })
-            .await
-            .map_err(|s| self.peers.error(&address, s))?;
-        Siblings::decode(&reply.into_inner().versions)
-            .map_err(|e| NodeError::bad_reply(&address, format!("versions: {e}")))
-    }
-
-    async fn replica_read(self: &Arc<Self>, node: &str, key: &str) -> Result<Siblings> {
-        if node == self.cfg.node_id {
-            return self.store.read(key.to_string()).await;
-        }
-        let address = self
-            .address_of(node)
-            .ok_or_else(|| NodeError::UnknownNode(node.to_string()))?;
-        let mut client = self.peers.replica(&address)?;
-        let reply = client
-            .read(internal::ReplicaReadRequest {
-                key: key.to_string(),
-            })
-            .await
-            .map_err(|s| self.peers.error(&address, s))?
-            .into_inner();
-        if !reply.found {
-            return Ok(Siblings::new());
-        }
-        Siblings::decode(&reply.versions)
-            .map_err(|e| NodeError::bad_reply(&address, format!("versions: {e}")))
-    }
-
-    /// Keeps a durable hint for `target` (on the blocking pool: it is a synced write).
-    async fn add_hint(&self, target: &str, key: &str, versions: &Siblings) -> Result<()> {
-        let hints = self.hints.clone();
-        let (t, k, v) = (target.to_string(), key.to_string(), versions.clone());
-        tokio::task::spawn_blocking(move || hints.add(&t, &k, &v))
-            .await
-            .map_err(|_| NodeError::ShuttingDown)?
-    }
-
-    /// Keeps a hint for `target` here, logging (not returning) a failure: the write's outcome
-    /// is decided by its acknowledgements, and anti-entropy repairs what a lost hint misses.
-    async fn store_hint(&self, target: &str, key: &str, versions: &Siblings) {
-        match self.add_hint(target, key, versions).await {
-            Ok(()) => {
-                self.metrics.hints_stored.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) => {
-                tracing::error!(target_node = target, key, error = %e, "could not store a hint")
-            }
-        }
-    }
-
     // ---- coordination ----
 
-    /// The replicas a request for `key` counts, and the pending replicas that only receive
-    /// its writes.
+    /// Where `key` lives: its replicas and pending replicas as the rings say, which of them
+    /// the failure detector holds down, and (with `-sloppy-quorum`) the stand-ins.
     ///
     /// Normally the replicas are the key's preference list on the read ring, and the nodes
     /// that will be replicas once pending joins and leaves complete get writes too without
@@ -510,30 +389,53 @@ impl Node {
     /// and writes alike: with W + R > N >= their number, every read set still meets every
     /// write set within them, and a cluster of N nodes starting together takes writes as soon
     /// as its nodes know each other.
-    fn replica_sets(&self, key: &str) -> Result<(Vec<NodeId>, Vec<NodeId>)> {
+    pub fn placement(&self, key: &str) -> Placement {
         let rings = self.rings.read().clone();
         let n = self.cfg.quorum.n;
         let mut replicas = rings.read.preference_list(key.as_bytes(), n);
-        let pending: Vec<NodeId> = rings
+        let mut pending: Vec<NodeId> = rings
             .pending
             .preference_list(key.as_bytes(), n)
             .into_iter()
             .filter(|p| !replicas.contains(p))
             .collect();
-        if replicas.is_empty() && pending.is_empty() {
-            return Err(NodeError::EmptyRing);
-        }
         if replicas.len() + pending.len() <= n {
-            replicas.extend(pending);
-            return Ok((replicas, Vec::new()));
+            replicas.append(&mut pending);
         }
-        Ok((replicas, pending))
+        let (down, stand_ins) = {
+            let gossip = self.gossip.lock();
+            let is_down = |id: &str| id != self.cfg.node_id && gossip.is_down(id);
+            let down = replicas
+                .iter()
+                .chain(&pending)
+                .filter(|r| is_down(r))
+                .cloned()
+                .collect();
+            // Sloppy quorum (Dynamo 4.6): the nodes after the key's replicas on its ring walk.
+            let stand_ins = if self.cfg.sloppy_quorum {
+                rings
+                    .read
+                    .walk(key.as_bytes())
+                    .into_iter()
+                    .filter(|n| !replicas.contains(n) && !is_down(n))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            (down, stand_ins)
+        };
+        Placement {
+            replicas,
+            pending,
+            down,
+            stand_ins,
+        }
     }
 
     /// Writes a new version of `key` (`None` deletes) that supersedes what `context` covers.
     /// Returns the versions of the key as written by the coordinator.
     pub async fn coordinate_write(
-        self: &Arc<Self>,
+        &self,
         key: &str,
         value: Option<Vec<u8>>,
         context: &WriteContext,
@@ -547,420 +449,29 @@ impl Node {
     /// write to the first replica not known to be down (unless this node was itself forwarded
     /// the write, when ring views differ).
     pub async fn coordinate_write_here(
-        self: &Arc<Self>,
+        &self,
         key: &str,
         value: Option<Vec<u8>>,
         context: &WriteContext,
         level: Option<Consistency>,
         forwarded: bool,
     ) -> Result<Siblings> {
-        let (replicas, pending) = self.replica_sets(key)?;
-        let is_replica = replicas.iter().any(|r| *r == self.cfg.node_id);
-        // A replica coordinates itself: forwarding to a "better" replica would make the write
-        // wait for (and fail with) a replica that is silent but not yet known down.
-        if !is_replica && !forwarded {
-            return self
-                .forward_write(&replicas, key, value, context, level)
-                .await;
-        }
-        let required = self.cfg.quorum.writes(level);
-        let dot = self.next_dot()?;
-        let mut round = WriteRound::new(replicas.clone(), required);
-        // The coordinator applies the write to its own copy first, under the key's lock, and
-        // then sends the whole resulting set: every replica that gets this version also gets
-        // the concurrent versions its dot does not cover. A coordinator that is not a replica
-        // (it was forwarded the write while ring views differed) keeps a copy all the same: a
-        // node must hold every version it coordinated for a key, or a later dot of its own
-        // could be read as covering an earlier concurrent one.
-        let context = match context {
-            WriteContext::Given(c) => c.clone(),
-            // What this replica holds as the request arrives: every write acknowledged before
-            // the client sent this one (this node coordinated it), and not a write that is
-            // racing this one, which stays beside it as a sibling.
-            WriteContext::Coordinator => self.store.read(key.to_string()).await?.context(),
-        };
-        let written = self
-            .store
-            .apply_write(key.to_string(), dot, context, value, now_ms())
-            .await?;
-        if is_replica {
-            round.on_ack(&self.cfg.node_id);
-        }
-        let mut calls: FuturesUnordered<WriteCall> = FuturesUnordered::new();
-        for r in replicas.iter().filter(|r| **r != self.cfg.node_id) {
-            if self.is_down(r) {
-                // Known to be down: do not wait for it (Dynamo 4.6 routes around it).
-                calls.push(Box::pin(std::future::ready(WriteEvent::Replica(
-                    r.clone(),
-                    Err(NodeError::PeerDown(r.clone())),
-                ))));
-                continue;
-            }
-            let this = Arc::clone(self);
-            let (r, key, v) = (r.clone(), key.to_string(), written.clone());
-            calls.push(Box::pin(async move {
-                let res = this.replica_write(&r, &key, &v).await.map(|_| ());
-                WriteEvent::Replica(r, res)
-            }));
-        }
-        // Nodes taking over this key's range (joining) or its next owners (when a replica is
-        // leaving) get the write too, without counting toward W; a hint covers a miss.
-        for p in pending.into_iter().filter(|p| *p != self.cfg.node_id) {
-            let this = Arc::clone(self);
-            let (key, v) = (key.to_string(), written.clone());
-            calls.push(Box::pin(async move {
-                let res = this.replica_write(&p, &key, &v).await.map(|_| ());
-                WriteEvent::Pending(p, res)
-            }));
-        }
-        let deadline = tokio::time::sleep(self.cfg.request_timeout);
-        tokio::pin!(deadline);
-        // Sloppy quorum: stand-ins tried so far (each takes the place of one replica).
-        let mut stand_ins: Vec<NodeId> = Vec::new();
-        // Until decided; after a failure, until every replica answered, so that the error
-        // reports how many really acknowledged.
-        loop {
-            let decided = !matches!(round.outcome(), Outcome::Pending);
-            if decided && (matches!(round.outcome(), Outcome::Succeeded) || calls.is_empty()) {
-                break;
-            }
-            tokio::select! {
-                next = calls.next() => match next {
-                    Some(WriteEvent::Replica(node, Ok(()))) => { round.on_ack(&node); }
-                    Some(WriteEvent::Replica(node, Err(e))) => {
-                        match self.next_stand_in(&replicas, &mut stand_ins, key) {
-                            Some(via) => calls.push(self.hint_via(via, node, key, &written)),
-                            None => {
-                                self.store_hint(&node, key, &written).await;
-                                round.on_failure(&node, e.to_string());
-                            }
-                        }
-                    }
-                    Some(WriteEvent::StandIn { target, via, result: Ok(()) }) => {
-                        tracing::debug!(key, target, stand_in = via, "hinted write on a stand-in");
-                        round.on_ack(&target);
-                    }
-                    Some(WriteEvent::Pending(node, Err(_))) => {
-                        self.store_hint(&node, key, &written).await;
-                    }
-                    Some(WriteEvent::Pending(_, Ok(()))) => {}
-                    Some(WriteEvent::StandIn { target, via, result: Err(e) }) => {
-                        tracing::debug!(key, via, error = %e, "stand-in refused a hint");
-                        match self.next_stand_in(&replicas, &mut stand_ins, key) {
-                            Some(next) => calls.push(self.hint_via(next, target, key, &written)),
-                            None => {
-                                self.store_hint(&target, key, &written).await;
-                                round.on_failure(&target, e.to_string());
-                            }
-                        }
-                    }
-                    None => break,
-                },
-                _ = &mut deadline => { round.on_timeout(); break; }
-            }
-        }
-        // Calls still out finish in the background; replicas that fail (and stand-ins that
-        // refuse) leave a hint here.
-        if !calls.is_empty() {
-            let this = Arc::clone(self);
-            let (key, versions) = (key.to_string(), written.clone());
-            self.spawn_task(async move {
-                while let Some(event) = calls.next().await {
-                    match event {
-                        WriteEvent::Replica(node, Err(_)) | WriteEvent::Pending(node, Err(_)) => {
-                            this.store_hint(&node, &key, &versions).await
-                        }
-                        WriteEvent::StandIn {
-                            target,
-                            result: Err(_),
-                            ..
-                        } => this.store_hint(&target, &key, &versions).await,
-                        _ => {}
-                    }
-                }
-            });
-        }
-        match round.outcome() {
-            Outcome::Succeeded => {
-                self.metrics
-                    .quorum_successes
-                    .fetch_add(1, Ordering::Relaxed);
-                Ok(written)
-            }
-            _ => {
-                self.metrics.quorum_failures.fetch_add(1, Ordering::Relaxed);
-                Err(NodeError::Quorum(QuorumError::NotReached {
-                    required,
-                    acked: round.acked().len(),
-                    failures: round.failed(),
-                }))
-            }
-        }
-    }
-
-    /// Sloppy quorum (Dynamo 4.6): the next node on the key's ring walk after its replicas that
-    /// is not known to be down and has not stood in yet; `None` in strict mode or when there
-    /// is none left.
-    fn next_stand_in(
-        &self,
-        replicas: &[NodeId],
-        used: &mut Vec<NodeId>,
-        key: &str,
-    ) -> Option<NodeId> {
-        if !self.cfg.sloppy_quorum {
-            return None;
-        }
-        let next = self
-            .ring()
-            .walk(key.as_bytes())
-            .into_iter()
-            .find(|n| !replicas.contains(n) && !used.contains(n) && !self.is_down(n))?;
-        used.push(next.clone());
-        Some(next)
-    }
-
-    /// Asks `via` to keep the write meant for the unreachable `target` as a hint (it delivers
-    /// it when `target` answers again). The call runs in the round's stream, so the round's
-    /// deadline bounds it like any replica call.
-    fn hint_via(
-        self: &Arc<Self>,
-        via: NodeId,
-        target: NodeId,
-        key: &str,
-        versions: &Siblings,
-    ) -> WriteCall {
-        let this = Arc::clone(self);
-        let (key, versions) = (key.to_string(), versions.clone());
-        Box::pin(async move {
-            let result = if via == this.cfg.node_id {
-                this.add_hint(&target, &key, &versions).await
-            } else {
-                this.remote_hint(&via, &target, &key, &versions).await
-            };
-            if result.is_ok() {
-                this.metrics.hints_stored.fetch_add(1, Ordering::Relaxed);
-            }
-            WriteEvent::StandIn {
-                target,
-                via,
-                result,
-            }
-        })
-    }
-
-    async fn remote_hint(
-        &self,
-        via: &str,
-        target: &str,
-        key: &str,
-        versions: &Siblings,
-    ) -> Result<()> {
-        let address = self
-            .address_of(via)
-            .ok_or_else(|| NodeError::UnknownNode(via.to_string()))?;
-        let mut client = self.peers.replica(&address)?;
-        client
-            .store_hint(internal::StoreHintRequest {
-                target_node: target.to_string(),
-                key: key.to_string(),
-                versions: versions.encode(),
-            })
-            .await
-            .map_err(|s| self.peers.error(&address, s))?;
-        Ok(())
-    }
-
-    /// Hands a write to the first replica of the key that answers.
-    async fn forward_write(
-        self: &Arc<Self>,
-        replicas: &[NodeId],
-        key: &str,
-        value: Option<Vec<u8>>,
-        context: &WriteContext,
-        level: Option<Consistency>,
-    ) -> Result<Siblings> {
-        let (consistency_level, consistency_set) = match level {
-            None => (0, false),
-            Some(Consistency::One) => (0, true),
-            Some(Consistency::Quorum) => (1, true),
-            Some(Consistency::All) => (2, true),
-        };
-        let request = internal::CoordinateRequest {
+        let write = Write {
             key: key.to_string(),
-            is_delete: value.is_none(),
-            value: value.unwrap_or_default(),
-            context: match context {
-                WriteContext::Given(c) => c.encode(),
-                WriteContext::Coordinator => Vec::new(),
-            },
-            consistency_level,
-            consistency_set,
-            coordinator_context: *context == WriteContext::Coordinator,
+            value,
+            context: context.clone(),
+            level,
         };
-        // The replica coordinating the write has the request timeout for its own round; give
-        // the forwarded call a little more so that its "quorum not reached" comes back rather
-        // than our own timeout. The next replica is tried only when this one could not be
-        // reached at all: after a timeout the write may have happened, and a retry would
-        // write it again under a new dot.
-        let deadline = Instant::now() + self.cfg.request_timeout + FORWARD_MARGIN;
-        let mut last_error = NodeError::EmptyRing;
-        for target in replicas.iter().filter(|r| !self.is_down(r)) {
-            let Some(address) = self.address_of(target) else {
-                continue;
-            };
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            let mut client = self.peers.replica(&address)?;
-            let mut call = tonic::Request::new(request.clone());
-            call.set_timeout(left);
-            match client.coordinate(call).await {
-                Ok(reply) => {
-                    let reply = reply.into_inner();
-                    if !reply.error_message.is_empty() {
-                        return Err(NodeError::Coordinator {
-                            peer: target.clone(),
-                            message: reply.error_message,
-                        });
-                    }
-                    return Siblings::decode(&reply.versions)
-                        .map_err(|e| NodeError::bad_reply(&address, format!("versions: {e}")));
-                }
-                Err(status) if status.code() == tonic::Code::Unavailable => {
-                    last_error = self.peers.error(&address, status)
-                }
-                Err(status) => {
-                    last_error = self.peers.error(&address, status);
-                    break;
-                }
-            }
-        }
-        self.metrics.quorum_failures.fetch_add(1, Ordering::Relaxed);
-        Err(last_error)
-    }
-
-    /// Runs a read round for `key` until it is decided (after a failure: until every replica
-    /// answered or the deadline). Returns the round and the calls still out.
-    async fn read_round(
-        self: &Arc<Self>,
-        key: &str,
-        required: usize,
-    ) -> Result<(ReadRound, ReplicaCalls)> {
-        let (replicas, _) = self.replica_sets(key)?;
-        let mut round =
-            ReadRound::new(replicas.clone(), required).with_mode(self.cfg.conflict_mode);
-        let mut calls: ReplicaCalls = replicas
-            .iter()
-            .map(|r| {
-                let this = Arc::clone(self);
-                let (r, key) = (r.clone(), key.to_string());
-                let call: ReplicaCall = if self.is_down(&r) {
-                    // Known to be down: a failure now rather than at the deadline.
-                    Box::pin(std::future::ready((r.clone(), Err(NodeError::PeerDown(r)))))
-                } else {
-                    Box::pin(async move {
-                        let res = this.replica_read(&r, &key).await;
-                        (r, res)
-                    })
-                };
-                call
-            })
-            .collect();
-        let deadline = tokio::time::sleep(self.cfg.request_timeout);
-        tokio::pin!(deadline);
-        loop {
-            let decided = !matches!(round.outcome(), Outcome::Pending);
-            if decided && (matches!(round.outcome(), Outcome::Succeeded) || calls.is_empty()) {
-                break;
-            }
-            tokio::select! {
-                next = calls.next() => match next {
-                    Some((node, Ok(v))) => { round.on_reply(&node, v); }
-                    Some((node, Err(e))) => { round.on_failure(&node, e.to_string()); }
-                    None => break,
-                },
-                _ = &mut deadline => { round.on_timeout(); break; }
-            }
-        }
-        // Absence is weak evidence: when the quorum agreed the key has no versions but other
-        // replicas have not answered yet, give them a short grace period, so that a read right
-        // after a write at ONE does not miss it only because a slower replica had not got it.
-        if matches!(round.outcome(), Outcome::Succeeded) && round.merged().is_empty() {
-            let grace = tokio::time::sleep(ABSENT_GRACE.min(self.cfg.request_timeout));
-            tokio::pin!(grace);
-            while round.merged().is_empty() {
-                tokio::select! {
-                    next = calls.next() => match next {
-                        Some((node, Ok(v))) => { round.on_reply(&node, v); }
-                        Some((node, Err(e))) => { round.on_failure(&node, e.to_string()); }
-                        None => break,
-                    },
-                    _ = &mut grace => break,
-                }
-            }
-        }
-        Ok((round, calls))
+        self.coordinator
+            .write(&self.placement(key), write, forwarded)
+            .await
     }
 
     /// Reads `key` from R replicas (per `level`); repairs stale replicas in the background.
-    pub async fn coordinate_read(
-        self: &Arc<Self>,
-        key: &str,
-        level: Option<Consistency>,
-    ) -> Result<Siblings> {
-        let required = self.cfg.quorum.reads(level);
-        let (round, calls) = self.read_round(key, required).await?;
-        let result = match round.outcome() {
-            Outcome::Succeeded => {
-                self.metrics
-                    .quorum_successes
-                    .fetch_add(1, Ordering::Relaxed);
-                Ok(round.merged())
-            }
-            _ => {
-                self.metrics.quorum_failures.fetch_add(1, Ordering::Relaxed);
-                Err(NodeError::Quorum(QuorumError::NotReached {
-                    required,
-                    acked: round.acked().len(),
-                    failures: round.failed(),
-                }))
-            }
-        };
-        self.repair_after(key, round, calls);
-        result
-    }
-
-    /// Read repair: waits (bounded) for the replies still out, then sends the merged versions
-    /// to every replica that answered with less.
-    fn repair_after(self: &Arc<Self>, key: &str, mut round: ReadRound, mut calls: ReplicaCalls) {
-        let this = Arc::clone(self);
-        let key = key.to_string();
-        let timeout = self.cfg.request_timeout;
-        self.spawn_task(async move {
-            let rest = async {
-                while let Some((node, res)) = calls.next().await {
-                    match res {
-                        Ok(v) => {
-                            round.on_reply(&node, v);
-                        }
-                        Err(e) => {
-                            round.on_failure(&node, e.to_string());
-                        }
-                    }
-                }
-            };
-            let _ = tokio::time::timeout(timeout, rest).await;
-            for (node, needed) in round.stale_replicas() {
-                match this.replica_write(&node, &key, &needed).await {
-                    Ok(_) => {
-                        this.metrics.read_repairs.fetch_add(1, Ordering::Relaxed);
-                        tracing::debug!(key, node, "read repair");
-                    }
-                    Err(e) => tracing::debug!(key, node, error = %e, "read repair failed"),
-                }
-            }
-        });
+    pub async fn coordinate_read(&self, key: &str, level: Option<Consistency>) -> Result<Siblings> {
+        self.coordinator
+            .read(&self.placement(key), key, level)
+            .await
     }
 
     /// Bytes of keys and versions one scan page may carry (and what a replica builds for

@@ -1,0 +1,569 @@
+//! The coordinator of client reads and writes: Dynamo's quorum rounds (4.5), driven over a
+//! [`Transport`] to the key's replicas.
+//!
+//! **What it decides.** For a write it gives the new version its dot on the local replica
+//! ([`LocalReplica::apply`]), sends the resulting versions to every other replica and to the
+//! nodes that will be replicas once a join or leave completes, and answers once W replicas
+//! acknowledged, or fails with "quorum not reached" once that has become impossible or the
+//! request timeout passed. A replica that fails gets a hint kept here (or, with a sloppy
+//! quorum, on the next stand-in, which then counts toward W). A coordinator that is not a
+//! replica of the key forwards the write to the first replica not known to be down, trying the
+//! next only when one could not be reached at all. For a read it asks every replica, answers
+//! with the merge of the first R replies, and repairs the replicas that answered with less in
+//! the background (4.7).
+//!
+//! **What it does not.** It holds no membership: the caller passes a [`Placement`] (the key's
+//! replicas as its rings say, which of them are down, and the stand-ins). It does no I/O of its
+//! own: the local replica is a [`LocalReplica`] and every replica, the local one too, is
+//! reached through the [`Transport`] (gRPC in a node, [`memory`] in tests). Its clock is
+//! tokio's, so tests run it on paused time.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use distkv_cluster::{
+    ConflictMode, Consistency, Dot, NodeId, Outcome, Quorum, QuorumError, ReadRound, Siblings,
+    VectorClock, WriteRound,
+};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use parking_lot::Mutex;
+use tokio::task::JoinSet;
+
+use crate::error::{NodeError, PeerFailure, Result};
+use crate::node::Metrics;
+
+pub mod grpc;
+pub mod memory;
+
+/// How long a read that found nothing waits for the replicas still out.
+pub const ABSENT_GRACE: Duration = Duration::from_millis(100);
+/// Extra time a forwarded write gets beyond the request timeout of the replica coordinating it.
+pub const FORWARD_MARGIN: Duration = Duration::from_secs(1);
+
+/// The causal context of a client's write: which stored versions it supersedes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WriteContext {
+    /// The context the client read: the write supersedes exactly the versions it covers.
+    Given(VectorClock),
+    /// None given (a blind write): the versions the coordinating replica holds when it applies
+    /// the write.
+    Coordinator,
+}
+
+/// A client's write of one key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Write {
+    pub key: String,
+    /// The new value; `None` deletes (a tombstone).
+    pub value: Option<Vec<u8>>,
+    pub context: WriteContext,
+    /// The client's consistency level; `None`: the server's default.
+    pub level: Option<Consistency>,
+}
+
+/// Where a key lives, as this node's rings and failure detector see it when a request arrives.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Placement {
+    /// The replicas a request counts, in preference-list order.
+    pub replicas: Vec<NodeId>,
+    /// Nodes that get writes without counting toward W: the key's next replicas while a join
+    /// or leave is under way.
+    pub pending: Vec<NodeId>,
+    /// Replicas and pending nodes the failure detector holds down: nothing is sent to them.
+    pub down: Vec<NodeId>,
+    /// Sloppy quorum: the nodes that may stand in for a replica that failed, in ring-walk
+    /// order (empty in strict mode).
+    pub stand_ins: Vec<NodeId>,
+}
+
+impl Placement {
+    fn is_down(&self, node: &str) -> bool {
+        self.down.iter().any(|d| d == node)
+    }
+}
+
+/// How the coordinator reaches every replica of a key, the local one included (a direct call
+/// there). Futures own what they need: they may outlive the round that started them.
+pub trait Transport: Send + Sync + 'static {
+    /// Merges `versions` into `to`'s copy of `key`; done once durable there.
+    fn write(
+        &self,
+        to: &str,
+        key: &str,
+        versions: &Siblings,
+    ) -> impl Future<Output = Result<()>> + Send + 'static;
+
+    /// `to`'s versions of `key` (empty when it holds none).
+    fn read(&self, to: &str, key: &str) -> impl Future<Output = Result<Siblings>> + Send + 'static;
+
+    /// Asks `via` to keep `versions` of `key` as a hint for `target` and deliver it later.
+    fn hint(
+        &self,
+        via: &str,
+        target: &str,
+        key: &str,
+        versions: &Siblings,
+    ) -> impl Future<Output = Result<()>> + Send + 'static;
+
+    /// Asks `to` to coordinate `write` itself, within `timeout`; returns the versions it
+    /// wrote. A failure that says `to` could not be reached ([`is_unreachable`]) means it
+    /// never got the write.
+    fn forward(
+        &self,
+        to: &str,
+        write: &Write,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Siblings>> + Send + 'static;
+}
+
+/// The coordinator's own replica: what only the node coordinating a write does.
+pub trait LocalReplica: Send + Sync + 'static {
+    /// This node's id.
+    fn id(&self) -> &str;
+
+    /// A dot this node has never used, across restarts.
+    fn next_dot(&self) -> Result<Dot>;
+
+    /// Under the key's lock, stores a new version of `key` with `dot` that supersedes what
+    /// `context` covers ([`WriteContext::Coordinator`]: what this replica holds), keeping
+    /// concurrent versions as siblings; returns the key's versions after it, once durable.
+    fn apply(
+        &self,
+        key: &str,
+        dot: Dot,
+        context: &WriteContext,
+        value: Option<Vec<u8>>,
+    ) -> impl Future<Output = Result<Siblings>> + Send + 'static;
+
+    /// Keeps `versions` of `key` durably as a hint for `target`.
+    fn keep_hint(
+        &self,
+        target: &str,
+        key: &str,
+        versions: &Siblings,
+    ) -> impl Future<Output = Result<()>> + Send + 'static;
+}
+
+/// True when `e` says a peer was never reached (so it did not get the request).
+pub fn is_unreachable(e: &NodeError) -> bool {
+    matches!(
+        e,
+        NodeError::Peer {
+            failure: PeerFailure::Unreachable(_) | PeerFailure::BadAddress(_),
+            ..
+        } | NodeError::UnknownNode(_)
+            | NodeError::PeerDown(_)
+    )
+}
+
+/// The coordinator's settings, from the node's configuration.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// N, and R and W for requests that name no consistency level.
+    pub quorum: Quorum,
+    /// How long a round waits for replies.
+    pub request_timeout: Duration,
+    pub conflict_mode: ConflictMode,
+}
+
+/// What a write round waits for: a replica's answer, or a stand-in's (sloppy quorum).
+enum WriteEvent {
+    Replica(NodeId, Result<()>),
+    /// A node that will be a replica once a join or leave completes.
+    Pending(NodeId, Result<()>),
+    StandIn {
+        target: NodeId,
+        via: NodeId,
+        result: Result<()>,
+    },
+}
+type WriteCall = Pin<Box<dyn Future<Output = WriteEvent> + Send>>;
+type ReadCall = Pin<Box<dyn Future<Output = (NodeId, Result<Siblings>)> + Send>>;
+
+/// Coordinates reads and writes over `T`, with `L` as its own replica.
+pub struct Coordinator<T, L> {
+    transport: Arc<T>,
+    local: Arc<L>,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    /// Calls still out after a round decided, and read repairs.
+    tasks: Mutex<JoinSet<()>>,
+}
+
+impl<T: Transport, L: LocalReplica> Coordinator<T, L> {
+    pub fn new(transport: T, local: L, settings: Settings, metrics: Arc<Metrics>) -> Self {
+        Coordinator {
+            transport: Arc::new(transport),
+            local: Arc::new(local),
+            settings,
+            metrics,
+            tasks: Mutex::new(JoinSet::new()),
+        }
+    }
+
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+
+    pub fn local(&self) -> &L {
+        &self.local
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Waits for the background work started by finished rounds (hints for replicas that
+    /// failed late, read repairs), at most `within`; false when some was cancelled.
+    pub async fn drain(&self, within: Duration) -> bool {
+        let mut tasks = std::mem::take(&mut *self.tasks.lock());
+        let all = async { while tasks.join_next().await.is_some() {} };
+        tokio::time::timeout(within, all).await.is_ok()
+    }
+
+    fn spawn(&self, f: impl Future<Output = ()> + Send + 'static) {
+        let mut tasks = self.tasks.lock();
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(f);
+    }
+
+    /// Coordinates `write` of a key placed as `placement`; returns the versions written. A
+    /// coordinator that is not one of the replicas forwards the write to one, unless it was
+    /// itself `forwarded` the write (ring views differ), when it coordinates it.
+    pub async fn write(
+        &self,
+        placement: &Placement,
+        write: Write,
+        forwarded: bool,
+    ) -> Result<Siblings> {
+        if placement.replicas.is_empty() && placement.pending.is_empty() {
+            return Err(NodeError::EmptyRing);
+        }
+        let me = self.local.id();
+        let is_replica = placement.replicas.iter().any(|r| r == me);
+        // A replica coordinates itself: forwarding to a "better" replica would make the write
+        // wait for (and fail with) a replica that is silent but not yet known down.
+        if !is_replica && !forwarded {
+            return self.forward(placement, &write).await;
+        }
+        let required = self.settings.quorum.writes(write.level);
+        let key = write.key.as_str();
+        let mut round = WriteRound::new(placement.replicas.clone(), required);
+        // The coordinator applies the write to its own copy first, under the key's lock, and
+        // then sends the whole resulting set: every replica that gets this version also gets
+        // the concurrent versions its dot does not cover. A coordinator that is not a replica
+        // (it was forwarded the write while ring views differed) keeps a copy all the same: a
+        // node must hold every version it coordinated for a key, or a later dot of its own
+        // could be read as covering an earlier concurrent one.
+        let dot = self.local.next_dot()?;
+        let written = self
+            .local
+            .apply(key, dot, &write.context, write.value)
+            .await?;
+        if is_replica {
+            round.on_ack(me);
+        }
+        let mut calls: FuturesUnordered<WriteCall> = FuturesUnordered::new();
+        for r in placement.replicas.iter().filter(|r| *r != me) {
+            if placement.is_down(r) {
+                // Known to be down: do not wait for it (Dynamo 4.6 routes around it).
+                let failed = WriteEvent::Replica(r.clone(), Err(NodeError::PeerDown(r.clone())));
+                calls.push(Box::pin(std::future::ready(failed)));
+                continue;
+            }
+            let (r, call) = (r.clone(), self.transport.write(r, key, &written));
+            calls.push(Box::pin(async move { WriteEvent::Replica(r, call.await) }));
+        }
+        // Nodes taking over this key's range (joining) or its next owners (when a replica is
+        // leaving) get the write too, without counting toward W; a hint covers a miss.
+        for p in placement.pending.iter().filter(|p| *p != me) {
+            let (p, call) = (p.clone(), self.transport.write(p, key, &written));
+            calls.push(Box::pin(async move { WriteEvent::Pending(p, call.await) }));
+        }
+        let deadline = tokio::time::sleep(self.settings.request_timeout);
+        tokio::pin!(deadline);
+        // Sloppy quorum: the stand-ins not tried yet (each takes the place of one replica).
+        let mut stand_ins = placement.stand_ins.iter();
+        // Until decided; after a failure, until every replica answered, so that the error
+        // reports how many really acknowledged.
+        loop {
+            let decided = !matches!(round.outcome(), Outcome::Pending);
+            if decided && (matches!(round.outcome(), Outcome::Succeeded) || calls.is_empty()) {
+                break;
+            }
+            let event = tokio::select! {
+                next = calls.next() => match next {
+                    Some(event) => event,
+                    None => break,
+                },
+                _ = &mut deadline => { round.on_timeout(); break; }
+            };
+            match event {
+                WriteEvent::Replica(node, Ok(())) => {
+                    round.on_ack(&node);
+                }
+                WriteEvent::Pending(_, Ok(())) => {}
+                WriteEvent::Pending(node, Err(_)) => self.keep_hint(&node, key, &written).await,
+                WriteEvent::StandIn {
+                    target,
+                    via,
+                    result: Ok(()),
+                } => {
+                    tracing::debug!(key, target, stand_in = via, "hinted write on a stand-in");
+                    round.on_ack(&target);
+                }
+                WriteEvent::Replica(target, Err(e))
+                | WriteEvent::StandIn {
+                    target,
+                    result: Err(e),
+                    ..
+                } => match stand_ins.next() {
+                    Some(via) => calls.push(self.hint_via(via, target, key, &written)),
+                    None => {
+                        self.keep_hint(&target, key, &written).await;
+                        round.on_failure(&target, e.to_string());
+                    }
+                },
+            }
+        }
+        // Calls still out finish in the background; replicas that fail (and stand-ins that
+        // refuse) leave a hint here.
+        if !calls.is_empty() {
+            let (local, metrics) = (Arc::clone(&self.local), Arc::clone(&self.metrics));
+            let (key, versions) = (key.to_string(), written.clone());
+            self.spawn(async move {
+                while let Some(event) = calls.next().await {
+                    if let WriteEvent::Replica(target, Err(_))
+                    | WriteEvent::Pending(target, Err(_))
+                    | WriteEvent::StandIn {
+                        target,
+                        result: Err(_),
+                        ..
+                    } = event
+                    {
+                        keep_hint(&*local, &metrics, &target, &key, &versions).await;
+                    }
+                }
+            });
+        }
+        match round.outcome() {
+            Outcome::Succeeded => {
+                self.metrics
+                    .quorum_successes
+                    .fetch_add(1, Ordering::Relaxed);
+                Ok(written)
+            }
+            _ => {
+                self.metrics.quorum_failures.fetch_add(1, Ordering::Relaxed);
+                Err(NodeError::Quorum(QuorumError::NotReached {
+                    required,
+                    acked: round.acked().len(),
+                    failures: round.failed(),
+                }))
+            }
+        }
+    }
+
+    async fn keep_hint(&self, target: &str, key: &str, versions: &Siblings) {
+        keep_hint(&*self.local, &self.metrics, target, key, versions).await
+    }
+
+    /// Asks `via` to keep the write meant for the unreachable `target` as a hint (it delivers
+    /// it when `target` answers again). The call runs in the round's stream, so the round's
+    /// deadline bounds it like any replica call.
+    fn hint_via(&self, via: &str, target: NodeId, key: &str, versions: &Siblings) -> WriteCall {
+        let via = via.to_string();
+        let metrics = Arc::clone(&self.metrics);
+        if via == self.local.id() {
+            let call = self.local.keep_hint(&target, key, versions);
+            return Box::pin(async move {
+                let result = call.await;
+                stand_in_done(&metrics, target, via, result)
+            });
+        }
+        let call = self.transport.hint(&via, &target, key, versions);
+        Box::pin(async move {
+            let result = call.await;
+            stand_in_done(&metrics, target, via, result)
+        })
+    }
+
+    /// Hands a write to the first replica of the key that answers. The next replica is tried
+    /// only when one could not be reached at all: after a timeout the write may have
+    /// happened, and a retry would write it again under a new dot.
+    async fn forward(&self, placement: &Placement, write: &Write) -> Result<Siblings> {
+        // The replica coordinating the write has the request timeout for its own round; give
+        // the forwarded call a little more so that its "quorum not reached" comes back rather
+        // than our own timeout.
+        let deadline = tokio::time::Instant::now() + self.settings.request_timeout + FORWARD_MARGIN;
+        let mut last_error = NodeError::EmptyRing;
+        for target in placement.replicas.iter().filter(|r| !placement.is_down(r)) {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match self.transport.forward(target, write, left).await {
+                Ok(written) => return Ok(written),
+                Err(e) if is_unreachable(&e) => last_error = e,
+                Err(e) => {
+                    last_error = e;
+                    break;
+                }
+            }
+        }
+        self.metrics.quorum_failures.fetch_add(1, Ordering::Relaxed);
+        Err(last_error)
+    }
+
+    /// Reads `key` from R replicas (per `level`); repairs stale replicas in the background.
+    pub async fn read(
+        &self,
+        placement: &Placement,
+        key: &str,
+        level: Option<Consistency>,
+    ) -> Result<Siblings> {
+        if placement.replicas.is_empty() {
+            return Err(NodeError::EmptyRing);
+        }
+        let required = self.settings.quorum.reads(level);
+        let mut round = ReadRound::new(placement.replicas.clone(), required)
+            .with_mode(self.settings.conflict_mode);
+        let mut calls: FuturesUnordered<ReadCall> = placement
+            .replicas
+            .iter()
+            .map(|r| -> ReadCall {
+                if placement.is_down(r) {
+                    // Known to be down: a failure now rather than at the deadline.
+                    let failed = (r.clone(), Err(NodeError::PeerDown(r.clone())));
+                    Box::pin(std::future::ready(failed))
+                } else {
+                    let (r, call) = (r.clone(), self.transport.read(r, key));
+                    Box::pin(async move { (r, call.await) })
+                }
+            })
+            .collect();
+        let deadline = tokio::time::sleep(self.settings.request_timeout);
+        tokio::pin!(deadline);
+        loop {
+            let decided = !matches!(round.outcome(), Outcome::Pending);
+            if decided && (matches!(round.outcome(), Outcome::Succeeded) || calls.is_empty()) {
+                break;
+            }
+            tokio::select! {
+                next = calls.next() => match next {
+                    Some((node, reply)) => { on_read_reply(&mut round, node, reply); }
+                    None => break,
+                },
+                _ = &mut deadline => { round.on_timeout(); break; }
+            }
+        }
+        // Absence is weak evidence: when the quorum agreed the key has no versions but other
+        // replicas have not answered yet, give them a short grace period, so that a read right
+        // after a write at ONE does not miss it only because a slower replica had not got it.
+        if matches!(round.outcome(), Outcome::Succeeded) && round.merged().is_empty() {
+            let grace = tokio::time::sleep(ABSENT_GRACE.min(self.settings.request_timeout));
+            tokio::pin!(grace);
+            while round.merged().is_empty() {
+                tokio::select! {
+                    next = calls.next() => match next {
+                        Some((node, reply)) => { on_read_reply(&mut round, node, reply); }
+                        None => break,
+                    },
+                    _ = &mut grace => break,
+                }
+            }
+        }
+        let result = match round.outcome() {
+            Outcome::Succeeded => {
+                self.metrics
+                    .quorum_successes
+                    .fetch_add(1, Ordering::Relaxed);
+                Ok(round.merged())
+            }
+            _ => {
+                self.metrics.quorum_failures.fetch_add(1, Ordering::Relaxed);
+                Err(NodeError::Quorum(QuorumError::NotReached {
+                    required,
+                    acked: round.acked().len(),
+                    failures: round.failed(),
+                }))
+            }
+        };
+        self.repair_after(key, round, calls);
+        result
+    }
+
+    /// Read repair: waits (bounded) for the replies still out, then sends the merged versions
+    /// to every replica that answered with less.
+    fn repair_after(&self, key: &str, mut round: ReadRound, mut calls: FuturesUnordered<ReadCall>) {
+        if calls.is_empty() && round.stale_replicas().is_empty() {
+            return;
+        }
+        let (transport, metrics) = (Arc::clone(&self.transport), Arc::clone(&self.metrics));
+        let key = key.to_string();
+        let timeout = self.settings.request_timeout;
+        self.spawn(async move {
+            let rest = async {
+                while let Some((node, reply)) = calls.next().await {
+                    on_read_reply(&mut round, node, reply);
+                }
+            };
+            let _ = tokio::time::timeout(timeout, rest).await;
+            for (node, needed) in round.stale_replicas() {
+                match transport.write(&node, &key, &needed).await {
+                    Ok(()) => {
+                        metrics.read_repairs.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(key, node, "read repair");
+                    }
+                    Err(e) => tracing::debug!(key, node, error = %e, "read repair failed"),
+                }
+            }
+        });
+    }
+}
+
+fn on_read_reply(round: &mut ReadRound, node: NodeId, reply: Result<Siblings>) {
+    match reply {
+        Ok(versions) => round.on_reply(&node, versions),
+        Err(e) => round.on_failure(&node, e.to_string()),
+    };
+}
+
+fn stand_in_done(metrics: &Metrics, target: NodeId, via: NodeId, result: Result<()>) -> WriteEvent {
+    if result.is_ok() {
+        metrics.hints_stored.fetch_add(1, Ordering::Relaxed);
+    }
+    WriteEvent::StandIn {
+        target,
+        via,
+        result,
+    }
+}
+
+/// Keeps a hint for `target` here, logging (not returning) a failure: the write's outcome is
+/// decided by its acknowledgements, and anti-entropy repairs what a lost hint misses.
+async fn keep_hint<L: LocalReplica>(
+    local: &L,
+    metrics: &Metrics,
+    target: &str,
+    key: &str,
+    versions: &Siblings,
+) {
+    match local.keep_hint(target, key, versions).await {
+        Ok(()) => {
+            metrics.hints_stored.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(e) => tracing::error!(target_node = target, key, error = %e, "could not store a hint"),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,438 @@
+//! The coordinator's rounds over the in-process twin, on paused time: every delay below is
+//! exact, and nothing waits on a real clock.
+
+use std::time::Duration;
+
+use distkv_cluster::{Consistency, Siblings};
+use tokio::time::Instant;
+
+use super::memory::{Fault, Hint, MemCluster, settings};
+use super::{Placement, Write, WriteContext};
+use crate::error::NodeError;
+
+const KEY: &str = "k";
+/// Long enough for every background call to end (lost calls time out after about 2 s).
+const DRAIN: Duration = Duration::from_secs(10);
+
+fn blind(value: &str) -> Write {
+    Write {
+        key: KEY.to_string(),
+        value: Some(value.as_bytes().to_vec()),
+        context: WriteContext::Coordinator,
+        level: None,
+    }
+}
+
+fn at(level: Consistency, write: Write) -> Write {
+    Write {
+        level: Some(level),
+        ..write
+    }
+}
+
+/// The live values of `versions`, sorted.
+fn values(versions: &Siblings) -> Vec<String> {
+    let mut v: Vec<String> = versions
+        .live()
+        .iter()
+        .map(|v| String::from_utf8(v.value.clone().unwrap_or_default()).unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+fn three() -> std::sync::Arc<MemCluster> {
+    MemCluster::new(&["a", "b", "c"], settings(3, 2, 2))
+}
+
+fn quorum_error(e: &NodeError) -> (usize, usize) {
+    match e {
+        NodeError::Quorum(distkv_cluster::QuorumError::NotReached {
+            required, acked, ..
+        }) => (*required, *acked),
+        other => panic!("expected quorum not reached, got {other}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_write_is_acknowledged_at_w_and_reaches_every_replica() {
+    let cluster = three();
+    let written = cluster.write("a", blind("v1")).await.unwrap();
+    assert_eq!(values(&written), ["v1"]);
+    assert!(cluster.drain(DRAIN).await);
+    for node in ["a", "b", "c"] {
+        assert_eq!(cluster.versions(node, KEY), written, "replica {node}");
+        assert!(cluster.hints("a").is_empty());
+    }
+    let read = cluster.read("b", KEY).await.unwrap();
+    assert_eq!(values(&read), ["v1"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_request_leaves_a_hint_once_its_call_times_out() {
+    let cluster = three();
+    cluster.set_fault("c", Fault::LoseRequests);
+    let started = Instant::now();
+    let written = cluster.write("a", blind("v1")).await.unwrap();
+    // W = 2: the local replica and b; the round does not wait for c.
+    assert_eq!(started.elapsed(), Duration::ZERO);
+    assert!(cluster.hints("a").is_empty(), "c's call is still out");
+    assert!(cluster.drain(DRAIN).await);
+    assert_eq!(cluster.received("c"), 0);
+    assert!(cluster.versions("c", KEY).is_empty());
+    assert_eq!(
+        cluster.hints("a"),
+        [Hint {
+            target: "c".to_string(),
+            key: KEY.to_string(),
+            versions: written,
+        }]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_reply_fails_a_write_at_all_at_the_deadline_though_the_replica_has_it() {
+    let cluster = three();
+    cluster.set_fault("c", Fault::LoseReplies);
+    let started = Instant::now();
+    let err = cluster
+        .write("a", at(Consistency::All, blind("v1")))
+        .await
+        .unwrap_err();
+    assert_eq!(quorum_error(&err), (3, 2));
+    assert_eq!(
+        started.elapsed(),
+        cluster.coordinator("a").settings().request_timeout
+    );
+    assert_eq!(values(&cluster.versions("c", KEY)), ["v1"]);
+    assert!(cluster.drain(DRAIN).await);
+    // The call timed out, so a's hint covers c (delivering it again changes nothing there).
+    assert_eq!(cluster.hints("a").len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn slow_replies_within_the_timeout_are_waited_for() {
+    let cluster = three();
+    cluster.set_fault("b", Fault::Slow(Duration::from_millis(300)));
+    cluster.set_fault("c", Fault::Slow(Duration::from_millis(700)));
+    let started = Instant::now();
+    cluster
+        .write("a", at(Consistency::All, blind("v1")))
+        .await
+        .unwrap();
+    assert_eq!(started.elapsed(), Duration::from_millis(700));
+    let started = Instant::now();
+    cluster.write("a", blind("v2")).await.unwrap();
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_millis(300),
+        "W = 2 waits for b only"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reply_later_than_the_decision_changes_nothing_and_leaves_no_hint() {
+    let cluster = three();
+    cluster.set_fault("c", Fault::Slow(Duration::from_millis(1500)));
+    let started = Instant::now();
+    cluster.write("a", blind("v1")).await.unwrap();
+    assert_eq!(started.elapsed(), Duration::ZERO);
+    assert!(cluster.drain(DRAIN).await);
+    assert_eq!(values(&cluster.versions("c", KEY)), ["v1"]);
+    assert!(cluster.hints("a").is_empty(), "c acknowledged, late");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_replica_past_the_timeout_fails_the_round_at_the_deadline() {
+    let cluster = three();
+    cluster.set_fault("b", Fault::Slow(Duration::from_secs(5)));
+    cluster.set_fault("c", Fault::Slow(Duration::from_secs(5)));
+    let started = Instant::now();
+    let err = cluster.write("a", blind("v1")).await.unwrap_err();
+    assert_eq!(quorum_error(&err), (2, 1));
+    assert_eq!(started.elapsed(), Duration::from_secs(1));
+    let started = Instant::now();
+    let err = cluster.read("a", KEY).await.unwrap_err();
+    assert_eq!(quorum_error(&err), (2, 1));
+    assert_eq!(started.elapsed(), Duration::from_secs(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replica_known_down_gets_no_call_and_a_hint_at_once() {
+    let cluster = three();
+    cluster.set_placement(Placement {
+        down: vec!["c".to_string()],
+        ..cluster.placement()
+    });
+    let started = Instant::now();
+    cluster.write("a", blind("v1")).await.unwrap();
+    assert_eq!(cluster.received("c"), 0);
+    // At ALL the round fails as soon as c's failure is counted, not at the deadline.
+    let err = cluster
+        .write("a", at(Consistency::All, blind("v2")))
+        .await
+        .unwrap_err();
+    assert_eq!(quorum_error(&err), (3, 2));
+    assert_eq!(started.elapsed(), Duration::ZERO);
+    // Reads skip it too.
+    assert_eq!(values(&cluster.read("a", KEY).await.unwrap()), ["v2"]);
+    assert_eq!(cluster.received("c"), 0);
+    assert!(cluster.drain(DRAIN).await);
+    let hinted: Vec<String> = cluster.hints("a").into_iter().map(|h| h.target).collect();
+    assert_eq!(hinted, ["c", "c"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replica_that_refuses_calls_fails_fast_and_two_fail_the_quorum() {
+    let cluster = three();
+    cluster.set_fault("b", Fault::Down);
+    cluster.write("a", blind("v1")).await.unwrap();
+    cluster.set_fault("c", Fault::Down);
+    let started = Instant::now();
+    let err = cluster.write("a", blind("v2")).await.unwrap_err();
+    assert_eq!(quorum_error(&err), (2, 1));
+    let NodeError::Quorum(distkv_cluster::QuorumError::NotReached { failures, .. }) = &err else {
+        unreachable!()
+    };
+    assert!(
+        failures
+            .iter()
+            .all(|(_, reason)| reason.contains("connection refused")),
+        "{failures:?}"
+    );
+    assert_eq!(started.elapsed(), Duration::ZERO);
+    assert!(cluster.drain(DRAIN).await);
+    let mut hinted: Vec<String> = cluster.hints("a").into_iter().map(|h| h.target).collect();
+    hinted.sort();
+    assert_eq!(hinted, ["b", "b", "c"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sloppy_quorum_counts_a_stand_in_that_keeps_the_hint() {
+    let cluster = MemCluster::new(&["a", "b", "c", "d"], settings(3, 2, 3));
+    cluster.set_placement(Placement {
+        replicas: vec!["a".into(), "b".into(), "c".into()],
+        stand_ins: vec!["d".into()],
+        ..Placement::default()
+    });
+    cluster.set_fault("c", Fault::Down);
+    let written = cluster.write("a", blind("v1")).await.unwrap();
+    let hints = cluster.hints("d");
+    assert_eq!(hints.len(), 1);
+    assert_eq!(hints[0].target, "c");
+    assert_eq!(hints[0].versions, written);
+    assert!(
+        cluster.versions("d", KEY).is_empty(),
+        "a stand-in keeps hints only"
+    );
+    // With no stand-in left, a second failure fails the round.
+    cluster.set_fault("b", Fault::Down);
+    let err = cluster.write("a", blind("v2")).await.unwrap_err();
+    assert_eq!(quorum_error(&err), (3, 2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_read_answers_at_r_and_repairs_the_replica_that_was_behind() {
+    let cluster = three();
+    cluster.set_fault("c", Fault::Down);
+    let written = cluster.write("a", blind("v1")).await.unwrap();
+    cluster.set_fault("c", Fault::Slow(Duration::from_millis(50)));
+    let started = Instant::now();
+    let read = cluster.read("b", KEY).await.unwrap();
+    assert_eq!(read, written);
+    assert_eq!(started.elapsed(), Duration::ZERO, "a and b answer first");
+    assert!(cluster.versions("c", KEY).is_empty());
+    assert!(cluster.drain(DRAIN).await);
+    assert_eq!(cluster.versions("c", KEY), written, "read repair");
+    assert_eq!(
+        cluster
+            .coordinator("b")
+            .metrics()
+            .read_repairs
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_read_that_finds_nothing_waits_briefly_for_a_replica_still_out() {
+    let cluster = three();
+    cluster.set_fault("b", Fault::Down);
+    cluster.set_fault("c", Fault::Down);
+    cluster
+        .write("a", at(Consistency::One, blind("v1")))
+        .await
+        .unwrap();
+    cluster.set_fault("b", Fault::None);
+    cluster.set_fault("c", Fault::None);
+    // b and c answer "nothing" at once; a, which has it, answers after the grace period.
+    cluster.set_fault("a", Fault::Slow(Duration::from_millis(500)));
+    let started = Instant::now();
+    assert!(cluster.read("b", KEY).await.unwrap().is_empty());
+    assert_eq!(started.elapsed(), super::ABSENT_GRACE);
+    // Within it, a's answer is the read's.
+    cluster.set_fault("a", Fault::Slow(Duration::from_millis(50)));
+    let started = Instant::now();
+    let read = cluster.read("b", KEY).await.unwrap();
+    assert_eq!(values(&read), ["v1"]);
+    assert_eq!(started.elapsed(), Duration::from_millis(50));
+}
+
+#[tokio::test(start_paused = true)]
+async fn sequential_blind_writes_through_one_coordinator_overwrite() {
+    let cluster = three();
+    for v in ["v1", "v2", "v3"] {
+        cluster.write("a", blind(v)).await.unwrap();
+    }
+    assert!(cluster.drain(DRAIN).await);
+    for node in ["a", "b", "c"] {
+        assert_eq!(
+            values(&cluster.versions(node, KEY)),
+            ["v3"],
+            "replica {node}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn racing_blind_writes_through_two_coordinators_become_siblings() {
+    let cluster = three();
+    // Each coordinator's copies to the others take 10 ms: neither holds the other's write
+    // when it applies its own.
+    for node in ["a", "b", "c"] {
+        cluster.set_fault(node, Fault::Slow(Duration::from_millis(10)));
+    }
+    let (x, y) = tokio::join!(
+        cluster.write("a", blind("x")),
+        cluster.write("b", blind("y"))
+    );
+    let (x, y) = (x.unwrap(), y.unwrap());
+    assert_eq!(values(&x), ["x"]);
+    assert_eq!(values(&y), ["y"]);
+    assert!(cluster.drain(DRAIN).await);
+    for node in ["a", "b", "c"] {
+        assert_eq!(
+            values(&cluster.versions(node, KEY)),
+            ["x", "y"],
+            "replica {node}"
+        );
+    }
+    // A write with the context of a read that saw both resolves them; a blind write through a
+    // replica that holds both does too.
+    let read = cluster.read("c", KEY).await.unwrap();
+    let resolve = Write {
+        context: WriteContext::Given(read.context()),
+        ..blind("z")
+    };
+    cluster.write("c", resolve).await.unwrap();
+    assert!(cluster.drain(DRAIN).await);
+    assert_eq!(values(&cluster.versions("a", KEY)), ["z"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_write_with_a_stale_context_keeps_the_version_it_did_not_see() {
+    let cluster = three();
+    let first = cluster.write("a", blind("v1")).await.unwrap();
+    cluster.write("a", blind("v2")).await.unwrap();
+    assert!(cluster.drain(DRAIN).await);
+    let stale = Write {
+        context: WriteContext::Given(first.context()),
+        ..blind("v3")
+    };
+    let written = cluster.write("b", stale).await.unwrap();
+    assert_eq!(values(&written), ["v2", "v3"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_non_replica_forwards_to_the_first_replica_that_answers() {
+    let cluster = MemCluster::new(&["a", "b", "c", "d"], settings(3, 2, 2));
+    cluster.set_placement(Placement {
+        replicas: vec!["b".into(), "c".into(), "d".into()],
+        ..Placement::default()
+    });
+    let written = cluster.write("a", blind("v1")).await.unwrap();
+    assert_eq!(written.versions()[0].dot.node, "b", "b coordinated it");
+    assert!(cluster.versions("a", KEY).is_empty(), "a keeps no copy");
+    // b refuses calls: c coordinates.
+    cluster.set_fault("b", Fault::Down);
+    let written = cluster.write("a", blind("v2")).await.unwrap();
+    assert_eq!(written.versions().last().unwrap().dot.node, "c");
+    // A replica held down is skipped without a call.
+    cluster.set_fault("b", Fault::None);
+    cluster.set_placement(Placement {
+        down: vec!["b".into()],
+        ..cluster.placement()
+    });
+    let received = cluster.received("b");
+    let written = cluster.write("a", blind("v3")).await.unwrap();
+    assert!(written.versions().iter().any(|v| v.dot.node == "c"));
+    assert_eq!(cluster.received("b"), received);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_forwarded_write_that_times_out_is_not_retried_elsewhere() {
+    let cluster = MemCluster::new(&["a", "b", "c", "d"], settings(3, 2, 2));
+    cluster.set_placement(Placement {
+        replicas: vec!["b".into(), "c".into(), "d".into()],
+        ..Placement::default()
+    });
+    cluster.set_fault("b", Fault::LoseReplies);
+    let started = Instant::now();
+    let err = cluster.write("a", blind("v1")).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            NodeError::Peer {
+                failure: crate::error::PeerFailure::TimedOut,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // The forwarded call's own deadline: the request timeout and the margin.
+    assert_eq!(started.elapsed(), Duration::from_secs(2));
+    // b did coordinate it (only its answer was lost); c and d never got a second copy
+    // coordinated under another dot.
+    assert_eq!(values(&cluster.versions("b", KEY)), ["v1"]);
+    assert!(cluster.drain(DRAIN).await);
+    for node in ["c", "d"] {
+        let v = cluster.versions(node, KEY);
+        assert!(
+            v.versions().iter().all(|v| v.dot.node == "b"),
+            "{node}: {v:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_forwarded_write_that_fails_its_quorum_reports_the_coordinators_reason() {
+    let cluster = MemCluster::new(&["a", "b", "c", "d"], settings(3, 2, 2));
+    cluster.set_placement(Placement {
+        replicas: vec!["b".into(), "c".into(), "d".into()],
+        ..Placement::default()
+    });
+    cluster.set_fault("c", Fault::Down);
+    cluster.set_fault("d", Fault::Down);
+    let err = cluster.write("a", blind("v1")).await.unwrap_err();
+    match err {
+        NodeError::Coordinator { peer, message } => {
+            assert_eq!(peer, "b");
+            assert!(message.contains("quorum not reached"), "{message}");
+        }
+        other => panic!("expected b's failure, got {other}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_empty_placement_is_an_error_not_a_hang() {
+    let cluster = three();
+    cluster.set_placement(Placement::default());
+    assert!(matches!(
+        cluster.write("a", blind("v1")).await,
+        Err(NodeError::EmptyRing)
+    ));
+    assert!(matches!(
+        cluster.read("a", KEY).await,
+        Err(NodeError::EmptyRing)
+    ));
+}
