@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BUILD_DIR ?= build
 
-.PHONY: all build run dev-cluster test-cluster stop-cluster test test-heavy bench bench-engine bench-engine-full bench-cluster docker-binaries docker-build docker-run docker-stop test-docker check-deploy certs fmt lint clean
+.PHONY: all build run dev-cluster test-cluster stop-cluster test test-heavy bench bench-engine bench-engine-full bench-cluster bench-peers docker-binaries docker-build docker-run docker-stop test-docker check-deploy certs fmt lint clean
 
 all: build
 
@@ -55,6 +55,10 @@ bench-engine-full:
 ## bench-cluster: one node and a 3-node cluster under mixed, read-only and write-only loads: ops/s, server CPU per operation, p50/p99/p99.9, threads
 bench-cluster: build
 	scripts/bench-cluster.sh
+
+## bench-peers: DistKV beside Redis (one node, mixed) and etcd (three members, durable writes) under the same load: ops/s and CPU per op, as ratios (installs the peers)
+bench-peers:
+	scripts/bench-peers.sh
 
 ## docker-binaries: static binaries for the image (target/x86_64-unknown-linux-gnu/release)
 docker-binaries:

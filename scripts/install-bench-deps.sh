@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
-# Installs what `engine-bench --features rocksdb` needs to link RocksDB from the system
-# instead of compiling it (which takes over 20 minutes on a 2-core machine):
+# Installs the Debian packages a benchmark needs. Run as root (or with sudo).
+#
+# `install-bench-deps.sh` (or `engine`): what `engine-bench --features rocksdb` needs to link
+# RocksDB from the system instead of compiling it (over 20 minutes on a 2-core machine):
 #   librocksdb-dev  Debian's RocksDB 7.8.3 (shared library and headers)
 #   libclang-dev    for bindgen in librocksdb-sys's build script
-# Without the rocksdb feature nothing here is needed. Run as root (or with sudo).
+# `install-bench-deps.sh peers`: the peers of scripts/bench-peers.sh:
+#   redis-server       Redis 7 (and redis-cli, through redis-tools)
+#   etcd-server        etcd 3.4
+#   protobuf-compiler  protoc, for distkv-bench's etcd feature (etcd-client compiles protos)
 set -euo pipefail
 
-packages=(librocksdb-dev libclang-dev)
+case "${1:-engine}" in
+    engine) packages=(librocksdb-dev libclang-dev) ;;
+    peers) packages=(redis-server etcd-server protobuf-compiler) ;;
+    *) echo "usage: $0 [engine|peers]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do

@@ -153,6 +153,7 @@ pub(crate) fn ring(resp: pb::RingResponse) -> RingInfo {
             virtual_nodes: n.virtual_nodes,
             ownership: n.ownership,
             status: node_state(n.status),
+            tokens: n.tokens,
         })
         .collect();
     nodes.sort_by(|a, b| (&a.node_id, &a.address).cmp(&(&b.node_id, &b.address)));
@@ -277,6 +278,7 @@ mod tests {
             virtual_nodes: 150,
             ownership: 0.5,
             status: 0,
+            tokens: Vec::new(),
         };
         let ring = ring(pb::RingResponse {
             nodes: vec![node("b"), node("a")],

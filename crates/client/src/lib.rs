@@ -29,7 +29,10 @@
 //! Protobuf types stay inside this crate: the API takes and returns the domain types of
 //! [`types`], and errors are [`ClientError`] variants with structured fields.
 //!
-//! Left out: connection pools and client-side routing to the key's owner, and retries (see
+//! A [`ClusterClient`] routes by key: it learns the ring from its node and sends each get, put
+//! and delete straight to a replica of the key ([`routing`]), falling back to its node.
+//!
+//! Left out: connection pools, and retries beyond that fallback (see
 //! [`ClientError::is_retryable`]).
 
 pub mod bench;
@@ -37,6 +40,7 @@ pub mod cli;
 mod client;
 mod convert;
 mod error;
+pub mod routing;
 pub mod types;
 
 pub use client::{
@@ -44,6 +48,7 @@ pub use client::{
     LONG_OPERATION_TIMEOUT, MAX_MESSAGE_BYTES, TlsConfig,
 };
 pub use error::{ClientError, Operation, Result};
+pub use routing::{ClusterClient, Router};
 pub use types::{
     AntiEntropyStats, BatchResult, ClusterHealth, ClusterMetrics, ClusterStatus, Consistency,
     GetResult, InvalidConsistency, NodeState, NodeStatus, OperationInfo, PutResult, RepairResult,

@@ -323,6 +323,10 @@ pub struct RingNode {
     /// Share of the hash space this node owns as primary, 0..1.
     pub ownership: f64,
     pub status: NodeState,
+    /// The node's tokens on the ring (from DistKV servers; empty from the original's, and
+    /// while the node joins). Left out of JSON output.
+    #[serde(skip)]
+    pub tokens: Vec<u64>,
 }
 
 /// The hash ring (Dynamo §4.2) and the replication settings (N, R, W).

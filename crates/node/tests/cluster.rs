@@ -894,3 +894,63 @@ async fn writes_acknowledged_while_a_node_is_killed_mid_flight_survive() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_aware_client_sends_each_key_to_its_first_replica_and_falls_back() {
+    use distkv_client::{ClientConfig, ClusterClient};
+    // Four nodes, two replicas a key: most keys have nodes that are not their replicas.
+    let mut c = Cluster::start(4, &["-replicas=2", "-read-quorum=1", "-write-quorum=1"]).await;
+    let client = ClusterClient::connect(ClientConfig {
+        server: c.nodes[0].address.clone(),
+        ..ClientConfig::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(client.connect_nodes().await, 4);
+    let id_at = |address: &str| {
+        c.nodes[c.nodes.iter().position(|n| n.address == address).unwrap()]
+            .id
+            .clone()
+    };
+    let router = client
+        .router()
+        .expect("a DistKV node tells its ring's tokens");
+    assert_eq!(router.addresses().len(), 4);
+    // A blind write of a new key is coordinated where it lands: its context names that
+    // node alone, the key's first replica (with -write-quorum=1 the seed would otherwise
+    // coordinate the keys it holds, and forward the others).
+    for i in 0..20 {
+        let key = format!("routed-{i}");
+        let first = id_at(router.replicas(&key).next().unwrap());
+        let written = client.put(key.as_str(), "v", None, None).await.unwrap();
+        assert_eq!(written.clock.keys().collect::<Vec<_>>(), [&first], "{key}");
+        let got = client.get(key.as_str(), None).await.unwrap();
+        assert_eq!(got.value, b"v");
+    }
+    // A key whose first replica is killed: the routed call finds it unreachable and the
+    // request goes to the seed, which has it coordinated by the other replica.
+    let (key, victim) = (0..)
+        .map(|i| format!("fallback-{i}"))
+        .find_map(|key| {
+            let first = router.replicas(&key).next().unwrap();
+            (first != c.nodes[0].address).then(|| {
+                (
+                    key.clone(),
+                    c.nodes.iter().position(|n| n.address == first).unwrap(),
+                )
+            })
+        })
+        .unwrap();
+    let victim_id = c.nodes[victim].id.clone();
+    c.kill(victim);
+    let written = client.put(key.as_str(), "after", None, None).await.unwrap();
+    assert!(
+        !written.clock.contains_key(&victim_id),
+        "{:?}",
+        written.clock
+    );
+    assert_eq!(
+        client.get(key.as_str(), None).await.unwrap().value,
+        b"after"
+    );
+}

@@ -1,12 +1,22 @@
-//! `distkv-bench`: a closed-loop load generator for a DistKV cluster.
+//! `distkv-bench`: a load generator for a DistKV cluster.
 //!
-//! `-concurrency` workers each send one request at a time, as fast as answers come, for
-//! `-duration`. Each picks a key uniformly from a key space of `-keys` keys
-//! (`bench-0000000000`, ...) and reads it with probability `-read-ratio`, else writes a random
-//! printable value of `-value-size` bytes. Workers are spread round-robin over the `-server`
-//! list (comma-separated), one connection per server and every 16 workers. Every worker's
-//! choices come from its own RNG derived from `-seed`, so a run's sequence of requests per
-//! worker is reproducible (their interleaving, of course, is not).
+//! `-concurrency` workers each send one request at a time for `-duration`. Each picks a key
+//! uniformly from a key space of `-keys` keys (`bench-0000000000`, ...) and reads it with
+//! probability `-read-ratio`, else writes a random printable value of `-value-size` bytes.
+//! Workers are spread round-robin over the `-server` list (comma-separated), one connection
+//! per server and every 16 workers. With `-token-aware` (the default) a connection learns the
+//! ring from its server and sends each key's requests to a replica of the key
+//! ([`crate::routing`]); with `-token-aware=false` every request goes to the worker's server.
+//! Every worker's choices come from its own RNG derived from `-seed`, so a run's sequence of
+//! requests per worker is reproducible (their interleaving, of course, is not).
+//!
+//! Without `-rate` the load is a closed loop: each worker sends its next request as soon as
+//! the last one is answered, and latency is measured from sending. With `-rate=R` it is an
+//! open loop at R requests a second in all: each worker has a schedule of intended start times
+//! (evenly spaced, staggered across workers) and a request's latency is measured from its
+//! intended start, so a server that falls behind is charged the time requests waited to be
+//! sent (no coordinated omission, as wrk2 measures). A run at half the highest throughput
+//! gives the latency percentiles a service sees under a steady load.
 //!
 //! With `-warmup` (the default) the whole key space is written first with batch puts of
 //! [`WARMUP_BATCH`] keys, so that reads find values; the warm-up is reported but not measured.
@@ -26,6 +36,7 @@
 
 pub mod report;
 pub mod server;
+pub mod target;
 pub mod workload;
 
 use std::io::{IsTerminal, Write};
@@ -43,9 +54,11 @@ use crate::cli::TlsFlags;
 use crate::cli::output::OutputFormat;
 use crate::client::{Client, ClientConfig, DEFAULT_SERVER, DEFAULT_TIMEOUT, TlsConfig};
 use crate::error::ClientError;
+use crate::routing::ClusterClient;
 use crate::types::Consistency;
 use report::{BenchReport, OpStats, WarmupReport, new_histogram};
 use server::{ServerUsage, sample_all};
+use target::{Conn, Target};
 use workload::{Op, Workload, key_name};
 
 /// Keys per batch put during the warm-up.
@@ -82,6 +95,12 @@ pub struct BenchConfig {
     pub seed: u64,
     /// Print the progress line even when stderr is not a terminal.
     pub progress: bool,
+    /// Send each key's requests to a replica of it.
+    pub token_aware: bool,
+    /// Requests a second in all (open loop); `None`: closed loop.
+    pub rate: Option<f64>,
+    /// The store measured: DistKV at `servers`, or a peer.
+    pub target: Target,
 }
 
 impl Default for BenchConfig {
@@ -99,6 +118,9 @@ impl Default for BenchConfig {
             warmup: true,
             seed: 1,
             progress: false,
+            token_aware: true,
+            rate: None,
+            target: Target::DistKv,
         }
     }
 }
@@ -108,6 +130,8 @@ impl Default for BenchConfig {
 pub enum BenchError {
     #[error(transparent)]
     Connect(#[from] ClientError),
+    #[error("cannot connect to {target}: {reason}")]
+    Peer { target: Target, reason: String },
     #[error("a benchmark worker failed: {0}")]
     Worker(#[from] tokio::task::JoinError),
 }
@@ -158,6 +182,19 @@ struct Flags {
     #[arg(long, num_args = 0..=1, require_equals = true,
           default_value = "false", default_missing_value = "true", value_parser = parse_go_bool)]
     progress: bool,
+    /// Send each key's requests straight to a replica of it (learning the ring from the
+    /// servers); false: every request to the worker's server.
+    #[arg(long, num_args = 0..=1, require_equals = true,
+          default_value = "true", default_missing_value = "true", value_parser = parse_go_bool)]
+    token_aware: bool,
+    /// Requests a second in all, on a fixed schedule (open loop; latency from each request's
+    /// intended start); 0: closed loop, as fast as answers come.
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+    /// The store to measure: distkv (the -server nodes), redis://host:port (GET and SET) or
+    /// etcd://host:port,... (range reads and puts; needs a build with the etcd feature).
+    #[arg(long, default_value = "distkv")]
+    target: String,
     /// Report format: text or json.
     #[arg(short = 'o', long = "output", default_value = "text")]
     output: String,
@@ -178,6 +215,10 @@ enum ConfigError {
     ReadRatio(f64),
     #[error("-duration must be positive")]
     NoDuration,
+    #[error("-rate must be a number of requests a second, 0 or more, got {0}")]
+    Rate(f64),
+    #[error("{0}")]
+    Target(String),
     #[error(transparent)]
     Consistency(#[from] crate::types::InvalidConsistency),
     #[error(transparent)]
@@ -208,6 +249,9 @@ impl Flags {
         if self.duration.is_zero() {
             return Err(ConfigError::NoDuration);
         }
+        if !self.rate.is_finite() || self.rate < 0.0 {
+            return Err(ConfigError::Rate(self.rate));
+        }
         let config = BenchConfig {
             servers,
             timeout: self.timeout,
@@ -221,6 +265,9 @@ impl Flags {
             warmup: self.warmup,
             seed: self.seed,
             progress: self.progress,
+            token_aware: self.token_aware,
+            rate: (self.rate > 0.0).then_some(self.rate),
+            target: Target::parse(&self.target).map_err(ConfigError::Target)?,
         };
         Ok((config, self.output.parse()?))
     }
@@ -310,10 +357,17 @@ pub async fn run_bench(
     show_progress: bool,
     stop: &Arc<AtomicBool>,
 ) -> Result<BenchReport, BenchError> {
-    let clients = connect_all(config).await?;
+    let (clients, nodes) = connect_all(config).await?;
 
     let warmup = if config.warmup {
-        Some(warm_up(config, &clients).await?)
+        let batches: Vec<Conn> = match config.target {
+            Target::DistKv => nodes
+                .iter()
+                .map(|n| Conn::Node(Box::new(n.clone())))
+                .collect(),
+            _ => clients.clone(),
+        };
+        Some(warm_up(config, &batches).await?)
     } else {
         None
     };
@@ -323,9 +377,7 @@ pub async fn run_bench(
         errors: AtomicU64::new(0),
         latency_us: Mutex::new(new_histogram()),
     });
-    // The first clients are one per server, in -server order.
-    let targets = &clients[..config.servers.len().min(clients.len())];
-    let server_before = sample_all(targets).await;
+    let server_before = sample_all(&nodes).await;
     let started = Instant::now();
     let deadline = started + config.duration;
     let mut workers = JoinSet::new();
@@ -341,8 +393,26 @@ pub async fn run_bench(
         let live = Arc::clone(&live);
         let stop = Arc::clone(stop);
         let consistency = config.consistency;
+        // Open loop: this worker's share of the rate, its first start staggered so that the
+        // workers' schedules interleave evenly.
+        let schedule = config.rate.map(|rate| {
+            let interval = Duration::from_secs_f64(config.concurrency as f64 / rate);
+            Schedule {
+                next: started + interval.mul_f64(worker as f64 / config.concurrency as f64),
+                interval,
+            }
+        });
         workers.spawn(async move {
-            run_worker(client, workload, consistency, deadline, stop, live).await
+            run_worker(
+                client,
+                workload,
+                consistency,
+                schedule,
+                deadline,
+                stop,
+                live,
+            )
+            .await
         });
     }
 
@@ -394,7 +464,7 @@ pub async fn run_bench(
         }
     }
     let elapsed = started.elapsed();
-    let server = ServerUsage::between(server_before, sample_all(targets).await);
+    let server = ServerUsage::between(server_before, sample_all(&nodes).await);
     Ok(BenchReport {
         elapsed,
         reads,
@@ -405,30 +475,61 @@ pub async fn run_bench(
     })
 }
 
-/// One connection per server, and more for every [`WORKERS_PER_CONNECTION`] workers, in
-/// round-robin server order.
-async fn connect_all(config: &BenchConfig) -> Result<Vec<Client>, ClientError> {
+/// The workers' connections, and one client per server in `-server` order (for the warm-up's
+/// batches and the servers' metrics; none for a peer target, whose cost the caller measures
+/// from outside).
+///
+/// Token-aware: one [`ClusterClient`] for every worker, so one HTTP/2 connection per node
+/// carries every request for the keys it coordinates (as Cassandra's drivers keep one
+/// connection per host). Otherwise one connection per server and more for every
+/// [`WORKERS_PER_CONNECTION`] workers, in round-robin server order.
+async fn connect_all(config: &BenchConfig) -> Result<(Vec<Conn>, Vec<Client>), BenchError> {
     let connections = config
         .servers
         .len()
         .max(config.concurrency.div_ceil(WORKERS_PER_CONNECTION));
-    let mut clients = Vec::with_capacity(connections);
-    for i in 0..connections {
-        let server = &config.servers[i % config.servers.len()];
-        clients.push(
-            Client::connect(ClientConfig {
-                server: server.clone(),
-                timeout: config.timeout,
-                tls: config.tls.clone(),
-            })
-            .await?,
-        );
+    if config.target != Target::DistKv {
+        let mut conns = Vec::with_capacity(connections);
+        for _ in 0..config.concurrency.div_ceil(WORKERS_PER_CONNECTION) {
+            let conn = Conn::connect_peer(&config.target)
+                .await
+                .map_err(|e| BenchError::Peer {
+                    target: config.target.clone(),
+                    reason: e.to_string(),
+                })?;
+            conns.push(conn);
+        }
+        return Ok((conns, Vec::new()));
     }
-    Ok(clients)
+    let client_config = |server: &String| ClientConfig {
+        server: server.clone(),
+        timeout: config.timeout,
+        tls: config.tls.clone(),
+    };
+    let mut nodes = Vec::with_capacity(config.servers.len());
+    for server in &config.servers {
+        nodes.push(Client::connect(client_config(server)).await?);
+    }
+    if config.token_aware {
+        let routed = ClusterClient::connect(client_config(&config.servers[0])).await?;
+        routed.connect_nodes().await;
+        return Ok((vec![Conn::Routed(routed)], nodes));
+    }
+    let mut conns: Vec<Conn> = nodes
+        .iter()
+        .map(|n| Conn::Node(Box::new(n.clone())))
+        .collect();
+    for i in conns.len()..connections {
+        let server = &config.servers[i % config.servers.len()];
+        conns.push(Conn::Node(Box::new(
+            Client::connect(client_config(server)).await?,
+        )));
+    }
+    Ok((conns, nodes))
 }
 
 /// Writes every key once, in batches, with `concurrency` batches in flight.
-async fn warm_up(config: &BenchConfig, clients: &[Client]) -> Result<WarmupReport, BenchError> {
+async fn warm_up(config: &BenchConfig, clients: &[Conn]) -> Result<WarmupReport, BenchError> {
     let started = Instant::now();
     let batches = config.keys.div_ceil(WARMUP_BATCH);
     let next_batch = Arc::new(AtomicU64::new(0));
@@ -455,12 +556,9 @@ async fn warm_up(config: &BenchConfig, clients: &[Client]) -> Result<WarmupRepor
                 let range = batch * WARMUP_BATCH..((batch + 1) * WARMUP_BATCH).min(keys);
                 let len = range.end - range.start;
                 let items = range.map(|i| (key_name(i), values.value())).collect();
-                match client.batch_put(items, consistency).await {
-                    Ok(result) if result.success => {}
-                    Ok(result) if !result.failed_keys.is_empty() => {
-                        failed += result.failed_keys.len() as u64;
-                    }
-                    _ => failed += len,
+                match client.put_many(items, consistency).await {
+                    Ok(n) => failed += n,
+                    Err(_) => failed += len,
                 }
             }
         });
@@ -483,10 +581,17 @@ struct WorkerResult {
     first_error: Option<String>,
 }
 
+/// An open-loop worker's intended start times.
+struct Schedule {
+    next: Instant,
+    interval: Duration,
+}
+
 async fn run_worker(
-    client: Client,
+    client: Conn,
     mut workload: Workload,
     consistency: Option<Consistency>,
+    mut schedule: Option<Schedule>,
     deadline: Instant,
     stop: Arc<AtomicBool>,
     live: Arc<Live>,
@@ -500,14 +605,23 @@ async fn run_worker(
     let mut last_flush = Instant::now();
     while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
         let op = workload.next_op();
-        let sent = Instant::now();
+        // Closed loop: from now. Open loop: from the intended start, after waiting for it.
+        let sent = match &mut schedule {
+            None => Instant::now(),
+            Some(s) => {
+                let intended = s.next;
+                s.next += s.interval;
+                if intended >= deadline {
+                    break;
+                }
+                tokio::time::sleep_until(intended.into()).await;
+                intended
+            }
+        };
         let (outcome, stats) = match op {
-            Op::Read { key } => (
-                client.get(key, consistency).await.map(drop),
-                &mut result.reads,
-            ),
+            Op::Read { key } => (client.get(key, consistency).await, &mut result.reads),
             Op::Write { key, value } => (
-                client.put(key, value, consistency, None).await.map(drop),
+                client.put(key, value, consistency).await,
                 &mut result.writes,
             ),
         };
@@ -602,6 +716,12 @@ mod tests {
         assert!(config.progress);
         assert!(config.tls.is_some());
         assert_eq!(format, OutputFormat::Json);
+        assert!(config.token_aware);
+        assert_eq!(config.rate, None);
+        let (config, _) = parse(&["-token-aware=false", "-rate", "2500"]).unwrap();
+        assert!(!config.token_aware);
+        assert_eq!(config.rate, Some(2500.0));
+        assert_eq!(parse(&["-rate=0"]).unwrap().0.rate, None);
     }
 
     #[test]
@@ -614,6 +734,7 @@ mod tests {
             Err(ConfigError::ReadRatio(1.5))
         );
         assert_eq!(parse(&["-duration=0s"]), Err(ConfigError::NoDuration));
+        assert_eq!(parse(&["-rate=-5"]), Err(ConfigError::Rate(-5.0)));
         assert!(matches!(
             parse(&["-consistency=most"]),
             Err(ConfigError::Consistency(_))

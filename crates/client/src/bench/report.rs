@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::BenchConfig;
 use super::server::{NodeUsage, ServerUsage};
+use super::target::Target;
 
 /// Latencies are recorded in microseconds, from 1 µs to a minute, to 3 significant digits.
 pub fn new_histogram() -> Histogram<u64> {
@@ -113,7 +114,10 @@ fn ms(micros: u64) -> f64 {
 pub fn render_text(config: &BenchConfig, report: &BenchReport) -> String {
     let mut out = String::new();
     let consistency = config.consistency.map_or("server default", |c| c.as_str());
-    let _ = writeln!(out, "Servers:     {}", config.servers.join(", "));
+    let _ = match &config.target {
+        Target::DistKv => writeln!(out, "Servers:     {}", config.servers.join(", ")),
+        peer => writeln!(out, "Target:      {peer}"),
+    };
     let _ = writeln!(
         out,
         "Workload:    {} clients, {} keys, {}-byte values, {:.0}% reads, consistency {consistency}, seed {}",
@@ -132,6 +136,18 @@ pub fn render_text(config: &BenchConfig, report: &BenchReport) -> String {
             warmup.failed_keys
         );
     }
+    let routing = match (&config.target, config.token_aware) {
+        (Target::DistKv, true) => ", token-aware (each key to a replica)",
+        (Target::DistKv, false) => ", to each worker's server",
+        _ => "",
+    };
+    let _ = match config.rate {
+        None => writeln!(out, "Load:        closed loop{routing}"),
+        Some(rate) => writeln!(
+            out,
+            "Load:        open loop at {rate:.0} ops/s (latency from intended start){routing}"
+        ),
+    };
     let _ = writeln!(out, "Duration:    {:.2}s", report.elapsed.as_secs_f64());
     out.push('\n');
     let _ = writeln!(
@@ -153,6 +169,12 @@ pub fn render_text(config: &BenchConfig, report: &BenchReport) -> String {
                 let _ = writeln!(out, "Server CPU:  {seconds:.2} s {over} (no operations)");
             }
         },
+        Err(_) if config.target != Target::DistKv => {
+            let _ = writeln!(
+                out,
+                "Server CPU:  not read (a peer's is measured from outside)"
+            );
+        }
         Err(reason) => {
             let _ = writeln!(out, "Server CPU:  unavailable ({reason})");
         }
@@ -195,7 +217,8 @@ pub fn render_text(config: &BenchConfig, report: &BenchReport) -> String {
     out
 }
 
-/// The final report as one JSON object: the settings, then `total_ops`, `ops_per_sec`,
+/// The final report as one JSON object: the settings (with `target`, `token_aware`, and
+/// `rate`: `null` for a closed loop), then `total_ops`, `ops_per_sec`,
 /// `errors`, `elapsed_secs`, `first_error`, `warmup`; the servers' `server_cpu_seconds`,
 /// `server_cpu_us_per_op`, `server_threads_max` (each `null` when unknown),
 /// `server_cpu_error` (why they are unknown, else `null`) and `server_nodes` (per node
@@ -215,6 +238,7 @@ pub fn render_json(config: &BenchConfig, report: &BenchReport) -> String {
     }
     #[derive(Serialize)]
     struct View<'a> {
+        target: String,
         servers: &'a [String],
         concurrency: usize,
         keys: u64,
@@ -222,6 +246,8 @@ pub fn render_json(config: &BenchConfig, report: &BenchReport) -> String {
         read_ratio: f64,
         consistency: Option<&'static str>,
         seed: u64,
+        token_aware: bool,
+        rate: Option<f64>,
         duration_secs: f64,
         elapsed_secs: f64,
         total_ops: u64,
@@ -250,6 +276,7 @@ pub fn render_json(config: &BenchConfig, report: &BenchReport) -> String {
         }
     };
     crate::cli::output::json_line(&View {
+        target: config.target.to_string(),
         servers: &config.servers,
         concurrency: config.concurrency,
         keys: config.keys,
@@ -257,6 +284,8 @@ pub fn render_json(config: &BenchConfig, report: &BenchReport) -> String {
         read_ratio: config.read_ratio,
         consistency: config.consistency.map(|c| c.as_str()),
         seed: config.seed,
+        token_aware: config.token_aware,
+        rate: config.rate,
         duration_secs: config.duration.as_secs_f64(),
         elapsed_secs: report.elapsed.as_secs_f64(),
         total_ops: report.total_ops(),
@@ -397,6 +426,7 @@ mod tests {
             "Servers:     localhost:8080, localhost:8081\n\
              Workload:    50 clients, 10000 keys, 100-byte values, 50% reads, consistency quorum, seed 1\n\
              Warm-up:     10000 keys in 1.50s (0 failed)\n\
+             Load:        closed loop, token-aware (each key to a replica)\n\
              Duration:    2.00s\n\
              \n\
              Total ops:   7 (5 reads, 2 writes)\n\

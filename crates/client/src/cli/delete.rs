@@ -24,7 +24,7 @@ impl Delete {
     }
 
     pub(crate) async fn execute(&self, ctx: &Ctx, out: &mut dyn Write) -> Result<(), CliError> {
-        ctx.client
+        ctx.routed
             .delete(self.key.as_str(), Some(ctx.consistency), None)
             .await?;
         out.write_all(render(&self.key, ctx.format).as_bytes())?;

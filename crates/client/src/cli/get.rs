@@ -36,7 +36,7 @@ impl Get {
 
     pub(crate) async fn execute(&self, ctx: &Ctx, out: &mut dyn Write) -> Result<(), CliError> {
         let result = ctx
-            .client
+            .routed
             .get(self.key.as_str(), Some(ctx.consistency))
             .await?;
         out.write_all(render(&self.key, &result, ctx.format).as_bytes())?;

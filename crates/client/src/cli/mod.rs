@@ -60,6 +60,7 @@ use distkv_flags::{normalize_go_flags, parse_go_bool, parse_go_duration};
 
 use crate::client::{Client, ClientConfig, DEFAULT_SERVER, DEFAULT_TLS_SERVER_NAME, TlsConfig};
 use crate::error::ClientError;
+use crate::routing::ClusterClient;
 use crate::types::Consistency;
 use output::OutputFormat;
 
@@ -295,7 +296,10 @@ impl Command {
 
 /// What a command runs with.
 pub(crate) struct Ctx {
+    /// The node given with -server, for every command not about one key.
     pub client: Client,
+    /// Gets, puts and deletes: sent to a replica of their key (see [`crate::routing`]).
+    pub routed: ClusterClient,
     pub consistency: Consistency,
     pub format: OutputFormat,
 }
@@ -388,10 +392,11 @@ pub async fn run_with(
         );
     }
     let format = settings.format;
-    let result = match Client::connect(settings.client).await {
-        Ok(client) => {
+    let result = match ClusterClient::connect(settings.client).await {
+        Ok(routed) => {
             let ctx = Ctx {
-                client,
+                client: routed.seed().clone(),
+                routed,
                 consistency: settings.consistency,
                 format,
             };

@@ -29,7 +29,7 @@ impl Put {
     }
 
     pub(crate) async fn execute(&self, ctx: &Ctx, out: &mut dyn Write) -> Result<(), CliError> {
-        ctx.client
+        ctx.routed
             .put(
                 self.key.as_str(),
                 self.value.as_bytes(),

@@ -127,6 +127,7 @@ mod tests {
             virtual_nodes: vnodes,
             ownership,
             status,
+            tokens: Vec::new(),
         }
     }
 

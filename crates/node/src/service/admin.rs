@@ -372,6 +372,10 @@ pub fn cluster_status(node: &Node) -> pb::ClusterStatusResponse {
 pub fn ring_info(node: &Node) -> pb::RingResponse {
     let ring = node.ring();
     let ownership = ring.ownership();
+    let mut tokens: std::collections::HashMap<&str, Vec<u64>> = std::collections::HashMap::new();
+    for (token, id) in ring.tokens() {
+        tokens.entry(id).or_default().push(token);
+    }
     let members = node.member_views();
     let q = node.config().quorum;
     let nodes = members
@@ -383,6 +387,7 @@ pub fn ring_info(node: &Node) -> pb::RingResponse {
             virtual_nodes: ring.vnodes(&m.id),
             ownership: ownership.get(&m.id).copied().unwrap_or(0.0),
             status: status_to_proto(m.status) as i32,
+            tokens: tokens.remove(m.id.as_str()).unwrap_or_default(),
         })
         .collect();
     pb::RingResponse {
