@@ -235,6 +235,43 @@ impl Store {
         blocking(move || inner.change(&key, &change).map(|(next, _)| next)).await
     }
 
+    /// Merges each entry's versions into its key's, as [`Store::merge`] does; answers per
+    /// entry, in order, once all are durable. The writes are applied one after the other and
+    /// share the group commit that makes them durable.
+    pub async fn merge_each(&self, entries: Vec<(String, Siblings)>) -> Vec<Result<()>> {
+        enum Applied {
+            /// Applied in memory: durable with the group commit.
+            Durable(Durable),
+            /// Not in memory, or the engine would stall: merged on the blocking pool.
+            Blocking(tokio::task::JoinHandle<Result<()>>),
+            Failed(NodeError),
+        }
+        let mut applied = Vec::with_capacity(entries.len());
+        for (key, incoming) in entries {
+            let change =
+                move |inner: &StoreInner, current: &Siblings| inner.merged(current, &incoming);
+            applied.push(match self.inner.change_nowait(&key, &change) {
+                Ok(Some((_, durable))) => Applied::Durable(durable),
+                Ok(None) => {
+                    let inner = Arc::clone(&self.inner);
+                    Applied::Blocking(tokio::task::spawn_blocking(move || {
+                        inner.change(&key, &change).map(drop)
+                    }))
+                }
+                Err(e) => Applied::Failed(e),
+            });
+        }
+        let mut results = Vec::with_capacity(applied.len());
+        for a in applied {
+            results.push(match a {
+                Applied::Durable(durable) => durable.await.map_err(NodeError::from),
+                Applied::Blocking(task) => task.await.unwrap_or(Err(NodeError::ShuttingDown)),
+                Applied::Failed(e) => Err(e),
+            });
+        }
+        results
+    }
+
     /// Merges many keys' versions; returns how many keys changed here.
     pub async fn merge_many(&self, entries: Vec<(String, Siblings)>) -> Result<usize> {
         let inner = Arc::clone(&self.inner);

@@ -3,6 +3,7 @@
 //! HTTP/2 channel per peer ([`Peers`]); [`StoreReplica`] is the node's own replica (its store,
 //! its hints, its dots).
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,8 +15,9 @@ use distkv_proto::internal::replica_client::ReplicaClient;
 use parking_lot::{Mutex, RwLock};
 use tonic::transport::Channel;
 
+use super::batching::{CallQueues, Queued, Turn};
 use super::{LocalReplica, Transport, Write, WriteContext};
-use crate::error::{NodeError, Result};
+use crate::error::{NodeError, PeerFailure, Result};
 use crate::hints::HintStore;
 use crate::membership::Rings;
 use crate::peers::Peers;
@@ -39,14 +41,26 @@ async fn add_hint(hints: HintStore, target: String, key: String, versions: Sibli
         .map_err(|_| NodeError::ShuttingDown)?
 }
 
-/// Replicas over gRPC; the local one by direct calls.
+/// Replicas over gRPC; the local one by direct calls. Writes to a busy peer are batched
+/// ([`super::batching`]).
 pub struct GrpcTransport {
     local: NodeId,
     store: Store,
     hints: HintStore,
-    peers: Arc<Peers>,
     /// The node's rings, for its members' addresses.
     rings: Arc<RwLock<Rings>>,
+    batcher: Arc<Batcher>,
+}
+
+/// What sends replica writes and reads: the peers' channels and their call queues.
+struct Batcher {
+    peers: Arc<Peers>,
+    writes: CallQueues<(String, Vec<u8>), ()>,
+    reads: CallQueues<String, Siblings>,
+    /// Peers that answered a batch call with "unimplemented" (an older release): single
+    /// calls only.
+    single_only: Mutex<HashSet<String>>,
+    local: NodeId,
 }
 
 /// How a call reaches its replica.
@@ -66,13 +80,24 @@ impl GrpcTransport {
         peers: Arc<Peers>,
         rings: Arc<RwLock<Rings>>,
     ) -> Self {
+        let batcher = Arc::new(Batcher {
+            peers,
+            writes: CallQueues::default(),
+            reads: CallQueues::default(),
+            single_only: Mutex::new(HashSet::new()),
+            local: local.clone(),
+        });
         GrpcTransport {
             local,
             store,
             hints,
-            peers,
             rings,
+            batcher,
         }
+    }
+
+    fn peers(&self) -> &Arc<Peers> {
+        &self.batcher.peers
     }
 
     fn route(&self, to: &str) -> Result<Route> {
@@ -86,7 +111,7 @@ impl GrpcTransport {
             .get(to)
             .cloned()
             .ok_or_else(|| NodeError::UnknownNode(to.to_string()))?;
-        let client = self.peers.replica(&address)?;
+        let client = self.peers().replica(&address)?;
         Ok(Route::Remote { client, address })
     }
 }
@@ -103,45 +128,29 @@ impl Transport for GrpcTransport {
             Route::Local => Err(versions.clone()),
             Route::Remote { client, address } => Ok((client, address, versions.encode())),
         });
-        let (store, peers) = (self.store.clone(), Arc::clone(&self.peers));
-        let (key, coordinator) = (key.to_string(), self.local.clone());
+        let (store, batcher) = (self.store.clone(), Arc::clone(&self.batcher));
+        let key = key.to_string();
         async move {
             match call? {
                 Err(versions) => store.merge(key, versions).await.map(drop),
-                Ok((mut client, address, versions)) => client
-                    .write(internal::ReplicaWriteRequest {
-                        key,
-                        versions,
-                        coordinator,
-                    })
-                    .await
-                    .map(drop)
-                    .map_err(|s| peers.error(&address, s)),
+                Ok((client, address, versions)) => {
+                    batcher
+                        .call::<Writes>(client, address, (key, versions))
+                        .await
+                }
             }
         }
     }
 
     fn read(&self, to: &str, key: &str) -> impl Future<Output = Result<Siblings>> + Send + 'static {
         let route = self.route(to);
-        let (store, peers) = (self.store.clone(), Arc::clone(&self.peers));
+        let (store, batcher) = (self.store.clone(), Arc::clone(&self.batcher));
         let key = key.to_string();
         async move {
             match route? {
                 Route::Local => store.read(key).await,
-                Route::Remote {
-                    mut client,
-                    address,
-                } => {
-                    let reply = client
-                        .read(internal::ReplicaReadRequest { key })
-                        .await
-                        .map_err(|s| peers.error(&address, s))?
-                        .into_inner();
-                    if !reply.found {
-                        return Ok(Siblings::new());
-                    }
-                    Siblings::decode(&reply.versions)
-                        .map_err(|e| NodeError::bad_reply(&address, format!("versions: {e}")))
+                Route::Remote { client, address } => {
+                    batcher.call::<Reads>(client, address, key).await
                 }
             }
         }
@@ -155,7 +164,7 @@ impl Transport for GrpcTransport {
         versions: &Siblings,
     ) -> impl Future<Output = Result<()>> + Send + 'static {
         let route = self.route(via);
-        let (hints, peers) = (self.hints.clone(), Arc::clone(&self.peers));
+        let (hints, peers) = (self.hints.clone(), Arc::clone(self.peers()));
         let (target, key) = (target.to_string(), key.to_string());
         let versions = versions.clone();
         async move {
@@ -184,7 +193,7 @@ impl Transport for GrpcTransport {
         timeout: Duration,
     ) -> impl Future<Output = Result<Siblings>> + Send + 'static {
         let route = self.route(to);
-        let peers = Arc::clone(&self.peers);
+        let peers = Arc::clone(self.peers());
         let to = to.to_string();
         let request = coordinate_request(write);
         async move {
@@ -214,6 +223,310 @@ impl Transport for GrpcTransport {
                 .map_err(|e| NodeError::bad_reply(&address, format!("versions: {e}")))
         }
     }
+}
+
+/// One kind of replica call that a busy peer gets in batches.
+trait Kind: Sized + Send + Sync + 'static {
+    /// One request, and its answer.
+    type Q: Send + 'static;
+    type A: Send + 'static;
+
+    fn queues(b: &Batcher) -> &CallQueues<Self::Q, Self::A>;
+
+    /// `request` alone, as a single call.
+    fn one(
+        b: &Batcher,
+        client: ReplicaClient<Channel>,
+        address: &str,
+        request: Self::Q,
+    ) -> impl Future<Output = Result<Self::A>> + Send;
+
+    /// `batch` as one call, answering each request; [`Unsent`] (the batch back) when the
+    /// peer does not know the batch call (an older release).
+    fn many(
+        b: &Batcher,
+        client: ReplicaClient<Channel>,
+        address: &str,
+        batch: Batch<Self>,
+    ) -> impl Future<Output = std::result::Result<(), Unsent<Self>>> + Send;
+}
+
+/// Queued requests of kind `K`.
+type Batch<K> = Vec<Queued<<K as Kind>::Q, <K as Kind>::A>>;
+/// A batch a peer did not take.
+struct Unsent<K: Kind>(Batch<K>);
+
+/// Replica writes: (key, encoded versions) → stored.
+struct Writes;
+/// Replica reads: key → versions.
+struct Reads;
+
+impl Batcher {
+    /// Sends `request` to the peer at `address`: alone when the peer has a free slot for
+    /// its kind, else in the batch that leaves when a slot frees.
+    async fn call<K: Kind>(
+        self: Arc<Self>,
+        client: ReplicaClient<Channel>,
+        address: String,
+        request: K::Q,
+    ) -> Result<K::A> {
+        let mut request = Some(request);
+        let turn = K::queues(&self).enqueue(&address, || request.take().expect("taken once"));
+        match (turn, request) {
+            (Turn::Queued(answer), _) => super::batching::answer(answer).await,
+            (Turn::SendNow, Some(request)) => {
+                // The slot is given back (and what queued meanwhile sent) even if this call
+                // is dropped half-way.
+                let slot = Slot::<K> {
+                    batcher: Arc::clone(&self),
+                    client: client.clone(),
+                    address: address.clone(),
+                    kind: std::marker::PhantomData,
+                };
+                let result = K::one(&self, client, &address, request).await;
+                drop(slot);
+                result
+            }
+            (Turn::SendNow, None) => unreachable!("a request sent now is not queued"),
+        }
+    }
+
+    /// Sends batches in one slot of the peer at `address` until none is queued.
+    async fn drain<K: Kind>(
+        self: Arc<Self>,
+        client: ReplicaClient<Channel>,
+        address: String,
+        first: Vec<Queued<K::Q, K::A>>,
+    ) {
+        let mut batch = first;
+        loop {
+            self.send_batch::<K>(client.clone(), &address, batch).await;
+            match K::queues(&self).finished(&address) {
+                Some(next) => batch = next,
+                None => return,
+            }
+        }
+    }
+
+    /// Sends `batch` as one call (as single calls to a peer that has no batch calls) and
+    /// answers each of its requests.
+    async fn send_batch<K: Kind>(
+        &self,
+        client: ReplicaClient<Channel>,
+        address: &str,
+        batch: Vec<Queued<K::Q, K::A>>,
+    ) {
+        let batch = if batch.len() > 1 && !self.single_only.lock().contains(address) {
+            match K::many(self, client.clone(), address, batch).await {
+                Ok(()) => return,
+                Err(Unsent(batch)) => {
+                    self.single_only.lock().insert(address.to_string());
+                    batch
+                }
+            }
+        } else {
+            batch
+        };
+        let sends = batch.into_iter().map(|queued| {
+            let client = client.clone();
+            async move {
+                let (request, answer) = queued.split();
+                answer.finish(K::one(self, client, address, request).await);
+            }
+        });
+        futures::future::join_all(sends).await;
+    }
+}
+
+/// A request's slot with a peer: given back when dropped, when the requests queued
+/// meanwhile leave in it as the next batch.
+struct Slot<K: Kind> {
+    batcher: Arc<Batcher>,
+    client: ReplicaClient<Channel>,
+    address: String,
+    kind: std::marker::PhantomData<K>,
+}
+
+impl<K: Kind> Drop for Slot<K> {
+    fn drop(&mut self) {
+        let Some(batch) = K::queues(&self.batcher).finished(&self.address) else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let (batcher, client) = (Arc::clone(&self.batcher), self.client.clone());
+                runtime.spawn(batcher.drain::<K>(client, self.address.clone(), batch));
+            }
+            // No runtime (the node is gone): the queued requests fail.
+            Err(_) => drop(batch),
+        }
+    }
+}
+
+/// The failure of every request of a batch whose call failed with `status`.
+fn batch_failed<Q, A>(b: &Batcher, address: &str, status: tonic::Status, batch: Vec<Queued<Q, A>>) {
+    let failures: Vec<PeerFailure> = batch
+        .iter()
+        .map(|_| PeerFailure::from_status(&status))
+        .collect();
+    // Once, for the timeout count and the peer's backoff.
+    drop(b.peers.error(address, status));
+    for (queued, failure) in batch.into_iter().zip(failures) {
+        queued.finish(Err(NodeError::Peer {
+            peer: address.to_string(),
+            failure,
+        }));
+    }
+}
+
+/// An answer that does not fit the batch it answers.
+fn batch_misanswered<Q, A>(address: &str, answers: usize, batch: Vec<Queued<Q, A>>) {
+    let reason = format!("{answers} answers to {} requests", batch.len());
+    for queued in batch {
+        queued.finish(Err(NodeError::bad_reply(address, &reason)));
+    }
+}
+
+/// A replica's refusal of one request of a batch.
+fn refused(address: &str, message: String) -> NodeError {
+    NodeError::Peer {
+        peer: address.to_string(),
+        failure: PeerFailure::Refused {
+            code: tonic::Code::Internal,
+            message,
+        },
+    }
+}
+
+impl Kind for Writes {
+    type Q = (String, Vec<u8>);
+    type A = ();
+
+    fn queues(b: &Batcher) -> &CallQueues<Self::Q, Self::A> {
+        &b.writes
+    }
+
+    async fn one(
+        b: &Batcher,
+        mut client: ReplicaClient<Channel>,
+        address: &str,
+        (key, versions): Self::Q,
+    ) -> Result<()> {
+        client
+            .write(internal::ReplicaWriteRequest {
+                key,
+                versions,
+                coordinator: b.local.clone(),
+            })
+            .await
+            .map(drop)
+            .map_err(|s| b.peers.error(address, s))
+    }
+
+    async fn many(
+        b: &Batcher,
+        mut client: ReplicaClient<Channel>,
+        address: &str,
+        batch: Batch<Self>,
+    ) -> std::result::Result<(), Unsent<Self>> {
+        let writes = batch
+            .iter()
+            .map(|q| internal::ReplicaWriteRequest {
+                key: q.request.0.clone(),
+                versions: q.request.1.clone(),
+                coordinator: b.local.clone(),
+            })
+            .collect();
+        match client
+            .write_batch(internal::ReplicaWriteBatch { writes })
+            .await
+        {
+            Ok(ack) => {
+                let errors = ack.into_inner().errors;
+                if errors.len() != batch.len() {
+                    batch_misanswered(address, errors.len(), batch);
+                    return Ok(());
+                }
+                for (queued, error) in batch.into_iter().zip(errors) {
+                    let result = if error.is_empty() {
+                        Ok(())
+                    } else {
+                        Err(refused(address, error))
+                    };
+                    queued.finish(result);
+                }
+            }
+            Err(status) if status.code() == tonic::Code::Unimplemented => {
+                return Err(Unsent(batch));
+            }
+            Err(status) => batch_failed(b, address, status, batch),
+        }
+        Ok(())
+    }
+}
+
+impl Kind for Reads {
+    type Q = String;
+    type A = Siblings;
+
+    fn queues(b: &Batcher) -> &CallQueues<Self::Q, Self::A> {
+        &b.reads
+    }
+
+    async fn one(
+        b: &Batcher,
+        mut client: ReplicaClient<Channel>,
+        address: &str,
+        key: String,
+    ) -> Result<Siblings> {
+        let reply = client
+            .read(internal::ReplicaReadRequest { key })
+            .await
+            .map_err(|s| b.peers.error(address, s))?
+            .into_inner();
+        decode_read(address, reply)
+    }
+
+    async fn many(
+        b: &Batcher,
+        mut client: ReplicaClient<Channel>,
+        address: &str,
+        batch: Batch<Self>,
+    ) -> std::result::Result<(), Unsent<Self>> {
+        let keys = batch.iter().map(|q| q.request.clone()).collect();
+        match client.read_batch(internal::ReplicaReadBatch { keys }).await {
+            Ok(reply) => {
+                let reply = reply.into_inner();
+                if reply.replies.len() != batch.len() || reply.errors.len() != batch.len() {
+                    batch_misanswered(address, reply.replies.len(), batch);
+                    return Ok(());
+                }
+                let answers = reply.replies.into_iter().zip(reply.errors);
+                for (queued, (answer, error)) in batch.into_iter().zip(answers) {
+                    let result = if error.is_empty() {
+                        decode_read(address, answer)
+                    } else {
+                        Err(refused(address, error))
+                    };
+                    queued.finish(result);
+                }
+            }
+            Err(status) if status.code() == tonic::Code::Unimplemented => {
+                return Err(Unsent(batch));
+            }
+            Err(status) => batch_failed(b, address, status, batch),
+        }
+        Ok(())
+    }
+}
+
+/// A replica's answer to a read.
+fn decode_read(address: &str, reply: internal::ReplicaReadResponse) -> Result<Siblings> {
+    if !reply.found {
+        return Ok(Siblings::new());
+    }
+    Siblings::decode(&reply.versions)
+        .map_err(|e| NodeError::bad_reply(address, format!("versions: {e}")))
 }
 
 /// The internal request that hands `write` to another replica to coordinate.

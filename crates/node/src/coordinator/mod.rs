@@ -36,6 +36,7 @@ use tokio::task::JoinSet;
 use crate::error::{NodeError, PeerFailure, Result};
 use crate::node::Metrics;
 
+pub mod batching;
 pub mod grpc;
 pub mod memory;
 

@@ -25,6 +25,14 @@ fn decode(bytes: &[u8]) -> Result<Siblings, Status> {
     Siblings::decode(bytes).map_err(|e| Status::invalid_argument(format!("versions: {e}")))
 }
 
+/// A replica's answer to a read of versions `v`.
+fn read_response(v: &Siblings) -> pb::ReplicaReadResponse {
+    pb::ReplicaReadResponse {
+        found: !v.is_empty(),
+        versions: if v.is_empty() { Vec::new() } else { v.encode() },
+    }
+}
+
 #[tonic::async_trait]
 impl Replica for ReplicaService {
     async fn write(
@@ -44,6 +52,32 @@ impl Replica for ReplicaService {
         }))
     }
 
+    async fn write_batch(
+        &self,
+        req: Request<pb::ReplicaWriteBatch>,
+    ) -> Result<Response<pb::ReplicaWriteBatchAck>, Status> {
+        let writes = req.into_inner().writes;
+        let mut errors = vec![String::new(); writes.len()];
+        let mut entries = Vec::with_capacity(writes.len());
+        let mut at = Vec::with_capacity(writes.len());
+        for (i, w) in writes.into_iter().enumerate() {
+            match Siblings::decode(&w.versions) {
+                Ok(incoming) => {
+                    entries.push((w.key, incoming));
+                    at.push(i);
+                }
+                Err(e) => errors[i] = format!("versions: {e}"),
+            }
+        }
+        let results = self.node.store().merge_each(entries).await;
+        for (i, result) in at.into_iter().zip(results) {
+            if let Err(e) = result {
+                errors[i] = e.to_string();
+            }
+        }
+        Ok(Response::new(pb::ReplicaWriteBatchAck { errors }))
+    }
+
     async fn read(
         &self,
         req: Request<pb::ReplicaReadRequest>,
@@ -55,10 +89,27 @@ impl Replica for ReplicaService {
             .read(r.key)
             .await
             .map_err(|e| e.to_status())?;
-        Ok(Response::new(pb::ReplicaReadResponse {
-            found: !v.is_empty(),
-            versions: if v.is_empty() { Vec::new() } else { v.encode() },
-        }))
+        Ok(Response::new(read_response(&v)))
+    }
+
+    async fn read_batch(
+        &self,
+        req: Request<pb::ReplicaReadBatch>,
+    ) -> Result<Response<pb::ReplicaReadBatchReply>, Status> {
+        let keys = req.into_inner().keys;
+        let mut reply = pb::ReplicaReadBatchReply {
+            replies: Vec::with_capacity(keys.len()),
+            errors: Vec::with_capacity(keys.len()),
+        };
+        for key in keys {
+            let (answer, error) = match self.node.store().read(key).await {
+                Ok(v) => (read_response(&v), String::new()),
+                Err(e) => (pb::ReplicaReadResponse::default(), e.to_string()),
+            };
+            reply.replies.push(answer);
+            reply.errors.push(error);
+        }
+        Ok(Response::new(reply))
     }
 
     async fn scan(
