@@ -198,6 +198,15 @@ impl ClientError {
                 server,
                 detail: status_detail(&status),
             },
+            // tonic's status for a connection that broke during the request (a server
+            // killed or restarted, a reset): as unavailable as one that refused it.
+            Code::Unknown if status.message().starts_with("transport error") => {
+                ClientError::Unavailable {
+                    op,
+                    server,
+                    detail: status_detail(&status),
+                }
+            }
             Code::Unimplemented => ClientError::Unsupported { op, server },
             code => ClientError::Status {
                 op,
@@ -299,6 +308,12 @@ mod tests {
             "put failed: server localhost:8080 is unavailable: connection reset"
         );
         assert!(err.is_retryable());
+
+        // A connection that broke mid-request.
+        let err = from(tonic::Status::unknown("transport error"));
+        assert!(matches!(err, ClientError::Unavailable { .. }), "{err}");
+        let err = from(tonic::Status::unknown("something else"));
+        assert!(matches!(err, ClientError::Status { .. }), "{err}");
 
         let err = from(tonic::Status::unimplemented(""));
         assert_eq!(

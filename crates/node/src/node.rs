@@ -10,12 +10,13 @@
 //! Writes create a new version whose dot is (this node, a counter unique to it) and whose context
 //! is what the client had read; replicas merge it into what they hold, so concurrent writes stay
 //! siblings (4.4). A write without a context (a blind write, as every client of the original
-//! makes) is coordinated by a replica of the key, which takes the versions it holds when the
-//! request arrives as the context, as Riak's vnode-coordinated puts do: one round, no read
-//! first. Sequential blind writes through one coordinator therefore overwrite; writes that race
-//! (neither applied when the other arrived), or that a coordinator did not hold yet (it was
-//! behind when an earlier one was acknowledged), become siblings. A node that is not a replica
-//! forwards the write to the key's first replica that is not known to be down.
+//! makes) is coordinated by a replica of the key, which takes the versions it holds when it
+//! applies the write (under the key's lock) as the context, as Riak's vnode-coordinated puts
+//! do: one round, no read first. Blind writes through one coordinator therefore overwrite in the
+//! order it applies them; writes through different coordinators that race (neither held the
+//! other when it applied its own), or that a coordinator did not hold yet (it was behind when
+//! an earlier one was acknowledged), become siblings. A node that is not a replica forwards the
+//! write to the key's first replica that is not known to be down.
 //!
 //! A replica that fails to take a write gets a hint kept durably here and
 //! delivered when it answers again (4.6); by default hints do not count toward W (Cassandra's

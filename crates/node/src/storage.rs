@@ -291,18 +291,28 @@ impl Store {
     /// new version (which supersedes exactly what `context` covers) and the result is stored and
     /// returned. Holding the lock while the dot is applied keeps every version this node
     /// coordinated for the key in its own copy, which is what makes its dots safe to compare.
+    /// `context` `None` supersedes what the key holds when the write is applied (a blind write
+    /// coordinated here).
     pub async fn apply_write(
         &self,
         key: String,
         dot: Dot,
-        context: VectorClock,
+        context: Option<VectorClock>,
         value: Option<Vec<u8>>,
         timestamp_ms: u64,
     ) -> Result<Siblings> {
         self.change(key, move |inner, current| {
+            let held;
+            let context = match &context {
+                Some(c) => c,
+                None => {
+                    held = current.context();
+                    &held
+                }
+            };
             let next = current.write(
                 dot.clone(),
-                &context,
+                context,
                 value.clone(),
                 timestamp_ms,
                 inner.mode,

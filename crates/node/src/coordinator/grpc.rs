@@ -595,11 +595,12 @@ impl LocalReplica for StoreReplica {
         let (key, context) = (key.to_string(), context.clone());
         async move {
             let context = match context {
-                WriteContext::Given(c) => c,
-                // What this replica holds as the request arrives: every write acknowledged
-                // before the client sent this one (this node coordinated it), and not a write
-                // that is racing this one, which stays beside it as a sibling.
-                WriteContext::Coordinator => store.read(key.clone()).await?.context(),
+                WriteContext::Given(c) => Some(c),
+                // What this replica holds when the write is applied, under the key's lock:
+                // every write acknowledged before the client sent this one (this node
+                // coordinated it); a write racing this one that is not applied yet stays
+                // beside it as a sibling.
+                WriteContext::Coordinator => None,
             };
             store.apply_write(key, dot, context, value, now_ms()).await
         }

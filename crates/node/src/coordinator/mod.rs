@@ -355,21 +355,26 @@ impl<T: Transport, L: LocalReplica> Coordinator<T, L> {
                 }
             });
         }
-        match round.outcome() {
-            Outcome::Succeeded => {
-                self.metrics
-                    .quorum_successes
-                    .fetch_add(1, Ordering::Relaxed);
-                Ok(written)
-            }
-            _ => {
-                self.metrics.quorum_failures.fetch_add(1, Ordering::Relaxed);
-                Err(NodeError::Quorum(QuorumError::NotReached {
-                    required,
-                    acked: round.acked().len(),
-                    failures: round.failed(),
-                }))
-            }
+        let failed = || not_reached(required, round.acked().len(), round.failed());
+        self.conclude(round.outcome(), || written, failed)
+    }
+
+    /// Counts a decided round and turns it into the request's answer: `value` when it
+    /// succeeded, else the quorum `failure`.
+    fn conclude<V>(
+        &self,
+        outcome: &Outcome,
+        value: impl FnOnce() -> V,
+        failure: impl FnOnce() -> NodeError,
+    ) -> Result<V> {
+        if matches!(outcome, Outcome::Succeeded) {
+            self.metrics
+                .quorum_successes
+                .fetch_add(1, Ordering::Relaxed);
+            Ok(value())
+        } else {
+            self.metrics.quorum_failures.fetch_add(1, Ordering::Relaxed);
+            Err(failure())
         }
     }
 
@@ -482,22 +487,8 @@ impl<T: Transport, L: LocalReplica> Coordinator<T, L> {
                 }
             }
         }
-        let result = match round.outcome() {
-            Outcome::Succeeded => {
-                self.metrics
-                    .quorum_successes
-                    .fetch_add(1, Ordering::Relaxed);
-                Ok(round.merged())
-            }
-            _ => {
-                self.metrics.quorum_failures.fetch_add(1, Ordering::Relaxed);
-                Err(NodeError::Quorum(QuorumError::NotReached {
-                    required,
-                    acked: round.acked().len(),
-                    failures: round.failed(),
-                }))
-            }
-        };
+        let failed = || not_reached(required, round.acked().len(), round.failed());
+        let result = self.conclude(round.outcome(), || round.merged(), failed);
         self.repair_after(key, round, calls);
         result
     }
@@ -529,6 +520,14 @@ impl<T: Transport, L: LocalReplica> Coordinator<T, L> {
             }
         });
     }
+}
+
+fn not_reached(required: usize, acked: usize, failures: Vec<(NodeId, String)>) -> NodeError {
+    NodeError::Quorum(QuorumError::NotReached {
+        required,
+        acked,
+        failures,
+    })
 }
 
 fn on_read_reply(round: &mut ReadRound, node: NodeId, reply: Result<Siblings>) {

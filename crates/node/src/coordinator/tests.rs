@@ -436,3 +436,27 @@ async fn an_empty_placement_is_an_error_not_a_hang() {
         Err(NodeError::EmptyRing)
     ));
 }
+
+#[tokio::test(start_paused = true)]
+async fn racing_blind_writes_through_one_coordinator_leave_the_one_applied_last() {
+    let cluster = three();
+    for node in ["b", "c"] {
+        cluster.set_fault(node, Fault::Slow(Duration::from_millis(10)));
+    }
+    // Both are in flight at once; the coordinator applies them one after the other, and the
+    // later takes the earlier as its context.
+    let (x, y) = tokio::join!(
+        cluster.write("a", blind("x")),
+        cluster.write("a", blind("y"))
+    );
+    assert_eq!(values(&x.unwrap()), ["x"]);
+    assert_eq!(values(&y.unwrap()), ["y"]);
+    assert!(cluster.drain(DRAIN).await);
+    for node in ["a", "b", "c"] {
+        assert_eq!(
+            values(&cluster.versions(node, KEY)),
+            ["y"],
+            "replica {node}"
+        );
+    }
+}
