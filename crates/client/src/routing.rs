@@ -43,17 +43,23 @@ pub struct Router {
 }
 
 impl Router {
-    /// The router of `info`; `None` when it carries no tokens (a server that does not send
-    /// them, such as the original) or no node serves requests.
+    /// The router of `info`; `None` when a node that serves requests sent no tokens (a
+    /// server that does not send them, such as the original, or one of an older release in a
+    /// cluster being upgraded) or none serves.
     pub fn from_ring(info: &RingInfo) -> Option<Router> {
+        let serving_nodes = || {
+            info.nodes
+                .iter()
+                .filter(|n| matches!(n.status, NodeState::Alive | NodeState::Leaving))
+        };
+        if serving_nodes().any(|n| n.tokens.is_empty()) {
+            return None;
+        }
         let mut ring = Ring::new();
         for node in info.nodes.iter().filter(|n| !n.tokens.is_empty()) {
             ring.add_node_tokens(&node.node_id, &node.tokens);
         }
-        let serving: Vec<(&str, &str)> = info
-            .nodes
-            .iter()
-            .filter(|n| matches!(n.status, NodeState::Alive | NodeState::Leaving))
+        let serving: Vec<(&str, &str)> = serving_nodes()
             .map(|n| (n.node_id.as_str(), n.address.as_str()))
             .collect();
         if ring.is_empty() || serving.is_empty() || info.replicas == 0 {
@@ -158,22 +164,23 @@ impl ClusterClient {
         self.read_routes().router.clone()
     }
 
-    /// Fetches the ring from the seed. A failure leaves no routing, so requests go to the
-    /// seed until the next refresh.
+    /// Fetches the ring from the seed. When the seed cannot tell it, the routing stays as
+    /// it was (none at first: requests go to the seed) until the next refresh.
     pub async fn refresh(&self) {
-        let router = match self.seed.ring().await {
-            Ok(info) => Router::from_ring(&info),
-            Err(_) => None,
-        };
+        // Cleared however this ends, also when the caller drops it half-way.
+        let _refreshing = Refreshing(&self.shared.refreshing);
+        let fetched = self.seed.ring().await;
         let mut routes = self.write_routes();
+        routes.fetched = Some(Instant::now());
+        let Ok(info) = fetched else {
+            return;
+        };
+        let router = Router::from_ring(&info);
         if let Some(r) = &router {
             let serving = r.addresses();
             routes.clients.retain(|a, _| serving.contains(a.as_str()));
         }
         routes.router = router;
-        routes.fetched = Some(Instant::now());
-        drop(routes);
-        self.shared.refreshing.store(false, Ordering::Release);
     }
 
     /// Fetches the ring and connects to every node on it that serves requests, in parallel
@@ -345,6 +352,15 @@ impl ClusterClient {
     }
 }
 
+/// Clears the refresh flag when dropped.
+struct Refreshing<'a>(&'a AtomicBool);
+
+impl Drop for Refreshing<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
 /// True when `address` was found unreachable within the backoff.
 fn recently(routes: &Routes, address: &str) -> bool {
     routes
@@ -434,6 +450,12 @@ mod tests {
         let nodes = vec![node("a", NodeState::Alive, false)];
         assert!(Router::from_ring(&info(nodes, 3)).is_none());
         let nodes = vec![node("a", NodeState::Dead, true)];
+        assert!(Router::from_ring(&info(nodes, 3)).is_none());
+        // A cluster being upgraded: one serving node of an older release sends none.
+        let nodes = vec![
+            node("a", NodeState::Alive, true),
+            node("b", NodeState::Alive, false),
+        ];
         assert!(Router::from_ring(&info(nodes, 3)).is_none());
         assert!(Router::from_ring(&info(Vec::new(), 3)).is_none());
     }

@@ -90,6 +90,11 @@ impl Peers {
         self
     }
 
+    /// The largest message sent to or accepted from a peer.
+    pub fn max_message(&self) -> usize {
+        self.max_message
+    }
+
     pub fn request_timeout(&self) -> Duration {
         self.request_timeout
     }

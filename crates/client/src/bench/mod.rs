@@ -215,7 +215,9 @@ enum ConfigError {
     ReadRatio(f64),
     #[error("-duration must be positive")]
     NoDuration,
-    #[error("-rate must be a number of requests a second, 0 or more, got {0}")]
+    #[error(
+        "-rate must be 0 or a number of requests a second that gives each worker one a day at least, got {0}"
+    )]
     Rate(f64),
     #[error("{0}")]
     Target(String),
@@ -249,7 +251,9 @@ impl Flags {
         if self.duration.is_zero() {
             return Err(ConfigError::NoDuration);
         }
-        if !self.rate.is_finite() || self.rate < 0.0 {
+        // A worker's interval (concurrency / rate) must be a duration: at most a day.
+        let too_slow = self.rate > 0.0 && self.concurrency as f64 / self.rate > 86_400.0;
+        if !self.rate.is_finite() || self.rate < 0.0 || too_slow {
             return Err(ConfigError::Rate(self.rate));
         }
         let config = BenchConfig {
@@ -603,21 +607,24 @@ async fn run_worker(
     };
     let mut recent = new_histogram();
     let mut last_flush = Instant::now();
-    while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
-        let op = workload.next_op();
-        // Closed loop: from now. Open loop: from the intended start, after waiting for it.
+    while !stop.load(Ordering::Relaxed) {
+        // Closed loop: until the deadline, latency from now. Open loop: every request whose
+        // intended start is before the deadline, even when the run fell behind (those are
+        // the slow ones), latency from the intended start.
         let sent = match &mut schedule {
+            None if Instant::now() >= deadline => break,
             None => Instant::now(),
             Some(s) => {
                 let intended = s.next;
-                s.next += s.interval;
                 if intended >= deadline {
                     break;
                 }
+                s.next += s.interval;
                 tokio::time::sleep_until(intended.into()).await;
                 intended
             }
         };
+        let op = workload.next_op();
         let (outcome, stats) = match op {
             Op::Read { key } => (client.get(key, consistency).await, &mut result.reads),
             Op::Write { key, value } => (
@@ -735,6 +742,7 @@ mod tests {
         );
         assert_eq!(parse(&["-duration=0s"]), Err(ConfigError::NoDuration));
         assert_eq!(parse(&["-rate=-5"]), Err(ConfigError::Rate(-5.0)));
+        assert_eq!(parse(&["-rate=1e-300"]), Err(ConfigError::Rate(1e-300)));
         assert!(matches!(
             parse(&["-consistency=most"]),
             Err(ConfigError::Consistency(_))

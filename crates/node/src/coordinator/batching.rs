@@ -115,6 +115,8 @@ impl<Q, A> CallQueues<Q, A> {
     pub fn finished(&self, address: &str) -> Option<Vec<Queued<Q, A>>> {
         let mut peers = self.peers.lock();
         let peer = peers.get_mut(address)?;
+        // A request whose caller is gone (its future was dropped) is not sent.
+        peer.waiting.retain(|q| !q.done.is_closed());
         if peer.waiting.is_empty() {
             peer.in_flight = peer.in_flight.saturating_sub(1);
             if peer.in_flight == 0 {
@@ -158,10 +160,8 @@ mod tests {
         let keys: Vec<&str> = batch.iter().map(|w| w.request.0).collect();
         assert_eq!(keys, ["c", "d"]);
         assert_eq!(batch[1].request.1, 4);
-        assert!(
-            matches!(q.enqueue("p", || ("e", 5)), Turn::Queued(_)),
-            "no slot is free"
-        );
+        // No slot is free.
+        let _e = queued(q.enqueue("p", || ("e", 5)));
         for w in batch {
             w.finish(Ok(()));
         }
@@ -172,6 +172,22 @@ mod tests {
         assert!(q.finished("p").is_none());
         assert!(q.finished("p").is_none());
         assert!(matches!(q.enqueue("p", || ("f", 6)), Turn::SendNow));
+    }
+
+    #[test]
+    fn requests_whose_callers_are_gone_are_not_sent() {
+        let q = Writes::new(1);
+        assert!(matches!(q.enqueue("p", || ("a", 1)), Turn::SendNow));
+        drop(queued(q.enqueue("p", || ("b", 2))));
+        let _c = queued(q.enqueue("p", || ("c", 3)));
+        let batch = q.finished("p").unwrap();
+        assert_eq!(batch.iter().map(|w| w.request.0).collect::<Vec<_>>(), ["c"]);
+        drop(batch);
+        drop(queued(q.enqueue("p", || ("d", 4))));
+        assert!(
+            q.finished("p").is_none(),
+            "only a gone caller was waiting: the slot frees"
+        );
     }
 
     #[tokio::test]

@@ -3,11 +3,11 @@
 //! HTTP/2 channel per peer ([`Peers`]); [`StoreReplica`] is the node's own replica (its store,
 //! its hints, its dots).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use distkv_cluster::{Consistency, Dot, NodeId, Siblings};
 use distkv_proto::internal;
@@ -57,11 +57,18 @@ struct Batcher {
     peers: Arc<Peers>,
     writes: CallQueues<(String, Vec<u8>), ()>,
     reads: CallQueues<String, Siblings>,
-    /// Peers that answered a batch call with "unimplemented" (an older release): single
-    /// calls only.
-    single_only: Mutex<HashSet<String>>,
+    /// Peers that answered a batch call with "unimplemented" (an older release), and when:
+    /// single calls only, for [`SINGLE_ONLY_FOR`] (a rolling upgrade may bring batches).
+    single_only: Mutex<HashMap<String, Instant>>,
+    /// Bytes of requests one batch call carries at most: half the peer message limit.
+    batch_bytes: usize,
     local: NodeId,
 }
+
+/// How long a peer that does not know batch calls gets single calls before it is tried again.
+const SINGLE_ONLY_FOR: Duration = Duration::from_secs(60);
+/// Requests one batch call carries at most.
+const MAX_BATCH: usize = 256;
 
 /// How a call reaches its replica.
 enum Route {
@@ -81,10 +88,11 @@ impl GrpcTransport {
         rings: Arc<RwLock<Rings>>,
     ) -> Self {
         let batcher = Arc::new(Batcher {
+            batch_bytes: peers.max_message() / 2,
             peers,
             writes: CallQueues::default(),
             reads: CallQueues::default(),
-            single_only: Mutex::new(HashSet::new()),
+            single_only: Mutex::new(HashMap::new()),
             local: local.clone(),
         });
         GrpcTransport {
@@ -233,6 +241,9 @@ trait Kind: Sized + Send + Sync + 'static {
 
     fn queues(b: &Batcher) -> &CallQueues<Self::Q, Self::A>;
 
+    /// About how many bytes `request` takes in a batch call.
+    fn size(request: &Self::Q) -> usize;
+
     /// `request` alone, as a single call.
     fn one(
         b: &Batcher,
@@ -241,8 +252,9 @@ trait Kind: Sized + Send + Sync + 'static {
         request: Self::Q,
     ) -> impl Future<Output = Result<Self::A>> + Send;
 
-    /// `batch` as one call, answering each request; [`Unsent`] (the batch back) when the
-    /// peer does not know the batch call (an older release).
+    /// `batch` as one call, answering each request; [`Unsent`] (the batch back, with
+    /// whether the peer lacks batch calls) when the call failed for a reason single calls
+    /// may not share: an older release without it, or a message over a size limit.
     fn many(
         b: &Batcher,
         client: ReplicaClient<Channel>,
@@ -253,8 +265,8 @@ trait Kind: Sized + Send + Sync + 'static {
 
 /// Queued requests of kind `K`.
 type Batch<K> = Vec<Queued<<K as Kind>::Q, <K as Kind>::A>>;
-/// A batch a peer did not take.
-struct Unsent<K: Kind>(Batch<K>);
+/// A batch a peer did not take, and whether it has no batch calls at all.
+struct Unsent<K: Kind>(Batch<K>, bool);
 
 /// Replica writes: (key, encoded versions) → stored.
 struct Writes;
@@ -298,29 +310,62 @@ impl Batcher {
         address: String,
         first: Vec<Queued<K::Q, K::A>>,
     ) {
-        let mut batch = first;
+        let mut queued = first;
         loop {
-            self.send_batch::<K>(client.clone(), &address, batch).await;
+            // At most MAX_BATCH requests and about `batch_bytes` a call.
+            let mut rest = queued.into_iter().peekable();
+            while rest.peek().is_some() {
+                let mut batch = Vec::new();
+                let mut bytes = 0;
+                while let Some(next) = rest.peek() {
+                    let size = K::size(&next.request);
+                    if !batch.is_empty()
+                        && (batch.len() == MAX_BATCH || bytes + size > self.batch_bytes)
+                    {
+                        break;
+                    }
+                    bytes += size;
+                    batch.extend(rest.next());
+                }
+                self.send_batch::<K>(client.clone(), &address, batch).await;
+            }
             match K::queues(&self).finished(&address) {
-                Some(next) => batch = next,
+                Some(next) => queued = next,
                 None => return,
             }
         }
     }
 
-    /// Sends `batch` as one call (as single calls to a peer that has no batch calls) and
-    /// answers each of its requests.
+    /// True while the peer at `address` gets single calls only.
+    fn single_only(&self, address: &str) -> bool {
+        let mut single_only = self.single_only.lock();
+        match single_only.get(address) {
+            Some(since) if since.elapsed() < SINGLE_ONLY_FOR => true,
+            Some(_) => {
+                single_only.remove(address);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Sends `batch` as one call (as single calls to a peer that has no batch calls, or when
+    /// the batch call failed for a reason of its own) and answers each of its requests.
     async fn send_batch<K: Kind>(
         &self,
         client: ReplicaClient<Channel>,
         address: &str,
         batch: Vec<Queued<K::Q, K::A>>,
     ) {
-        let batch = if batch.len() > 1 && !self.single_only.lock().contains(address) {
+        let batch = if batch.len() > 1 && !self.single_only(address) {
             match K::many(self, client.clone(), address, batch).await {
                 Ok(()) => return,
-                Err(Unsent(batch)) => {
-                    self.single_only.lock().insert(address.to_string());
+                Err(Unsent(batch, no_batches)) => {
+                    if no_batches {
+                        self.single_only
+                            .lock()
+                            .insert(address.to_string(), Instant::now());
+                    }
                     batch
                 }
             }
@@ -379,6 +424,17 @@ fn batch_failed<Q, A>(b: &Batcher, address: &str, status: tonic::Status, batch: 
     }
 }
 
+/// True when a batch call failed for a reason single calls may not share: the peer has no
+/// batch calls (an older release), or a message went over a size limit (a batch of reads
+/// whose answers together are too large). Not for an unreachable or silent peer.
+fn unsent(status: &tonic::Status) -> bool {
+    use tonic::Code;
+    matches!(
+        status.code(),
+        Code::Unimplemented | Code::OutOfRange | Code::ResourceExhausted
+    )
+}
+
 /// An answer that does not fit the batch it answers.
 fn batch_misanswered<Q, A>(address: &str, answers: usize, batch: Vec<Queued<Q, A>>) {
     let reason = format!("{answers} answers to {} requests", batch.len());
@@ -404,6 +460,10 @@ impl Kind for Writes {
 
     fn queues(b: &Batcher) -> &CallQueues<Self::Q, Self::A> {
         &b.writes
+    }
+
+    fn size((key, versions): &Self::Q) -> usize {
+        key.len() + versions.len() + 16
     }
 
     async fn one(
@@ -456,8 +516,9 @@ impl Kind for Writes {
                     queued.finish(result);
                 }
             }
-            Err(status) if status.code() == tonic::Code::Unimplemented => {
-                return Err(Unsent(batch));
+            Err(status) if unsent(&status) => {
+                let no_batches = status.code() == tonic::Code::Unimplemented;
+                return Err(Unsent(batch, no_batches));
             }
             Err(status) => batch_failed(b, address, status, batch),
         }
@@ -471,6 +532,10 @@ impl Kind for Reads {
 
     fn queues(b: &Batcher) -> &CallQueues<Self::Q, Self::A> {
         &b.reads
+    }
+
+    fn size(key: &String) -> usize {
+        key.len() + 8
     }
 
     async fn one(
@@ -511,8 +576,9 @@ impl Kind for Reads {
                     queued.finish(result);
                 }
             }
-            Err(status) if status.code() == tonic::Code::Unimplemented => {
-                return Err(Unsent(batch));
+            Err(status) if unsent(&status) => {
+                let no_batches = status.code() == tonic::Code::Unimplemented;
+                return Err(Unsent(batch, no_batches));
             }
             Err(status) => batch_failed(b, address, status, batch),
         }

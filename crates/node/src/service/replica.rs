@@ -101,8 +101,12 @@ impl Replica for ReplicaService {
             replies: Vec::with_capacity(keys.len()),
             errors: Vec::with_capacity(keys.len()),
         };
-        for key in keys {
-            let (answer, error) = match self.node.store().read(key).await {
+        // Keys in memory answer at once; those on disk are read side by side on the blocking
+        // pool, not one after the other.
+        let store = self.node.store();
+        let reads = futures::future::join_all(keys.into_iter().map(|key| store.read(key))).await;
+        for read in reads {
+            let (answer, error) = match read {
                 Ok(v) => (read_response(&v), String::new()),
                 Err(e) => (pb::ReplicaReadResponse::default(), e.to_string()),
             };
