@@ -60,7 +60,7 @@ bench-cluster: build
 bench-peers:
 	scripts/bench-peers.sh
 
-## docker-binaries: static binaries for the image (target/x86_64-unknown-linux-gnu/release)
+## docker-binaries: static binaries for the image ($$CARGO_TARGET_DIR or target, then x86_64-unknown-linux-gnu/release)
 docker-binaries:
 	RUSTFLAGS='-C target-feature=+crt-static' $(CARGO) build --release --target x86_64-unknown-linux-gnu -p distkv-node -p distkv-client --bins
 

@@ -13,7 +13,9 @@ RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --target "$TARGE
 ctx=build/docker
 rm -rf "$ctx"
 mkdir -p "$ctx/rootfs/usr/local/bin" "$ctx/rootfs/etc/ssl/certs" "$ctx/data"
-cp "target/$TARGET/release/distkv-server" "target/$TARGET/release/distkv-client" "$ctx/rootfs/usr/local/bin/"
+# Where cargo put them: CARGO_TARGET_DIR when set (as the acceptance checks set it), else target.
+out="${CARGO_TARGET_DIR:-target}/$TARGET/release"
+cp "$out/distkv-server" "$out/distkv-client" "$ctx/rootfs/usr/local/bin/"
 echo "distkv:x:10001:10001:DistKV:/data:/sbin/nologin" >"$ctx/rootfs/etc/passwd"
 echo "distkv:x:10001:" >"$ctx/rootfs/etc/group"
 roots=/etc/ssl/certs/ca-certificates.crt

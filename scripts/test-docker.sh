@@ -22,7 +22,7 @@ fi
 project="distkv-test-$$"
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1]);s.close()'; }
 export DISTKV_PORT_1=$(free_port) DISTKV_PORT_2=$(free_port) DISTKV_PORT_3=$(free_port)
-client=target/x86_64-unknown-linux-gnu/release/distkv-client
+client=${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release/distkv-client
 dc() { "${compose[@]}" -p "$project" -f docker-compose.yml "$@"; }
 c() { "$client" -timeout=5s "$@"; }
 
