@@ -4,7 +4,9 @@
 # only: 50 concurrent clients for $DURATION each (default 20s), 100-byte values over 10,000
 # keys, QUORUM, -wal-sync=$WAL_SYNC (default always), each key's requests sent to a replica
 # of it (distkv-bench -token-aware). Then the mixed workload again as an open loop at half
-# the mixed run's throughput (-rate), for the latency percentiles under a steady load.
+# the mixed run's throughput (-rate), for the latency percentiles under a steady load. Last,
+# the 3-node mixed run again with -worker-threads=1 on each node (the nodes and the load
+# generator share this machine's cores).
 #
 # For every run it prints ops/s, server CPU per operation (the nodes' CPU time, user and
 # system, read from /proc before and after, over the operations completed), read and write
@@ -43,4 +45,15 @@ p1=$(port); p2=$(port); p3=$(port); q="-replicas=3 -read-quorum=2 -write-quorum=
 start n1 "$p1" "$q"; start n2 "$p2" "$q" "127.0.0.1:$p1"; start n3 "$p3" "$q" "127.0.0.1:$p1"
 wait_up "$p1" 3; wait_up "$p2" 3; wait_up "$p3" 3
 setup_runs "3 nodes" "127.0.0.1:$p1,127.0.0.1:$p2,127.0.0.1:$p3"
+stop_all
+
+# The same cluster with one worker thread per node: three nodes and the load generator share
+# this machine's cores, where fewer threads waking each other cost less (-worker-threads).
+p1=$(port); p2=$(port); p3=$(port)
+SERVER_FLAGS="${SERVER_FLAGS:-} -worker-threads=1"
+start w1 "$p1" "$q"; start w2 "$p2" "$q" "127.0.0.1:$p1"; start w3 "$p3" "$q" "127.0.0.1:$p1"
+wait_up "$p1" 3; wait_up "$p2" 3; wait_up "$p3" 3
+servers="127.0.0.1:$p1,127.0.0.1:$p2,127.0.0.1:$p3"
+warm "$servers"
+run "3 nodes mixed, 1 thread" "$servers" -read-ratio=0.5
 echo "(wal-sync=$WAL_SYNC, $DURATION a run; cpu/op sums every node's CPU; raw reports: distkv-bench -o json)"

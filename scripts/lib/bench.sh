@@ -3,8 +3,10 @@
 # from /proc, and distkv-bench runs printed as one table row each.
 #
 # The sourcing script sets BIN_DIR, BENCH_DIR, WAL_SYNC and DURATION, and may fill EXTRA
-# with arguments for every distkv-bench run. `pids` holds every process started here (all
-# stopped on exit); `measured` the processes whose CPU a run charges to the server side.
+# with arguments for every distkv-bench run. Nodes log at $LOG_LEVEL (default info, the
+# server's default) and get $SERVER_FLAGS (default none) besides. `pids` holds every process
+# started here (all stopped on exit); `measured` the processes whose CPU a run charges to the
+# server side.
 
 dir=$(mktemp -d -t distkv-bench.XXXX)
 pids=()
@@ -16,7 +18,7 @@ port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));pri
 start() { # id port quorum-flags seed: a DistKV node, also measured
     local id=$1 p=$2 q=$3 seed=${4:-}
     "$BIN_DIR/distkv-server" -node-id="$id" -address="127.0.0.1:$p" -data-dir="$dir/$id" $q \
-        -wal-sync="$WAL_SYNC" ${seed:+-seed-nodes=$seed} -log-level=warn >"$dir/$id.log" 2>&1 &
+        -wal-sync="$WAL_SYNC" ${seed:+-seed-nodes=$seed} -log-level="${LOG_LEVEL:-info}" ${SERVER_FLAGS:-} >"$dir/$id.log" 2>&1 &
     pids+=($!); measured+=($!)
 }
 wait_up() { # port nodes

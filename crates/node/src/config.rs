@@ -116,6 +116,10 @@ pub struct Flags {
     /// Count hinted writes toward W (Dynamo's sloppy quorum: availability over consistency)
     #[arg(long = "sloppy-quorum", num_args = 0..=1, default_value = "false", default_missing_value = "true", value_parser = parse_go_bool)]
     pub sloppy_quorum: bool,
+    /// Share of reads (0 to 1) that ask every replica, not only R of them, so that read repair
+    /// also reaches replicas the quorum does not need (anti-entropy repairs the rest)
+    #[arg(long = "read-repair-chance", default_value_t = 0.1)]
+    pub read_repair_chance: f64,
     /// When replica writes reach the disk: always (fdatasync before acknowledging), never
     /// (the OS decides; a process crash still loses nothing), or an interval such as 100ms
     #[arg(long = "wal-sync", default_value = "always")]
@@ -151,6 +155,11 @@ pub struct Flags {
     /// Data streaming (join, decommission, re-replication) in MiB/s; 0 is unlimited
     #[arg(long = "stream-throughput", default_value_t = 64)]
     pub stream_throughput: u64,
+    /// Threads that run requests and background work; 0 is one per core this process may use.
+    /// Set it lower where several nodes (or a node and its clients) share the cores: threads
+    /// waking each other across processes cost more than they add
+    #[arg(long = "worker-threads", default_value_t = 0)]
+    pub worker_threads: usize,
     /// Log level: error, warn, info, debug, trace (or a tracing filter)
     #[arg(long = "log-level", default_value = "info")]
     pub log_level: String,
@@ -158,6 +167,9 @@ pub struct Flags {
     #[arg(long = "log-format", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
 }
+
+/// The most worker threads a node may be given.
+pub const MAX_WORKER_THREADS: usize = 1024;
 
 /// How replica writes are synced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,12 +193,15 @@ pub struct NodeConfig {
     pub request_timeout: Duration,
     pub conflict_mode: ConflictMode,
     pub sloppy_quorum: bool,
+    pub read_repair_chance: f64,
     pub wal_sync: WalSync,
     pub max_key_bytes: usize,
     pub max_value_bytes: usize,
     pub max_batch_items: usize,
     pub max_concurrent_requests: usize,
     pub max_connections: usize,
+    /// Threads of the async runtime; `None`: one per core.
+    pub worker_threads: Option<usize>,
     pub max_message_bytes: usize,
     pub gossip_interval: Duration,
     pub gossip_fanout: usize,
@@ -310,6 +325,12 @@ impl Flags {
         if self.max_batch_items == 0 {
             return bad("-max-batch-items must be at least 1".into());
         }
+        if self.worker_threads > MAX_WORKER_THREADS {
+            return bad(format!(
+                "-worker-threads must be at most {MAX_WORKER_THREADS} (0: one per core), got {}",
+                self.worker_threads
+            ));
+        }
         if self.max_concurrent_requests == 0 {
             return bad("-max-concurrent-requests must be at least 1".into());
         }
@@ -340,6 +361,12 @@ impl Flags {
                 }
             },
         };
+        if !(0.0..=1.0).contains(&self.read_repair_chance) {
+            return bad(format!(
+                "-read-repair-chance must be between 0 and 1, got {}",
+                self.read_repair_chance
+            ));
+        }
         let conflict_mode = match self.conflict_resolution.as_str() {
             "lww" => ConflictMode::LastWriteWins,
             _ => ConflictMode::Siblings,
@@ -402,11 +429,13 @@ impl Flags {
             request_timeout: self.request_timeout,
             conflict_mode,
             sloppy_quorum: self.sloppy_quorum,
+            read_repair_chance: self.read_repair_chance,
             wal_sync,
             max_key_bytes: self.max_key_size,
             max_value_bytes: self.max_value_size,
             max_batch_items: self.max_batch_items,
             max_concurrent_requests: self.max_concurrent_requests,
+            worker_threads: (self.worker_threads > 0).then_some(self.worker_threads),
             max_connections: self.max_connections,
             max_message_bytes: self.max_message_size,
             gossip_interval: self.gossip_interval,
@@ -512,6 +541,25 @@ mod tests {
         assert!(parse(&["-anti-entropy-interval=0s", "-tombstone-gc-grace=1m"]).is_ok());
         let e = parse(&["-wal-sync=sometimes"]).unwrap_err();
         assert!(e.contains("-wal-sync"), "{e}");
+        for chance in ["1.5", "-0.1", "NaN"] {
+            let e = parse(&[&format!("-read-repair-chance={chance}")]).unwrap_err();
+            assert!(
+                e.contains("-read-repair-chance must be between 0 and 1"),
+                "{e}"
+            );
+        }
+        let c = parse(&["-read-repair-chance=0"]).unwrap();
+        assert_eq!(c.read_repair_chance, 0.0);
+        let e = parse(&["-worker-threads=5000"]).unwrap_err();
+        assert!(
+            e.contains("-worker-threads must be at most 1024 (0: one per core), got 5000"),
+            "{e}"
+        );
+        assert_eq!(parse(&[]).unwrap().worker_threads, None);
+        assert_eq!(
+            parse(&["-worker-threads=1"]).unwrap().worker_threads,
+            Some(1)
+        );
         assert_eq!(
             parse(&["-tls-enabled"]).unwrap_err(),
             "invalid configuration: -tls-enabled needs -tls-cert-file and -tls-key-file"

@@ -164,6 +164,7 @@ pub fn status_json(node: &Node) -> serde_json::Value {
             "quorum_failures": load(&m.quorum_failures),
             "quorum_successes": load(&m.quorum_successes),
             "read_repairs": load(&m.read_repairs),
+            "speculative_reads": load(&m.speculative_reads),
             "hints_stored": load(&m.hints_stored),
             "hints_delivered": load(&m.hints_delivered),
             "siblings_returned": load(&m.siblings_returned),

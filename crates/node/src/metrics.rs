@@ -356,6 +356,12 @@ impl Collector for NodeCollector {
         )?;
         counter(
             &mut enc,
+            "speculative_reads",
+            "Replicas a read asked beyond R because those asked were slow to answer",
+            l(&m.speculative_reads),
+        )?;
+        counter(
+            &mut enc,
             "hints_stored",
             "Writes kept as hints for unreachable replicas",
             l(&m.hints_stored),

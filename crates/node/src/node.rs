@@ -75,6 +75,8 @@ pub struct Metrics {
     /// Write and read rounds that reached their quorum.
     pub quorum_successes: AtomicU64,
     pub read_repairs: AtomicU64,
+    /// Replicas a read asked beyond R because the ones asked were slow.
+    pub speculative_reads: AtomicU64,
     pub hints_stored: AtomicU64,
     pub hints_delivered: AtomicU64,
     pub siblings_returned: AtomicU64,
@@ -187,6 +189,9 @@ impl Node {
                 quorum: cfg.quorum,
                 request_timeout: cfg.request_timeout,
                 conflict_mode: cfg.conflict_mode,
+                read_repair_chance: cfg.read_repair_chance,
+                speculative_read_after: coordinator::SPECULATIVE_READ_AFTER,
+                seed: rand::random(),
             },
             Arc::clone(&metrics),
         );

@@ -104,15 +104,18 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(1);
     }
-    // Requests run on the worker threads (one per core); only engine reads that need the disk,
+    // Requests run on the worker threads (one per core, or -worker-threads); only engine reads that need the disk,
     // writes the engine stalls, and bulk work (streaming, repair, hints, backups) take a
     // blocking thread, and a bounded number of them, so that the threads of a node do not
     // grow with its clients.
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder
         .enable_all()
-        .max_blocking_threads(distkv_node::server::BLOCKING_THREADS)
-        .build()
-    {
+        .max_blocking_threads(distkv_node::server::BLOCKING_THREADS);
+    if let Some(n) = config.worker_threads {
+        builder.worker_threads(n);
+    }
+    let runtime = match builder.build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("distkv-server: cannot start the runtime: {e}");

@@ -8,9 +8,11 @@
 //! request timeout passed. A replica that fails gets a hint kept here (or, with a sloppy
 //! quorum, on the next stand-in, which then counts toward W). A coordinator that is not a
 //! replica of the key forwards the write to the first replica not known to be down, trying the
-//! next only when one could not be reached at all. For a read it asks every replica, answers
-//! with the merge of the first R replies, and repairs the replicas that answered with less in
-//! the background (4.7).
+//! next only when one could not be reached at all. For a read it asks R replicas (its own copy
+//! first), one more for each that fails or when they are slow, and every replica on a share of
+//! reads (the read-repair chance) or when the quorum found nothing; it answers with the merge
+//! of the first R replies and repairs the replicas that answered with less in the background
+//! (4.7).
 //!
 //! **What it does not.** It holds no membership: the caller passes a [`Placement`] (the key's
 //! replicas as its rings say, which of them are down, and the stand-ins). It does no I/O of its
@@ -31,6 +33,8 @@ use distkv_cluster::{
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use parking_lot::Mutex;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 use tokio::task::JoinSet;
 
 use crate::error::{NodeError, PeerFailure, Result};
@@ -42,6 +46,10 @@ pub mod memory;
 
 /// How long a read that found nothing waits for the replicas still out.
 pub const ABSENT_GRACE: Duration = Duration::from_millis(100);
+/// How long a read waits for the replicas it asked before it asks one more (Cassandra's
+/// speculative retry): rarely reached under load, it bounds what a replica that stopped
+/// answering, and is not yet held down, costs a read.
+pub const SPECULATIVE_READ_AFTER: Duration = Duration::from_millis(50);
 /// Extra time a forwarded write gets beyond the request timeout of the replica coordinating it.
 pub const FORWARD_MARGIN: Duration = Duration::from_secs(1);
 
@@ -169,6 +177,13 @@ pub struct Settings {
     /// How long a round waits for replies.
     pub request_timeout: Duration,
     pub conflict_mode: ConflictMode,
+    /// The share of reads (0 to 1) that ask every replica rather than R of them, so that
+    /// read repair reaches replicas the quorum does not need (anti-entropy covers the rest).
+    pub read_repair_chance: f64,
+    /// How long a read waits for its replicas before it also asks one it has not asked.
+    pub speculative_read_after: Duration,
+    /// Seeds the choice of the reads that ask every replica.
+    pub seed: u64,
 }
 
 /// What a write round waits for: a replica's answer, or a stand-in's (sloppy quorum).
@@ -193,6 +208,7 @@ pub struct Coordinator<T, L> {
     metrics: Arc<Metrics>,
     /// Calls still out after a round decided, and read repairs.
     tasks: Mutex<JoinSet<()>>,
+    rng: Mutex<SmallRng>,
 }
 
 impl<T: Transport, L: LocalReplica> Coordinator<T, L> {
@@ -200,9 +216,10 @@ impl<T: Transport, L: LocalReplica> Coordinator<T, L> {
         Coordinator {
             transport: Arc::new(transport),
             local: Arc::new(local),
-            settings,
             metrics,
             tasks: Mutex::new(JoinSet::new()),
+            rng: Mutex::new(SmallRng::seed_from_u64(settings.seed)),
+            settings,
         }
     }
 
@@ -301,6 +318,8 @@ impl<T: Transport, L: LocalReplica> Coordinator<T, L> {
                 break;
             }
             let event = tokio::select! {
+                // Replies first: a round decided by ready replies arms no timer.
+                biased;
                 next = calls.next() => match next {
                     Some(event) => event,
                     None => break,
@@ -429,7 +448,12 @@ impl<T: Transport, L: LocalReplica> Coordinator<T, L> {
         Err(last_error)
     }
 
-    /// Reads `key` from R replicas (per `level`); repairs stale replicas in the background.
+    /// Reads `key` at R (per `level`): asks R replicas (this node's own copy first, then the
+    /// others in preference order), one more whenever one fails or none answered within
+    /// [`Settings::speculative_read_after`], and all of them on a
+    /// [`Settings::read_repair_chance`] of reads (or when the quorum found nothing); answers
+    /// with the merge of the first R replies and repairs the replicas that answered with less
+    /// in the background.
     pub async fn read(
         &self,
         placement: &Placement,
@@ -442,43 +466,73 @@ impl<T: Transport, L: LocalReplica> Coordinator<T, L> {
         let required = self.settings.quorum.reads(level);
         let mut round = ReadRound::new(placement.replicas.clone(), required)
             .with_mode(self.settings.conflict_mode);
-        let mut calls: FuturesUnordered<ReadCall> = placement
-            .replicas
-            .iter()
-            .map(|r| -> ReadCall {
-                if placement.is_down(r) {
-                    // Known to be down: a failure now rather than at the deadline.
-                    let failed = (r.clone(), Err(NodeError::PeerDown(r.clone())));
-                    Box::pin(std::future::ready(failed))
-                } else {
-                    let (r, call) = (r.clone(), self.transport.read(r, key));
-                    Box::pin(async move { (r, call.await) })
-                }
-            })
-            .collect();
+        let mut unasked = self.read_order(placement).into_iter();
+        let first = if self.ask_every_replica() {
+            placement.replicas.len()
+        } else {
+            required
+        };
+        let mut calls: FuturesUnordered<ReadCall> = FuturesUnordered::new();
+        for node in unasked.by_ref().take(first) {
+            calls.push(self.read_call(placement, node, key));
+        }
         let deadline = tokio::time::sleep(self.settings.request_timeout);
         tokio::pin!(deadline);
+        let speculate_every = self.settings.speculative_read_after;
+        let speculate = tokio::time::sleep(speculate_every);
+        tokio::pin!(speculate);
         loop {
             let decided = !matches!(round.outcome(), Outcome::Pending);
             if decided && (matches!(round.outcome(), Outcome::Succeeded) || calls.is_empty()) {
                 break;
             }
-            tokio::select! {
-                next = calls.next() => match next {
-                    Some((node, reply)) => { on_read_reply(&mut round, node, reply); }
+            if calls.is_empty() {
+                // Every replica asked failed: ask the next, or the round is decided.
+                match unasked.next() {
+                    Some(node) => calls.push(self.read_call(placement, node, key)),
                     None => break,
-                },
+                }
+                continue;
+            }
+            tokio::select! {
+                // Replies first: a round decided by ready replies arms no timer.
+                biased;
+                next = calls.next() => {
+                    if let Some((node, reply)) = next {
+                        if reply.is_err() {
+                            // A failed replica is replaced at once.
+                            if let Some(node) = unasked.next() {
+                                calls.push(self.read_call(placement, node, key));
+                            }
+                        }
+                        on_read_reply(&mut round, node, reply);
+                    }
+                }
+                _ = &mut speculate, if unasked.len() > 0 => {
+                    // Slow replicas: ask one more, and again after as long.
+                    if let Some(node) = unasked.next() {
+                        calls.push(self.read_call(placement, node, key));
+                        self.metrics.speculative_reads.fetch_add(1, Ordering::Relaxed);
+                    }
+                    speculate.as_mut().reset(tokio::time::Instant::now() + speculate_every);
+                }
                 _ = &mut deadline => { round.on_timeout(); break; }
             }
         }
-        // Absence is weak evidence: when the quorum agreed the key has no versions but other
-        // replicas have not answered yet, give them a short grace period, so that a read right
-        // after a write at ONE does not miss it only because a slower replica had not got it.
+        // Absence is weak evidence: when the quorum agreed the key has no versions, ask the
+        // replicas not asked yet and give every replica still out a short grace period, so
+        // that a read right after a write at ONE does not miss it only because the replicas
+        // asked first had not got it.
         if matches!(round.outcome(), Outcome::Succeeded) && round.merged().is_empty() {
+            for node in unasked.by_ref() {
+                calls.push(self.read_call(placement, node, key));
+            }
             let grace = tokio::time::sleep(ABSENT_GRACE.min(self.settings.request_timeout));
             tokio::pin!(grace);
             while round.merged().is_empty() {
                 tokio::select! {
+                    // Replies first: a round decided by ready replies arms no timer.
+                    biased;
                     next = calls.next() => match next {
                         Some((node, reply)) => { on_read_reply(&mut round, node, reply); }
                         None => break,
@@ -491,6 +545,44 @@ impl<T: Transport, L: LocalReplica> Coordinator<T, L> {
         let result = self.conclude(round.outcome(), || round.merged(), failed);
         self.repair_after(key, round, calls);
         result
+    }
+
+    /// The order a read asks the replicas in: this node's own copy (no network), then the
+    /// others in preference order, those known to be down last (they fail at once).
+    fn read_order(&self, placement: &Placement) -> Vec<NodeId> {
+        let me = self.local.id();
+        let mut order: Vec<NodeId> = Vec::with_capacity(placement.replicas.len());
+        let mine = placement.replicas.iter().filter(|r| *r == me);
+        let up = placement
+            .replicas
+            .iter()
+            .filter(|r| *r != me && !placement.is_down(r));
+        let down = placement
+            .replicas
+            .iter()
+            .filter(|r| *r != me && placement.is_down(r));
+        for r in mine.chain(up).chain(down) {
+            if !order.contains(r) {
+                order.push(r.clone());
+            }
+        }
+        order
+    }
+
+    /// Whether this read asks every replica (for read repair), at the configured chance.
+    fn ask_every_replica(&self) -> bool {
+        let chance = self.settings.read_repair_chance;
+        chance >= 1.0 || (chance > 0.0 && self.rng.lock().random::<f64>() < chance)
+    }
+
+    fn read_call(&self, placement: &Placement, node: NodeId, key: &str) -> ReadCall {
+        if placement.is_down(&node) {
+            // Known to be down: a failure now rather than at the deadline.
+            let failed = (node.clone(), Err(NodeError::PeerDown(node)));
+            return Box::pin(std::future::ready(failed));
+        }
+        let call = self.transport.read(&node, key);
+        Box::pin(async move { (node, call.await) })
     }
 
     /// Read repair: waits (bounded) for the replies still out, then sends the merged versions
@@ -533,7 +625,10 @@ fn not_reached(required: usize, acked: usize, failures: Vec<(NodeId, String)>) -
 fn on_read_reply(round: &mut ReadRound, node: NodeId, reply: Result<Siblings>) {
     match reply {
         Ok(versions) => round.on_reply(&node, versions),
-        Err(e) => round.on_failure(&node, e.to_string()),
+        Err(e) => {
+            tracing::debug!(node, error = %e, "replica read failed");
+            round.on_failure(&node, e.to_string())
+        }
     };
 }
 

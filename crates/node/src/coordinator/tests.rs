@@ -278,6 +278,127 @@ async fn a_read_that_finds_nothing_waits_briefly_for_a_replica_still_out() {
     assert_eq!(started.elapsed(), Duration::from_millis(50));
 }
 
+/// Three nodes at N=3, R=W=2 whose reads ask R replicas (no read-repair chance).
+fn three_reading_r() -> std::sync::Arc<MemCluster> {
+    let mut s = settings(3, 2, 2);
+    s.read_repair_chance = 0.0;
+    MemCluster::new(&["a", "b", "c"], s)
+}
+
+/// Calls each node received from `run` and the background work it left (read repairs).
+async fn calls_during<F: std::future::Future>(
+    cluster: &MemCluster,
+    run: impl FnOnce() -> F,
+) -> [u64; 3] {
+    let before = ["a", "b", "c"].map(|n| cluster.received(n));
+    run().await;
+    assert!(cluster.drain(DRAIN).await);
+    let after = ["a", "b", "c"].map(|n| cluster.received(n));
+    [0, 1, 2].map(|i| after[i] - before[i])
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_read_asks_its_own_copy_and_r_minus_one_other_replica() {
+    let cluster = three_reading_r();
+    cluster.write("a", blind("v1")).await.unwrap();
+    assert!(cluster.drain(DRAIN).await);
+    let calls = calls_during(&cluster, || async {
+        assert_eq!(values(&cluster.read("b", KEY).await.unwrap()), ["v1"]);
+    })
+    .await;
+    // b's own copy, then the first other replica in preference order; c is not asked.
+    assert_eq!(calls, [1, 1, 0]);
+    assert!(cluster.drain(DRAIN).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_read_replaces_a_failed_replica_at_once_and_a_slow_one_after_the_speculative_delay() {
+    let cluster = three_reading_r();
+    let written = cluster.write("a", blind("v1")).await.unwrap();
+    assert!(cluster.drain(DRAIN).await);
+    let after = settings(3, 2, 2).speculative_read_after;
+    // b refuses: c is asked at once.
+    cluster.set_fault("b", Fault::Down);
+    let started = Instant::now();
+    assert_eq!(cluster.read("a", KEY).await.unwrap(), written);
+    assert_eq!(started.elapsed(), Duration::ZERO);
+    // b is silent: c is asked after the speculative delay, and answers.
+    cluster.set_fault("b", Fault::LoseRequests);
+    let started = Instant::now();
+    assert_eq!(cluster.read("a", KEY).await.unwrap(), written);
+    assert_eq!(started.elapsed(), after);
+    let speculative = cluster
+        .coordinator("a")
+        .metrics()
+        .speculative_reads
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(speculative, 1);
+    // b and c silent: the read fails at the deadline, naming both.
+    cluster.set_fault("c", Fault::LoseRequests);
+    let err = cluster.read("a", KEY).await.unwrap_err();
+    assert_eq!(quorum_error(&err), (2, 1));
+    assert!(cluster.drain(DRAIN).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_read_skips_replicas_known_down_and_asks_them_only_when_nothing_else_is_left() {
+    let cluster = three_reading_r();
+    cluster.write("a", blind("v1")).await.unwrap();
+    assert!(cluster.drain(DRAIN).await);
+    let mut placement = cluster.placement();
+    placement.down = vec!["b".to_string()];
+    cluster.set_placement(placement);
+    let calls = calls_during(&cluster, || async {
+        assert_eq!(values(&cluster.read("a", KEY).await.unwrap()), ["v1"]);
+    })
+    .await;
+    assert_eq!(calls, [1, 0, 1], "c is asked in b's place");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_read_that_found_nothing_asks_the_replicas_it_had_not() {
+    let cluster = three_reading_r();
+    // Only c has the write (at ONE, the others refusing).
+    cluster.set_fault("a", Fault::Down);
+    cluster.set_fault("b", Fault::Down);
+    cluster
+        .write("c", at(Consistency::One, blind("v1")))
+        .await
+        .unwrap();
+    cluster.set_fault("a", Fault::None);
+    cluster.set_fault("b", Fault::None);
+    assert!(cluster.drain(DRAIN).await);
+    // a and b (asked first) hold nothing; c, asked then, has it and is repaired onto them.
+    assert_eq!(values(&cluster.read("a", KEY).await.unwrap()), ["v1"]);
+    assert!(cluster.drain(DRAIN).await);
+    assert_eq!(values(&cluster.versions("b", KEY)), ["v1"], "read repair");
+}
+
+#[tokio::test(start_paused = true)]
+async fn at_read_repair_chance_one_every_replica_is_asked_and_repaired() {
+    let cluster = three(); // read_repair_chance 1
+    cluster.set_fault("c", Fault::Down);
+    let written = cluster.write("a", blind("v1")).await.unwrap();
+    cluster.set_fault("c", Fault::None);
+    let calls = calls_during(&cluster, || async {
+        assert_eq!(cluster.read("a", KEY).await.unwrap(), written);
+    })
+    .await;
+    // Each replica's read, and c's repair.
+    assert_eq!(calls, [1, 1, 2]);
+    assert_eq!(cluster.versions("c", KEY), written);
+    // At chance 0 the same stale replica is never asked, so never repaired by a read.
+    let cluster = three_reading_r();
+    cluster.set_fault("c", Fault::Down);
+    cluster.write("a", blind("v1")).await.unwrap();
+    cluster.set_fault("c", Fault::None);
+    for _ in 0..10 {
+        cluster.read("a", KEY).await.unwrap();
+    }
+    assert!(cluster.drain(DRAIN).await);
+    assert!(cluster.versions("c", KEY).is_empty());
+}
+
 #[tokio::test(start_paused = true)]
 async fn sequential_blind_writes_through_one_coordinator_overwrite() {
     let cluster = three();
