@@ -37,23 +37,18 @@ setup_runs() { # label servers
     if ((half > 0)); then run "$label mixed @ $half/s" "$servers" -read-ratio=0.5 -rate="$half"; fi
 }
 
-p=$(port); start single "$p" "-replicas=1 -read-quorum=1 -write-quorum=1"; wait_up "$p" 1
-setup_runs "1 node" "127.0.0.1:$p"
+one_node single
+setup_runs "1 node" "$servers"
 stop_all
 
-p1=$(port); p2=$(port); p3=$(port); q="-replicas=3 -read-quorum=2 -write-quorum=2"
-start n1 "$p1" "$q"; start n2 "$p2" "$q" "127.0.0.1:$p1"; start n3 "$p3" "$q" "127.0.0.1:$p1"
-wait_up "$p1" 3; wait_up "$p2" 3; wait_up "$p3" 3
-setup_runs "3 nodes" "127.0.0.1:$p1,127.0.0.1:$p2,127.0.0.1:$p3"
+three_nodes n
+setup_runs "3 nodes" "$servers"
 stop_all
 
 # The same cluster with one worker thread per node: three nodes and the load generator share
 # this machine's cores, where fewer threads waking each other cost less (-worker-threads).
-p1=$(port); p2=$(port); p3=$(port)
 SERVER_FLAGS="${SERVER_FLAGS:-} -worker-threads=1"
-start w1 "$p1" "$q"; start w2 "$p2" "$q" "127.0.0.1:$p1"; start w3 "$p3" "$q" "127.0.0.1:$p1"
-wait_up "$p1" 3; wait_up "$p2" 3; wait_up "$p3" 3
-servers="127.0.0.1:$p1,127.0.0.1:$p2,127.0.0.1:$p3"
+three_nodes w
 warm "$servers"
 run "3 nodes mixed, 1 thread" "$servers" -read-ratio=0.5
 echo "(wal-sync=$WAL_SYNC, $DURATION a run; cpu/op sums every node's CPU; raw reports: distkv-bench -o json)"

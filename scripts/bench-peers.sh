@@ -38,9 +38,9 @@ source scripts/lib/bench.sh
 header
 
 # 1. One node each, mixed.
-p=$(port); start single "$p" "-replicas=1 -read-quorum=1 -write-quorum=1"; wait_up "$p" 1
-warm "127.0.0.1:$p"
-run "distkv 1 node mixed" "127.0.0.1:$p" -read-ratio=0.5
+one_node single
+warm "$servers"
+run "distkv 1 node mixed" "$servers" -read-ratio=0.5
 stop_all
 
 if command -v redis-server >/dev/null; then
@@ -65,10 +65,7 @@ else
 fi
 
 # 2. Three members each, durable writes only.
-p1=$(port); p2=$(port); p3=$(port); q="-replicas=3 -read-quorum=2 -write-quorum=2"
-start n1 "$p1" "$q"; start n2 "$p2" "$q" "127.0.0.1:$p1"; start n3 "$p3" "$q" "127.0.0.1:$p1"
-wait_up "$p1" 3; wait_up "$p2" 3; wait_up "$p3" 3
-servers="127.0.0.1:$p1,127.0.0.1:$p2,127.0.0.1:$p3"
+three_nodes n
 warm "$servers"
 run "distkv 3 nodes writes only" "$servers" -read-ratio=0
 stop_all

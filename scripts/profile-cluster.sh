@@ -18,15 +18,7 @@ EXTRA=("$@")
 command -v perf >/dev/null || { echo "perf not found: apt-get install linux-perf" >&2; exit 1; }
 source scripts/lib/bench.sh
 mkdir -p "$OUT"
-if [[ $NODES == 1 ]]; then
-    p=$(port); start single "$p" "-replicas=1 -read-quorum=1 -write-quorum=1"; wait_up "$p" 1
-    servers="127.0.0.1:$p"
-else
-    p1=$(port); p2=$(port); p3=$(port); q="-replicas=3 -read-quorum=2 -write-quorum=2"
-    start n1 "$p1" "$q"; start n2 "$p2" "$q" "127.0.0.1:$p1"; start n3 "$p3" "$q" "127.0.0.1:$p1"
-    wait_up "$p1" 3; wait_up "$p2" 3; wait_up "$p3" 3
-    servers="127.0.0.1:$p1,127.0.0.1:$p2,127.0.0.1:$p3"
-fi
+if [[ $NODES == 1 ]]; then one_node single; else three_nodes n; fi
 warm "$servers"
 secs=${DURATION%s}
 perf record -q --call-graph "${CALLGRAPH:-fp}" -o "$OUT/perf.data" -p "$(IFS=,; echo "${measured[*]}")" -- sleep "$((secs - 2))" 2>/dev/null &
@@ -35,6 +27,6 @@ header
 run "$NODES node(s), read ratio $READ_RATIO" "$servers" -read-ratio="$READ_RATIO"
 wait "$perf_pid" || true
 echo; echo "== CPU by binary"
-perf report -i "$OUT/perf.data" --no-children --sort dso --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -8
+perf report -i "$OUT/perf.data" --no-children --sort dso --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -8
 echo; echo "== hottest symbols"
 perf report -i "$OUT/perf.data" --no-children --sort dso,sym --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -40

@@ -21,6 +21,18 @@ start() { # id port quorum-flags seed: a DistKV node, also measured
         -wal-sync="$WAL_SYNC" ${seed:+-seed-nodes=$seed} -log-level="${LOG_LEVEL:-info}" ${SERVER_FLAGS:-} >"$dir/$id.log" 2>&1 &
     pids+=($!); measured+=($!)
 }
+one_node() { # id: one node with N=R=W=1, up; sets $servers
+    local p; p=$(port)
+    start "$1" "$p" "-replicas=1 -read-quorum=1 -write-quorum=1"; wait_up "$p" 1
+    servers="127.0.0.1:$p"
+}
+three_nodes() { # prefix: nodes <prefix>1..3 with N=3, R=W=2, the first the others' seed, up; sets $servers
+    local q="-replicas=3 -read-quorum=2 -write-quorum=2" a b c
+    a=$(port); b=$(port); c=$(port)
+    start "${1}1" "$a" "$q"; start "${1}2" "$b" "$q" "127.0.0.1:$a"; start "${1}3" "$c" "$q" "127.0.0.1:$a"
+    wait_up "$a" 3; wait_up "$b" 3; wait_up "$c" 3
+    servers="127.0.0.1:$a,127.0.0.1:$b,127.0.0.1:$c"
+}
 wait_up() { # port nodes
     for _ in $(seq 1 100); do
         "$BENCH_DIR/distkv-client" -server="127.0.0.1:$1" -timeout=1s status 2>/dev/null | grep -q "Health: $2 total" && return 0
