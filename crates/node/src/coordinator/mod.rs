@@ -500,23 +500,27 @@ impl<T: Transport, L: LocalReplica> Coordinator<T, L> {
                 next = calls.next() => {
                     if let Some((node, reply)) = next {
                         if reply.is_err() {
-                            // A failed replica is replaced at once.
+                            // A failed replica is replaced at once, and the replacement gets
+                            // the whole delay before another is asked.
                             if let Some(node) = unasked.next() {
                                 calls.push(self.read_call(placement, node, key));
+                                speculate.as_mut().reset(tokio::time::Instant::now() + speculate_every);
                             }
                         }
                         on_read_reply(&mut round, node, reply);
                     }
                 }
+                _ = &mut deadline => { round.on_timeout(); break; }
                 _ = &mut speculate, if unasked.len() > 0 => {
                     // Slow replicas: ask one more, and again after as long.
                     if let Some(node) = unasked.next() {
+                        if !placement.is_down(&node) {
+                            self.metrics.speculative_reads.fetch_add(1, Ordering::Relaxed);
+                        }
                         calls.push(self.read_call(placement, node, key));
-                        self.metrics.speculative_reads.fetch_add(1, Ordering::Relaxed);
                     }
                     speculate.as_mut().reset(tokio::time::Instant::now() + speculate_every);
                 }
-                _ = &mut deadline => { round.on_timeout(); break; }
             }
         }
         // Absence is weak evidence: when the quorum agreed the key has no versions, ask the

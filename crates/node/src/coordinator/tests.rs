@@ -302,12 +302,20 @@ async fn a_read_asks_its_own_copy_and_r_minus_one_other_replica() {
     let cluster = three_reading_r();
     cluster.write("a", blind("v1")).await.unwrap();
     assert!(cluster.drain(DRAIN).await);
+    // c's own copy, then the first other replica in preference order (a); b is not asked.
     let calls = calls_during(&cluster, || async {
-        assert_eq!(values(&cluster.read("b", KEY).await.unwrap()), ["v1"]);
+        assert_eq!(values(&cluster.read("c", KEY).await.unwrap()), ["v1"]);
     })
     .await;
-    // b's own copy, then the first other replica in preference order; c is not asked.
-    assert_eq!(calls, [1, 1, 0]);
+    assert_eq!(calls, [1, 0, 1]);
+    // At ONE, only the coordinator's own copy.
+    let calls = calls_during(&cluster, || async {
+        let (placement, b) = (cluster.placement(), cluster.coordinator("b"));
+        let read = b.read(&placement, KEY, Some(Consistency::One)).await;
+        assert_eq!(values(&read.unwrap()), ["v1"]);
+    })
+    .await;
+    assert_eq!(calls, [0, 1, 0]);
     assert!(cluster.drain(DRAIN).await);
 }
 
@@ -333,10 +341,12 @@ async fn a_read_replaces_a_failed_replica_at_once_and_a_slow_one_after_the_specu
         .speculative_reads
         .load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(speculative, 1);
-    // b and c silent: the read fails at the deadline, naming both.
+    // b and c silent: the read fails at the deadline with a's answer only.
     cluster.set_fault("c", Fault::LoseRequests);
+    let started = Instant::now();
     let err = cluster.read("a", KEY).await.unwrap_err();
     assert_eq!(quorum_error(&err), (2, 1));
+    assert_eq!(started.elapsed(), settings(3, 2, 2).request_timeout);
     assert!(cluster.drain(DRAIN).await);
 }
 
@@ -353,6 +363,39 @@ async fn a_read_skips_replicas_known_down_and_asks_them_only_when_nothing_else_i
     })
     .await;
     assert_eq!(calls, [1, 0, 1], "c is asked in b's place");
+    // With c silent too, b (held down) is tried only when the speculative delay asks for one
+    // more, and fails at once: no call reaches it, and no speculative read is counted for it.
+    cluster.set_fault("c", Fault::LoseRequests);
+    let calls = calls_during(&cluster, || async {
+        let err = cluster.read("a", KEY).await.unwrap_err();
+        assert_eq!(quorum_error(&err), (2, 1));
+    })
+    .await;
+    assert_eq!(calls, [1, 0, 0]);
+    let speculative = cluster
+        .coordinator("a")
+        .metrics()
+        .speculative_reads
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(speculative, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_read_repair_chance_between_zero_and_one_asks_every_replica_on_about_that_share() {
+    let mut s = settings(3, 2, 2);
+    s.read_repair_chance = 0.25;
+    let cluster = MemCluster::new(&["a", "b", "c"], s);
+    cluster.write("a", blind("v1")).await.unwrap();
+    assert!(cluster.drain(DRAIN).await);
+    // Through a, R-only reads ask a and b; the full ones ask c too. The seed fixes the draw.
+    let calls = calls_during(&cluster, || async {
+        for _ in 0..400 {
+            cluster.read("a", KEY).await.unwrap();
+        }
+    })
+    .await;
+    assert_eq!(calls[..2], [400, 400]);
+    assert!((70..=130).contains(&calls[2]), "c asked {} times", calls[2]);
 }
 
 #[tokio::test(start_paused = true)]
