@@ -13,7 +13,7 @@
 # Redis and DistKV ÷ etcd. (Issue 8's goals: at least 0.5× Redis's ops/s on one node, at
 # least 10× etcd's durable writes on three.)
 #
-# Installs redis-server, etcd-server and protobuf-compiler when missing (Debian; root or
+# Installs redis-server, etcd-server, protobuf-compiler and libprotobuf-dev when missing (Debian; root or
 # sudo) and builds distkv-bench with its etcd feature. A peer that cannot be installed or
 # started is skipped with a message. Servers listen on free loopback ports, in a temporary
 # directory, and are stopped on exit. Extra arguments go to every distkv-bench run.
@@ -26,7 +26,7 @@ WAL_SYNC=${WAL_SYNC:-always}
 EXTRA=("$@")
 
 if ! scripts/install-bench-deps.sh peers >/dev/null 2>&1; then
-    echo "bench-peers: could not install redis-server, etcd-server or protobuf-compiler" \
+    echo "bench-peers: could not install redis-server, etcd-server, protobuf-compiler or libprotobuf-dev" \
         "(scripts/install-bench-deps.sh peers); the peers missing below are skipped" >&2
 fi
 cargo build --release --workspace --bins

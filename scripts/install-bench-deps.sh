@@ -9,11 +9,13 @@
 #   redis-server       Redis 7 (and redis-cli, through redis-tools)
 #   etcd-server        etcd 3.4
 #   protobuf-compiler  protoc, for distkv-bench's etcd feature (etcd-client compiles protos)
+#   libprotobuf-dev    protobuf's well-known types (google/protobuf/*.proto) that etcd's protos
+#                      import: only recommended by protobuf-compiler, so not installed with it here
 set -euo pipefail
 
 case "${1:-engine}" in
     engine) packages=(librocksdb-dev libclang-dev) ;;
-    peers) packages=(redis-server etcd-server protobuf-compiler) ;;
+    peers) packages=(redis-server etcd-server protobuf-compiler libprotobuf-dev) ;;
     *) echo "usage: $0 [engine|peers]" >&2; exit 2 ;;
 esac
 
