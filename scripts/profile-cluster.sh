@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Where a node's CPU goes under load: starts one node (NODES=1) or a 3-node cluster (NODES=3,
 # N=3, R=W=2) as bench-cluster.sh does, drives it with distkv-bench for $DURATION (default
-# 15s; READ_RATIO default 0.5), records every node with `perf record -g` meanwhile, and prints
+# 15s; READ_RATIO default 0.5), records every node with `perf record` meanwhile, and prints
 # the share of CPU by binary (kernel, distkv-server, libc) and the hottest symbols.
 # CALLGRAPH=dwarf gives callers through code built without frame pointers (bigger files).
 # Needs perf (Debian's linux-perf). The raw perf.data stays in $OUT (default /tmp/distkv-profile).
@@ -20,11 +20,12 @@ source scripts/lib/bench.sh
 mkdir -p "$OUT"
 if [[ $NODES == 1 ]]; then one_node single; else three_nodes n; fi
 warm "$servers"
-secs=${DURATION%s}
-perf record -q --call-graph "${CALLGRAPH:-fp}" -o "$OUT/perf.data" -p "$(IFS=,; echo "${measured[*]}")" -- sleep "$((secs - 2))" 2>/dev/null &
+# Recorded for exactly the run: started before it, stopped (SIGINT writes the file) after it.
+perf record -q --call-graph "${CALLGRAPH:-fp}" -o "$OUT/perf.data" -p "$(IFS=,; echo "${measured[*]}")" 2>/dev/null &
 perf_pid=$!
 header
 run "$NODES node(s), read ratio $READ_RATIO" "$servers" -read-ratio="$READ_RATIO"
+kill -INT "$perf_pid"
 wait "$perf_pid" || true
 echo; echo "== CPU by binary"
 perf report -i "$OUT/perf.data" --no-children --sort dso --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -8

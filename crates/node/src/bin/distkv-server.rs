@@ -104,10 +104,10 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(1);
     }
-    // Requests run on the worker threads (one per core, or -worker-threads); only engine reads that need the disk,
-    // writes the engine stalls, and bulk work (streaming, repair, hints, backups) take a
-    // blocking thread, and a bounded number of them, so that the threads of a node do not
-    // grow with its clients.
+    // Requests run on the worker threads (one per core, or -worker-threads); only engine reads
+    // that need the disk, writes the engine stalls, and bulk work (streaming, repair, hints,
+    // backups) take a blocking thread, and a bounded number of them, so that the threads of a
+    // node do not grow with its clients.
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder
         .enable_all()

@@ -297,6 +297,13 @@ async fn calls_during<F: std::future::Future>(
     [0, 1, 2].map(|i| after[i] - before[i])
 }
 
+/// Replicas `node`'s reads asked beyond R because those asked were slow.
+fn speculative_reads(cluster: &MemCluster, node: &str) -> u64 {
+    let coordinator = cluster.coordinator(node);
+    let count = &coordinator.metrics().speculative_reads;
+    count.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_read_asks_its_own_copy_and_r_minus_one_other_replica() {
     let cluster = three_reading_r();
@@ -335,12 +342,7 @@ async fn a_read_replaces_a_failed_replica_at_once_and_a_slow_one_after_the_specu
     let started = Instant::now();
     assert_eq!(cluster.read("a", KEY).await.unwrap(), written);
     assert_eq!(started.elapsed(), after);
-    let speculative = cluster
-        .coordinator("a")
-        .metrics()
-        .speculative_reads
-        .load(std::sync::atomic::Ordering::Relaxed);
-    assert_eq!(speculative, 1);
+    assert_eq!(speculative_reads(&cluster, "a"), 1);
     // b and c silent: the read fails at the deadline with a's answer only.
     cluster.set_fault("c", Fault::LoseRequests);
     let started = Instant::now();
@@ -372,12 +374,7 @@ async fn a_read_skips_replicas_known_down_and_asks_them_only_when_nothing_else_i
     })
     .await;
     assert_eq!(calls, [1, 0, 0]);
-    let speculative = cluster
-        .coordinator("a")
-        .metrics()
-        .speculative_reads
-        .load(std::sync::atomic::Ordering::Relaxed);
-    assert_eq!(speculative, 0);
+    assert_eq!(speculative_reads(&cluster, "a"), 0);
 }
 
 #[tokio::test(start_paused = true)]
