@@ -199,8 +199,16 @@ impl ClientError {
                 detail: status_detail(&status),
             },
             // tonic's status for a connection that broke during the request (a server
-            // killed or restarted, a reset): as unavailable as one that refused it.
+            // killed or restarted, a reset): as unavailable as one that refused it. hyper
+            // reports a request still waiting on a connection that closed as canceled.
             Code::Unknown if status.message().starts_with("transport error") => {
+                ClientError::Unavailable {
+                    op,
+                    server,
+                    detail: status_detail(&status),
+                }
+            }
+            Code::Cancelled if status.message().contains("connection closed") => {
                 ClientError::Unavailable {
                     op,
                     server,
@@ -313,6 +321,14 @@ mod tests {
         let err = from(tonic::Status::unknown("transport error"));
         assert!(matches!(err, ClientError::Unavailable { .. }), "{err}");
         let err = from(tonic::Status::unknown("something else"));
+        assert!(matches!(err, ClientError::Status { .. }), "{err}");
+        // A request waiting on a connection that closed (the server was killed).
+        let err = from(tonic::Status::cancelled(
+            "operation was canceled: transport error: operation was canceled: connection closed",
+        ));
+        assert!(matches!(err, ClientError::Unavailable { .. }), "{err}");
+        assert!(err.is_retryable());
+        let err = from(tonic::Status::cancelled("the server gave up"));
         assert!(matches!(err, ClientError::Status { .. }), "{err}");
 
         let err = from(tonic::Status::unimplemented(""));
