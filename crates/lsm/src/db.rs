@@ -227,6 +227,9 @@ struct Shared {
     visible_seq: AtomicU64,
     next_file: AtomicU64,
     wal: Mutex<WalState>,
+    /// Set while a writer switches memtables under the `wal` lock: non-waiting writers go
+    /// elsewhere rather than wait for it.
+    switching: AtomicBool,
     /// Lock order: `wal` before `sync` when both are held.
     sync: Mutex<SyncState>,
     /// Wakes the sync thread when a sync is requested.
@@ -439,11 +442,13 @@ impl Db {
         r
     }
 
-    /// Applies a batch atomically on this thread without blocking for long: no sync, no stall.
-    /// The batch is visible to reads when this returns; [`Submitted::Applied`] holds a
-    /// [`Durable`] to await before acknowledging it. When the engine would have to wait for
-    /// background work first, nothing is applied and the batch comes back in
-    /// [`Submitted::WouldStall`].
+    /// Applies a batch atomically on this thread without blocking for long: no sync, no stall,
+    /// no file created. The batch is visible to reads when this returns; [`Submitted::Applied`]
+    /// holds a [`Durable`] to await before acknowledging it. When the engine would have to wait
+    /// first (for background work, for a full memtable to be switched, which syncs the WAL and
+    /// starts a new one, or for a writer doing that switch), nothing is applied and the batch
+    /// comes back in [`Submitted::WouldStall`]: write it with [`Db::write`] where blocking is
+    /// allowed.
     pub fn write_nowait(&self, batch: WriteBatch, opts: &WriteOptions) -> Result<Submitted> {
         self.check_open()?;
         let s = self.shared();
@@ -714,6 +719,11 @@ impl Shared {
         sync: bool,
         may_wait: bool,
     ) -> Result<std::result::Result<SeqNo, WriteBatch>> {
+        // A writer switching memtables holds the WAL for file creation and syncs
+        // (milliseconds): a non-waiting writer goes elsewhere rather than wait behind it.
+        if !may_wait && self.switching.load(Ordering::Acquire) {
+            return Ok(Err(batch));
+        }
         let mut wal = self.wal.lock();
         if !self.make_room(&mut wal, may_wait)? {
             return Ok(Err(batch));
@@ -873,7 +883,13 @@ impl Shared {
                 continue;
             }
             if full {
-                self.switch_memtable(wal, &sv)?;
+                if !may_wait {
+                    return Ok(false);
+                }
+                self.switching.store(true, Ordering::Release);
+                let switched = self.switch_memtable(wal, &sv);
+                self.switching.store(false, Ordering::Release);
+                switched?;
             }
             return Ok(true);
         }
@@ -1949,6 +1965,7 @@ fn recover(dir: &Path, opts: Options, ctx: TableContext, stats: Arc<StatsInner>)
         })),
         visible_seq: AtomicU64::new(last_seq),
         next_file: AtomicU64::new(next_file),
+        switching: AtomicBool::new(false),
         wal: Mutex::new(WalState {
             writer,
             last_seq,

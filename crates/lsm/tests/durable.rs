@@ -80,14 +80,18 @@ fn concurrent_writers_awaiting_and_blocking_all_become_durable() {
                 for i in 0..100 {
                     let k = format!("t{t}-{i:03}");
                     if t % 2 == 0 {
-                        let d = applied(
-                            db.write_nowait(
-                                put_batch(k.as_bytes(), b"x"),
-                                &WriteOptions::default(),
-                            )
-                            .unwrap(),
-                        );
-                        block_on(d, Duration::from_secs(30)).unwrap();
+                        // Behind a writer that holds the WAL (preempted, with more threads
+                        // than cores) a non-blocking write may come back: it is written as
+                        // blocking then, as the node does.
+                        match db
+                            .write_nowait(put_batch(k.as_bytes(), b"x"), &WriteOptions::default())
+                            .unwrap()
+                        {
+                            Submitted::Applied(d) => block_on(d, Duration::from_secs(30)).unwrap(),
+                            Submitted::WouldStall(b) => {
+                                db.write(b, &WriteOptions::default()).unwrap()
+                            }
+                        }
                     } else {
                         db.write(put_batch(k.as_bytes(), b"x"), &WriteOptions::default())
                             .unwrap();
@@ -185,4 +189,68 @@ fn get_cached_answers_from_memory_and_asks_for_io_on_a_cold_block() {
         db.get_cached(b""),
         Err(distkv_lsm::Error::EmptyKey)
     ));
+}
+
+#[test]
+fn a_nowait_write_never_switches_a_full_memtable() {
+    // Switching a full memtable syncs the WAL and creates the next one: file work that a
+    // writer which must not block leaves to one that may.
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        memtable_bytes: 4096,
+        ..synced_options()
+    };
+    let db = Db::open(dir.path(), opts).unwrap();
+    let value = [7u8; 256];
+    let mut written = 0;
+    let batch = loop {
+        match db
+            .write_nowait(
+                put_batch(format!("k{written:04}").as_bytes(), &value),
+                &WriteOptions::default(),
+            )
+            .unwrap()
+        {
+            Submitted::Applied(d) => block_on(d, Duration::from_secs(10)).unwrap(),
+            Submitted::WouldStall(batch) => break batch,
+        }
+        written += 1;
+        assert!(
+            written < 1000,
+            "a 4 KiB memtable took {written} writes of 256 bytes"
+        );
+    };
+    // The memtable was full (4 KiB of 256-byte values, with their keys and overhead).
+    assert!(
+        (10..=16).contains(&written),
+        "{written} writes before the switch"
+    );
+    assert_eq!(db.stats().counters.flushes, 0, "nothing was switched");
+    // The batch came back unapplied; a writer that may block switches and applies it.
+    assert!(
+        db.get(format!("k{written:04}").as_bytes())
+            .unwrap()
+            .is_none()
+    );
+    db.write(batch, &WriteOptions::default()).unwrap();
+    assert_eq!(
+        db.get(format!("k{written:04}").as_bytes())
+            .unwrap()
+            .unwrap()
+            .as_ref(),
+        value
+    );
+    // With a fresh memtable, non-blocking writes are applied again.
+    let d = applied(
+        db.write_nowait(put_batch(b"after", &value), &WriteOptions::default())
+            .unwrap(),
+    );
+    block_on(d, Duration::from_secs(10)).unwrap();
+    // Everything written is there, before and after the switch.
+    for i in 0..=written {
+        assert!(
+            db.get(format!("k{i:04}").as_bytes()).unwrap().is_some(),
+            "k{i:04}"
+        );
+    }
 }
