@@ -21,7 +21,6 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::server::Connected;
 
 use crate::stream::{Counted, Stream};
 
@@ -61,6 +60,11 @@ impl Conn {
         }
     }
 
+    /// What the connection's requests learn about it.
+    pub fn info(&self) -> &ConnInfo {
+        &self.info
+    }
+
     /// The stream, once checked open: fails after the node closed its connections, and until
     /// then registers for the signal.
     fn open_stream(
@@ -98,14 +102,6 @@ pub struct ConnInfo {
     pub tls: bool,
     /// Its client showed a certificate of the cluster's CA: it may be a peer node.
     pub peer_verified: bool,
-}
-
-impl Connected for Conn {
-    type ConnectInfo = ConnInfo;
-
-    fn connect_info(&self) -> ConnInfo {
-        self.info.clone()
-    }
 }
 
 impl AsyncRead for Conn {

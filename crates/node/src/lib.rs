@@ -19,6 +19,7 @@ pub mod node;
 pub mod ops;
 pub mod peers;
 pub mod repair;
+pub mod serve;
 pub mod server;
 pub mod service;
 pub mod settings;

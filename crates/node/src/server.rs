@@ -86,6 +86,11 @@ pub async fn serve(
         node.config().max_connections,
         Arc::clone(&node.network),
     );
+    // Requests in flight on the whole node (all listeners), refused past it at once: twice
+    // -max-concurrent-requests plus room for node-to-node calls (client requests within that
+    // are refused past -max-concurrent-requests with "server busy"). With at most
+    // -max-connections connections and 256 streams on each, memory for messages in flight is
+    // bounded by the requests admitted times -max-message-size.
     let in_flight = Arc::new(tokio::sync::Semaphore::new(
         node.config().max_concurrent_requests * 2 + 256,
     ));
@@ -110,15 +115,15 @@ pub async fn serve(
             tracing::info!(address = %l.local_addr()?, "serving HTTP");
             let incoming = conn::incoming(l, accept.clone());
             let mut stopped = http_stopped;
-            Some(tokio::spawn(
-                transport(Arc::clone(&in_flight))
-                    .add_routes(tonic::service::Routes::from(
-                        http.fallback(crate::http::not_found),
-                    ))
-                    .serve_with_incoming_shutdown(incoming, async move {
-                        let _ = stopped.wait_for(|s| *s).await;
-                    }),
-            ))
+            Some(tokio::spawn(crate::serve::serve(
+                incoming,
+                http.fallback(crate::http::not_found),
+                LIMITS,
+                Arc::clone(&in_flight),
+                async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                },
+            )))
         }
         None => None,
     };
@@ -132,9 +137,13 @@ pub async fn serve(
         let _ = signalled.send(true);
     };
     let drain = node.config().request_timeout * 2 + std::time::Duration::from_secs(1);
-    let serving = transport(in_flight)
-        .add_routes(tonic::service::Routes::from(app))
-        .serve_with_incoming_shutdown(conn::incoming(listener, accept), shutdown);
+    let serving = crate::serve::serve(
+        conn::incoming(listener, accept),
+        app,
+        LIMITS,
+        in_flight,
+        shutdown,
+    );
     let drained = async {
         let _ = signal_seen.wait_for(|s| *s).await;
         tokio::time::sleep(drain).await;
@@ -142,7 +151,7 @@ pub async fn serve(
     tokio::pin!(drained);
     let mut expired = false;
     tokio::select! {
-        r = serving => r?,
+        () = serving => {}
         () = &mut drained => {
             tracing::warn!(?drain, "requests still in flight after the drain time: closing their connections");
             let _ = close_all.send(true);
@@ -175,51 +184,19 @@ pub async fn serve(
     Ok(())
 }
 
-/// Streams (requests) open at once on one connection.
-const STREAMS_PER_CONNECTION: u32 = 256;
 /// Threads of the runtime's blocking pool at most (the server's runtime is built with it):
 /// engine reads that need the disk, stalled writes and bulk work queue for them.
 pub const BLOCKING_THREADS: usize = 8;
-/// Largest header block of a request.
-const MAX_HEADER_LIST_BYTES: u32 = 64 * 1024;
 
-/// How often an idle HTTP/2 connection is pinged, and how long the answer may take: a client
-/// or peer that vanished without closing gives its connection slot back.
-const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
-const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
-
-/// The HTTP/2 (and HTTP/1) server with the node's limits. Requests past the limits are refused
-/// at once with RESOURCE_EXHAUSTED, before their bodies are read: per connection
-/// [`STREAMS_PER_CONNECTION`], and on the whole node (all listeners) the permits of
-/// `in_flight`: twice `-max-concurrent-requests` plus room for the node-to-node calls (client
-/// requests within that are refused past `-max-concurrent-requests` with "server busy"). With
-/// at most `-max-connections` connections, memory for messages in flight is bounded by the
-/// requests admitted times `-max-message-size`.
-fn transport(
-    in_flight: Arc<tokio::sync::Semaphore>,
-) -> tonic::transport::Server<
-    tower::layer::util::Stack<
-        tower::limit::GlobalConcurrencyLimitLayer,
-        tower::layer::util::Identity,
-    >,
-> {
-    tonic::transport::Server::builder()
-        .accept_http1(true)
-        .max_concurrent_streams(STREAMS_PER_CONNECTION)
-        .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
-        // A peer cut off for a while has requests queued on its connection that timed out
-        // meanwhile: when the network heals they arrive with their resets, more than h2's
-        // default of 20 (its guard against "rapid reset" floods), which would tear the
-        // connection down and fail the requests on it. Bounded by the streams allowed anyway.
-        .http2_max_pending_accept_reset_streams(Some(STREAMS_PER_CONNECTION as usize))
-        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
-        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
-        .concurrency_limit_per_connection(STREAMS_PER_CONNECTION as usize)
-        .load_shed(true)
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::with_semaphore(
-            in_flight,
-        ))
-}
+/// The HTTP/2 settings of every connection (see [`crate::serve`] for the node-wide budget).
+const LIMITS: crate::serve::Limits = crate::serve::Limits {
+    max_concurrent_streams: 256,
+    max_header_list_bytes: 64 * 1024,
+    // Bounded by the streams allowed anyway.
+    max_pending_accept_reset_streams: 256,
+    keepalive_interval: std::time::Duration::from_secs(30),
+    keepalive_timeout: std::time::Duration::from_secs(20),
+};
 
 /// Lets only peer nodes call the node-to-node service: with TLS on, a call must come over a
 /// connection whose client showed a certificate of the cluster's CA (a client certificate of
