@@ -808,13 +808,15 @@ impl Shared {
             }
             st.syncing = true;
         }
+        // The records appended for this round are written under the lock (one `pwrite` for
+        // the whole group), the sync runs without it.
         let (seq, pending) = {
             let mut wal = self.wal.lock();
             wal.dirty = false;
             wal.last_sync = Instant::now();
             (wal.last_seq, wal.writer.begin_sync())
         };
-        let result = pending.run();
+        let result = pending.and_then(|p| p.run());
         let wake = {
             let mut st = self.sync.lock();
             st.syncing = false;

@@ -43,9 +43,14 @@ fn record_crc(len_and_number: &[u8], payload: &[u8]) -> u32 {
 /// file when it has one: the bytes land in the kernel's page cache without a system call, so they
 /// survive a crash of the process (not of the machine), exactly like a `write` that is not
 /// synced. Blocks under the mapping are reserved with `fallocate` ahead of the tail, so a full
-/// disk is an error from `fallocate`, never a `SIGBUS`. Appends that will be synced go through
-/// `pwrite` into pre-zeroed blocks. Both paths share the page cache, and `fdatasync` makes both
-/// durable.
+/// disk is an error from `fallocate`, never a `SIGBUS`. Appends that will be synced
+/// ([`Self::append`] with `will_sync`) wait in a buffer of the writer's own until the sync
+/// ([`Self::begin_sync`], [`Self::sync`]) writes them with one `pwrite` into pre-zeroed blocks:
+/// a group commit of many batches costs one write call, not one each. Such an append is not
+/// acknowledged before its sync anyway, so holding it in the process until then loses nothing
+/// a crash would not. Both paths share the page cache, and `fdatasync` makes both durable; an
+/// append that is not synced first writes out the records held before it, so the file never
+/// has a hole.
 pub(crate) struct LogWriter {
     /// Shared with a sync running outside the writer's lock ([`Self::begin_sync`]).
     file: Arc<File>,
@@ -61,7 +66,13 @@ pub(crate) struct LogWriter {
     prezero_after_sync: bool,
     map: Option<memmap2::MmapMut>,
     buf: Vec<u8>,
+    /// Records appended for a sync and not written yet: they start at `offset - held.len()`.
+    held: Vec<u8>,
 }
+
+/// A writer keeps a buffer of held records this large between syncs at most; a larger one
+/// (left by a big batch) is given back.
+const HELD_KEEP: usize = 1 << 20;
 
 impl LogWriter {
     /// Creates a new log file (fails if it exists). With `map_bytes > 0` the file is sized to
@@ -111,6 +122,7 @@ impl LogWriter {
             prezero_after_sync: true,
             map: None,
             buf: Vec::new(),
+            held: Vec::new(),
         }
     }
 
@@ -173,64 +185,118 @@ impl LogWriter {
         Ok(())
     }
 
-    /// Writes one record per payload. `will_sync` says a sync follows at once (then `pwrite`
-    /// into pre-zeroed blocks is cheaper than dirtying mapped pages). Not durable until
-    /// [`Self::sync`].
+    /// Appends one record per payload. `will_sync` says a sync follows before anyone relies on
+    /// them: the records are then held in memory and written by that sync, with every other
+    /// record appended for it. Not durable until [`Self::sync`] (or a [`PendingSync`] from
+    /// [`Self::begin_sync`]) has run.
     pub(crate) fn append<'a>(
         &mut self,
         payloads: impl IntoIterator<Item = &'a [u8]>,
         will_sync: bool,
     ) -> Result<u64> {
-        self.buf.clear();
+        let buf = if will_sync {
+            &mut self.held
+        } else {
+            // Records held for a sync go first: the file never has a hole before this one.
+            self.write_held()?;
+            self.buf.clear();
+            &mut self.buf
+        };
+        let before = buf.len();
         for payload in payloads {
-            let start = self.buf.len();
-            self.buf.extend_from_slice(&[0; 4]);
-            self.buf
-                .extend_from_slice(&(payload.len() as u32).to_le_bytes());
-            self.buf.extend_from_slice(&self.log_number.to_le_bytes());
-            let crc = record_crc(&self.buf[start + 4..start + HEADER_LEN], payload);
-            self.buf[start..start + 4].copy_from_slice(&crc.to_le_bytes());
-            self.buf.extend_from_slice(payload);
+            let start = buf.len();
+            buf.extend_from_slice(&[0; 4]);
+            buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+            buf.extend_from_slice(&self.log_number.to_le_bytes());
+            let crc = record_crc(&buf[start + 4..start + HEADER_LEN], payload);
+            buf[start..start + 4].copy_from_slice(&crc.to_le_bytes());
+            buf.extend_from_slice(payload);
         }
-        let n = self.buf.len() as u64;
+        let n = (buf.len() - before) as u64;
+        if will_sync {
+            self.offset += n;
+            return Ok(n);
+        }
         let end = self.offset + n;
         let map_len = self.map.as_ref().map_or(0, |m| m.len() as u64);
-        if !will_sync && end <= map_len {
+        if end <= map_len {
             self.reserve(end)?;
             if let Some(map) = &mut self.map {
                 map[self.offset as usize..end as usize].copy_from_slice(&self.buf);
             }
+            self.offset = end;
+            self.zeroed = self.zeroed.max(end);
         } else {
-            if self.prezero && end > self.zeroed {
-                let target = end.div_ceil(PREZERO_CHUNK) * PREZERO_CHUNK + PREZERO_CHUNK;
-                let from = self.zeroed.max(self.offset);
-                let zeros = vec![0u8; (target - from) as usize];
-                self.file.write_all_at(&zeros, from).at(&self.path)?;
-                self.zeroed = target;
-            }
-            self.file
-                .write_all_at(&self.buf, self.offset)
-                .at(&self.path)?;
+            let buf = std::mem::take(&mut self.buf);
+            let written = self.write_at(&buf, self.offset);
+            self.buf = buf;
+            written?;
+            self.offset = end;
         }
-        self.offset = end;
-        self.zeroed = self.zeroed.max(end);
         Ok(n)
+    }
+
+    /// Writes `bytes` at `at` with `pwrite`, first growing the file with zeros ahead of the
+    /// tail when pre-zeroing.
+    fn write_at(&mut self, bytes: &[u8], at: u64) -> Result<()> {
+        let end = at + bytes.len() as u64;
+        if self.prezero && end > self.zeroed {
+            let target = end.div_ceil(PREZERO_CHUNK) * PREZERO_CHUNK + PREZERO_CHUNK;
+            let from = self.zeroed.max(at);
+            let zeros = vec![0u8; (target - from) as usize];
+            self.file.write_all_at(&zeros, from).at(&self.path)?;
+            self.zeroed = target;
+        }
+        self.file.write_all_at(bytes, at).at(&self.path)?;
+        self.zeroed = self.zeroed.max(end);
+        Ok(())
+    }
+
+    /// Writes the records held for a sync. On failure they stay held (and the caller stops
+    /// the log: what part of them reached the file is unknown).
+    fn write_held(&mut self) -> Result<()> {
+        if self.held.is_empty() {
+            return Ok(());
+        }
+        let held = std::mem::take(&mut self.held);
+        let at = self.offset - held.len() as u64;
+        let written = self.write_at(&held, at);
+        self.held = held;
+        written?;
+        self.held.clear();
+        if self.held.capacity() > HELD_KEEP {
+            self.held = Vec::new();
+        }
+        Ok(())
     }
 
     /// Makes every appended record durable (stores through the mapping included: they are the
     /// same page-cache pages). A log that is synced once is likely synced again, so from then on
     /// synced appends grow it in pre-zeroed chunks.
     pub(crate) fn sync(&mut self) -> Result<()> {
-        self.begin_sync().run()
+        self.begin_sync()?.run()
     }
 
-    /// A sync of every record appended so far that can run without the writer: appends made
-    /// while it runs may or may not be covered by it (they are by the next one).
-    pub(crate) fn begin_sync(&mut self) -> PendingSync {
+    /// Writes the records held for a sync, and returns the sync of every record appended so
+    /// far, to run without the writer: appends made while it runs may or may not be covered
+    /// by it (they are by the next one).
+    pub(crate) fn begin_sync(&mut self) -> Result<PendingSync> {
         self.prezero |= self.prezero_after_sync;
-        PendingSync {
+        self.write_held()?;
+        Ok(PendingSync {
             file: Arc::clone(&self.file),
             path: self.path.clone(),
+        })
+    }
+}
+
+impl Drop for LogWriter {
+    /// Records still held were never synced, so nobody was told they are durable; they are
+    /// written anyway, as an append that is not synced would have been, so a writer dropped
+    /// without a last sync loses no more than a crash of the machine would.
+    fn drop(&mut self) {
+        if let Err(e) = self.write_held() {
+            tracing::warn!(error = %e, "writing the log's last records failed");
         }
     }
 }
@@ -442,6 +508,49 @@ mod tests {
         assert_eq!(recs[2], b"mapped again");
         assert_eq!(recs[4], big);
         assert!(!end.torn_tail);
+    }
+
+    #[test]
+    fn records_for_a_sync_reach_the_file_together_when_it_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("9.log");
+        let mut w = LogWriter::create(&p, 9, true, 64 * 1024).unwrap();
+        for r in [&b"one"[..], b"two", b"three"] {
+            w.append([r], true).unwrap();
+        }
+        assert_eq!(w.len(), (3 * HEADER_LEN + 3 + 3 + 5) as u64);
+        // Held by the writer until the sync: nothing is in the file yet.
+        assert!(read_all(&p, 9).unwrap().0.is_empty());
+        let pending = w.begin_sync().unwrap();
+        // Written when the sync begins, before it runs.
+        assert_eq!(read_all(&p, 9).unwrap().0.len(), 3);
+        pending.run().unwrap();
+        // An append that is not synced writes what is held before it: no hole in the file.
+        w.append([&b"four"[..]], true).unwrap();
+        w.append([&b"five"[..]], false).unwrap();
+        let (recs, end) = read_all(&p, 9).unwrap();
+        assert_eq!(recs, [&b"one"[..], b"two", b"three", b"four", b"five"]);
+        assert_eq!(end.valid_len, w.len());
+        // Held records of a writer dropped without a sync are written all the same.
+        w.append([&b"six"[..]], true).unwrap();
+        drop(w);
+        assert_eq!(read_all(&p, 9).unwrap().0.len(), 6);
+    }
+
+    #[test]
+    fn a_big_held_group_does_not_keep_its_buffer() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("2.log");
+        let mut w = LogWriter::create(&p, 2, true, 0).unwrap();
+        let big = vec![1u8; 2 * HELD_KEEP];
+        w.append([big.as_slice()], true).unwrap();
+        w.sync().unwrap();
+        assert!(w.held.capacity() <= HELD_KEEP);
+        w.append([&b"small"[..]], true).unwrap();
+        w.sync().unwrap();
+        assert!(w.held.capacity() > 0, "a small group's buffer is kept");
+        let (recs, _) = read_all(&p, 2).unwrap();
+        assert_eq!(recs, [big.as_slice(), b"small"]);
     }
 
     #[test]
