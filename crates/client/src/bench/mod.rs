@@ -15,7 +15,9 @@
 //! open loop at R requests a second in all: each worker has a schedule of intended start times
 //! (evenly spaced, staggered across workers) and a request's latency is measured from its
 //! intended start, so a server that falls behind is charged the time requests waited to be
-//! sent (no coordinated omission, as wrk2 measures). A run at half the highest throughput
+//! sent (no coordinated omission, as wrk2 measures). The start times come from a thread that
+//! sleeps on the operating system's fine timers ([`pacer`]), not from tokio's millisecond
+//! wheel, whose lateness would be charged to the server. A run at half the highest throughput
 //! gives the latency percentiles a service sees under a steady load.
 //!
 //! With `-warmup` (the default) the whole key space is written first with batch puts of
@@ -34,6 +36,7 @@
 //! Flags use Go syntax like the other binaries: `-concurrency=8`, `-duration 30s`,
 //! `-warmup=false`.
 
+mod pacer;
 pub mod report;
 pub mod server;
 pub mod target;
@@ -134,6 +137,8 @@ pub enum BenchError {
     Peer { target: Target, reason: String },
     #[error("a benchmark worker failed: {0}")]
     Worker(#[from] tokio::task::JoinError),
+    #[error("cannot start the open loop's pacing thread: {0}")]
+    Pacer(#[from] std::io::Error),
 }
 
 /// The flags of `distkv-bench`.
@@ -385,6 +390,20 @@ pub async fn run_bench(
     let started = Instant::now();
     let deadline = started + config.duration;
     let mut workers = JoinSet::new();
+    // Open loop: the intended start times, from a thread of their own (see `pacer`).
+    let (mut starts, pacer) = match config.rate {
+        Some(rate) => {
+            let (starts, thread) = pacer::start(
+                started,
+                rate,
+                config.concurrency,
+                deadline,
+                Arc::clone(stop),
+            )?;
+            (starts.into_iter().map(Some).collect(), Some(thread))
+        }
+        None => (Vec::new(), None),
+    };
     for worker in 0..config.concurrency {
         let client = clients[worker % clients.len()].clone();
         let workload = Workload::new(
@@ -397,15 +416,7 @@ pub async fn run_bench(
         let live = Arc::clone(&live);
         let stop = Arc::clone(stop);
         let consistency = config.consistency;
-        // Open loop: this worker's share of the rate, its first start staggered so that the
-        // workers' schedules interleave evenly.
-        let schedule = config.rate.map(|rate| {
-            let interval = Duration::from_secs_f64(config.concurrency as f64 / rate);
-            Schedule {
-                next: started + interval.mul_f64(worker as f64 / config.concurrency as f64),
-                interval,
-            }
-        });
+        let schedule = starts.get_mut(worker).and_then(Option::take);
         workers.spawn(async move {
             run_worker(
                 client,
@@ -468,6 +479,10 @@ pub async fn run_bench(
         }
     }
     let elapsed = started.elapsed();
+    if let Some(pacer) = pacer {
+        // It handed out its last start (or saw the stop) before the workers could end.
+        let _ = tokio::task::spawn_blocking(move || pacer.join()).await;
+    }
     let server = ServerUsage::between(server_before, sample_all(&nodes).await);
     Ok(BenchReport {
         elapsed,
@@ -585,17 +600,11 @@ struct WorkerResult {
     first_error: Option<String>,
 }
 
-/// An open-loop worker's intended start times.
-struct Schedule {
-    next: Instant,
-    interval: Duration,
-}
-
 async fn run_worker(
     client: Conn,
     mut workload: Workload,
     consistency: Option<Consistency>,
-    mut schedule: Option<Schedule>,
+    mut schedule: Option<pacer::Starts>,
     deadline: Instant,
     stop: Arc<AtomicBool>,
     live: Arc<Live>,
@@ -614,15 +623,11 @@ async fn run_worker(
         let sent = match &mut schedule {
             None if Instant::now() >= deadline => break,
             None => Instant::now(),
-            Some(s) => {
-                let intended = s.next;
-                if intended >= deadline {
-                    break;
-                }
-                s.next += s.interval;
-                tokio::time::sleep_until(intended.into()).await;
-                intended
-            }
+            Some(starts) => match starts.recv().await {
+                Some(intended) => intended,
+                // The pacer handed out every start due before the deadline.
+                None => break,
+            },
         };
         let op = workload.next_op();
         let (outcome, stats) = match op {
