@@ -808,15 +808,15 @@ impl Shared {
             }
             st.syncing = true;
         }
-        // The records appended for this round are written under the lock (one `pwrite` for
-        // the whole group), the sync runs without it.
+        // The round takes the records appended for it and writes them (one `pwrite` for the
+        // whole group) and syncs without the WAL lock: writers go on appending meanwhile.
         let (seq, pending) = {
             let mut wal = self.wal.lock();
             wal.dirty = false;
             wal.last_sync = Instant::now();
             (wal.last_seq, wal.writer.begin_sync())
         };
-        let result = pending.and_then(|p| p.run());
+        let result = pending.run();
         let wake = {
             let mut st = self.sync.lock();
             st.syncing = false;

@@ -44,13 +44,15 @@ fn record_crc(len_and_number: &[u8], payload: &[u8]) -> u32 {
 /// survive a crash of the process (not of the machine), exactly like a `write` that is not
 /// synced. Blocks under the mapping are reserved with `fallocate` ahead of the tail, so a full
 /// disk is an error from `fallocate`, never a `SIGBUS`. Appends that will be synced
-/// ([`Self::append`] with `will_sync`) wait in a buffer of the writer's own until the sync
-/// ([`Self::begin_sync`], [`Self::sync`]) writes them with one `pwrite` into pre-zeroed blocks:
-/// a group commit of many batches costs one write call, not one each. Such an append is not
-/// acknowledged before its sync anyway, so holding it in the process until then loses nothing
-/// a crash would not. Both paths share the page cache, and `fdatasync` makes both durable; an
-/// append that is not synced first writes out the records held before it, so the file never
-/// has a hole.
+/// ([`Self::append`] with `will_sync`) wait in a buffer of the writer's own until a sync
+/// writes them with one `pwrite` into pre-zeroed blocks: a group commit of many batches costs
+/// one write call, not one each. A sync taken with [`Self::begin_sync`] takes the buffer along
+/// and writes it where it runs, outside the writer's lock, so a slow disk holds up the sync,
+/// not the writers appending meanwhile. Such an append is not acknowledged before its sync
+/// anyway, so holding it in the process until then loses nothing a crash would not. Both paths
+/// share the page cache, and `fdatasync` makes both durable. The file never has a hole behind
+/// a record that is not synced: such an append first waits for a sync's write in flight and
+/// writes what is still held.
 pub(crate) struct LogWriter {
     /// Shared with a sync running outside the writer's lock ([`Self::begin_sync`]).
     file: Arc<File>,
@@ -68,6 +70,37 @@ pub(crate) struct LogWriter {
     buf: Vec<u8>,
     /// Records appended for a sync and not written yet: they start at `offset - held.len()`.
     held: Vec<u8>,
+    /// Held records a [`PendingSync`] took and has not written yet.
+    in_flight: Arc<InFlight>,
+}
+
+/// Writes of held records taken by syncs and not finished.
+#[derive(Default)]
+struct InFlight {
+    writes: parking_lot::Mutex<usize>,
+    idle: parking_lot::Condvar,
+}
+
+impl InFlight {
+    fn start(&self) {
+        *self.writes.lock() += 1;
+    }
+
+    fn finish(&self) {
+        let mut writes = self.writes.lock();
+        *writes -= 1;
+        if *writes == 0 {
+            self.idle.notify_all();
+        }
+    }
+
+    /// Waits until every write taken so far has finished (written or failed).
+    fn wait_idle(&self) {
+        let mut writes = self.writes.lock();
+        while *writes > 0 {
+            self.idle.wait(&mut writes);
+        }
+    }
 }
 
 /// A writer keeps a buffer of held records this large between syncs at most; a larger one
@@ -123,6 +156,7 @@ impl LogWriter {
             map: None,
             buf: Vec::new(),
             held: Vec::new(),
+            in_flight: Arc::default(),
         }
     }
 
@@ -198,6 +232,7 @@ impl LogWriter {
             &mut self.held
         } else {
             // Records held for a sync go first: the file never has a hole before this one.
+            self.in_flight.wait_idle();
             self.write_held()?;
             self.buf.clear();
             &mut self.buf
@@ -236,24 +271,30 @@ impl LogWriter {
         Ok(n)
     }
 
-    /// Writes `bytes` at `at` with `pwrite`, first growing the file with zeros ahead of the
-    /// tail when pre-zeroing.
-    fn write_at(&mut self, bytes: &[u8], at: u64) -> Result<()> {
-        let end = at + bytes.len() as u64;
+    /// Where `len` bytes written at `at` need zeros written first (pre-zeroing ahead of the
+    /// tail), as (offset, length); counts both as written from now on.
+    fn plan_write(&mut self, at: u64, len: u64) -> Option<(u64, u64)> {
+        let end = at + len;
+        let mut zeros = None;
         if self.prezero && end > self.zeroed {
             let target = end.div_ceil(PREZERO_CHUNK) * PREZERO_CHUNK + PREZERO_CHUNK;
             let from = self.zeroed.max(at);
-            let zeros = vec![0u8; (target - from) as usize];
-            self.file.write_all_at(&zeros, from).at(&self.path)?;
+            zeros = Some((from, target - from));
             self.zeroed = target;
         }
-        self.file.write_all_at(bytes, at).at(&self.path)?;
         self.zeroed = self.zeroed.max(end);
-        Ok(())
+        zeros
     }
 
-    /// Writes the records held for a sync. On failure they stay held (and the caller stops
-    /// the log: what part of them reached the file is unknown).
+    /// Writes `bytes` at `at` with `pwrite`, first growing the file with zeros ahead of the
+    /// tail when pre-zeroing.
+    fn write_at(&mut self, bytes: &[u8], at: u64) -> Result<()> {
+        let zeros = self.plan_write(at, bytes.len() as u64);
+        write_records(&self.file, &self.path, bytes, at, zeros)
+    }
+
+    /// Writes the records held for a sync here and now. On failure the caller stops the log:
+    /// what part of them reached the file is unknown.
     fn write_held(&mut self) -> Result<()> {
         if self.held.is_empty() {
             return Ok(());
@@ -271,23 +312,53 @@ impl LogWriter {
     }
 
     /// Makes every appended record durable (stores through the mapping included: they are the
-    /// same page-cache pages). A log that is synced once is likely synced again, so from then on
-    /// synced appends grow it in pre-zeroed chunks.
+    /// same page-cache pages), a sync's write in flight included. A log that is synced once is
+    /// likely synced again, so from then on synced appends grow it in pre-zeroed chunks.
     pub(crate) fn sync(&mut self) -> Result<()> {
-        self.begin_sync()?.run()
+        self.in_flight.wait_idle();
+        self.begin_sync().run()
     }
 
-    /// Writes the records held for a sync, and returns the sync of every record appended so
-    /// far, to run without the writer: appends made while it runs may or may not be covered
-    /// by it (they are by the next one).
-    pub(crate) fn begin_sync(&mut self) -> Result<PendingSync> {
+    /// The sync of every record appended so far, to run without the writer: it takes the held
+    /// records along and writes them before its `fdatasync`. Appends made while it runs may or
+    /// may not be covered by it (they are by the next one). Run it (or drop it, which writes
+    /// without syncing) before the next sync of this writer is taken.
+    pub(crate) fn begin_sync(&mut self) -> PendingSync {
         self.prezero |= self.prezero_after_sync;
-        self.write_held()?;
-        Ok(PendingSync {
+        let write = (!self.held.is_empty()).then(|| {
+            let next = Vec::with_capacity(self.held.len().min(HELD_KEEP));
+            let bytes = std::mem::replace(&mut self.held, next);
+            let at = self.offset - bytes.len() as u64;
+            let zeros = self.plan_write(at, bytes.len() as u64);
+            self.in_flight.start();
+            HeldWrite {
+                bytes,
+                at,
+                zeros,
+                in_flight: Arc::clone(&self.in_flight),
+            }
+        });
+        PendingSync {
             file: Arc::clone(&self.file),
             path: self.path.clone(),
-        })
+            write,
+        }
     }
+}
+
+/// Writes `bytes` at `at`, after `zeros` (offset, length) when given.
+fn write_records(
+    file: &File,
+    path: &Path,
+    bytes: &[u8],
+    at: u64,
+    zeros: Option<(u64, u64)>,
+) -> Result<()> {
+    if let Some((from, len)) = zeros {
+        let zeros = vec![0u8; len as usize];
+        file.write_all_at(&zeros, from).at(path)?;
+    }
+    file.write_all_at(bytes, at).at(path)
 }
 
 impl Drop for LogWriter {
@@ -301,15 +372,44 @@ impl Drop for LogWriter {
     }
 }
 
-/// An `fdatasync` of a log file, taken from its writer by [`LogWriter::begin_sync`].
+/// An `fdatasync` of a log file, taken from its writer by [`LogWriter::begin_sync`], with the
+/// held records it writes first.
 pub(crate) struct PendingSync {
     file: Arc<File>,
     path: PathBuf,
+    write: Option<HeldWrite>,
+}
+
+/// Held records taken by a sync, and where they go.
+struct HeldWrite {
+    bytes: Vec<u8>,
+    at: u64,
+    zeros: Option<(u64, u64)>,
+    in_flight: Arc<InFlight>,
 }
 
 impl PendingSync {
-    pub(crate) fn run(self) -> Result<()> {
+    /// Writes the records it took, then syncs the file.
+    pub(crate) fn run(mut self) -> Result<()> {
+        if let Some(w) = self.write.take() {
+            let written = write_records(&self.file, &self.path, &w.bytes, w.at, w.zeros);
+            w.in_flight.finish();
+            written?;
+        }
         self.file.sync_data().at(&self.path)
+    }
+}
+
+impl Drop for PendingSync {
+    /// A sync dropped without running still writes its records (as an append that is not
+    /// synced would have been), so the file has no hole and waiting writers go on.
+    fn drop(&mut self) {
+        if let Some(w) = self.write.take() {
+            if let Err(e) = write_records(&self.file, &self.path, &w.bytes, w.at, w.zeros) {
+                tracing::warn!(error = %e, "writing a dropped sync's records failed");
+            }
+            w.in_flight.finish();
+        }
     }
 }
 
@@ -521,20 +621,59 @@ mod tests {
         assert_eq!(w.len(), (3 * HEADER_LEN + 3 + 3 + 5) as u64);
         // Held by the writer until the sync: nothing is in the file yet.
         assert!(read_all(&p, 9).unwrap().0.is_empty());
-        let pending = w.begin_sync().unwrap();
-        // Written when the sync begins, before it runs.
-        assert_eq!(read_all(&p, 9).unwrap().0.len(), 3);
+        let pending = w.begin_sync();
+        // Taken by the sync, written where it runs (outside the writer's lock).
+        w.append([&b"held meanwhile"[..]], true).unwrap();
+        assert!(read_all(&p, 9).unwrap().0.is_empty());
         pending.run().unwrap();
+        assert_eq!(read_all(&p, 9).unwrap().0.len(), 3);
+        w.sync().unwrap();
         // An append that is not synced writes what is held before it: no hole in the file.
         w.append([&b"four"[..]], true).unwrap();
         w.append([&b"five"[..]], false).unwrap();
         let (recs, end) = read_all(&p, 9).unwrap();
-        assert_eq!(recs, [&b"one"[..], b"two", b"three", b"four", b"five"]);
+        assert_eq!(
+            recs,
+            [
+                &b"one"[..],
+                b"two",
+                b"three",
+                b"held meanwhile",
+                b"four",
+                b"five"
+            ]
+        );
         assert_eq!(end.valid_len, w.len());
         // Held records of a writer dropped without a sync are written all the same.
         w.append([&b"six"[..]], true).unwrap();
         drop(w);
-        assert_eq!(read_all(&p, 9).unwrap().0.len(), 6);
+        assert_eq!(read_all(&p, 9).unwrap().0.len(), 7);
+    }
+
+    #[test]
+    fn a_record_not_synced_waits_for_the_write_of_a_sync_in_flight() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("4.log");
+        let mut w = LogWriter::create(&p, 4, true, 64 * 1024).unwrap();
+        w.append([&b"synced"[..]], true).unwrap();
+        let pending = w.begin_sync();
+        std::thread::scope(|scope| {
+            let appender = scope.spawn(|| {
+                // Waits for the sync's write: the record would land after a hole. Once it is
+                // in, the file reads back whole.
+                w.append([&b"mapped"[..]], false).unwrap();
+                read_all(&p, 4).unwrap().0.len()
+            });
+            pending.run().unwrap();
+            assert_eq!(appender.join().unwrap(), 2, "no hole behind the record");
+        });
+        let (recs, end) = read_all(&p, 4).unwrap();
+        assert_eq!(recs, [&b"synced"[..], b"mapped"]);
+        assert_eq!(end.valid_len, w.len());
+        // A sync dropped without running writes what it took.
+        w.append([&b"dropped"[..]], true).unwrap();
+        drop(w.begin_sync());
+        assert_eq!(read_all(&p, 4).unwrap().0.len(), 3);
     }
 
     #[test]
