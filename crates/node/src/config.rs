@@ -116,8 +116,9 @@ pub struct Flags {
     /// Count hinted writes toward W (Dynamo's sloppy quorum: availability over consistency)
     #[arg(long = "sloppy-quorum", num_args = 0..=1, default_value = "false", default_missing_value = "true", value_parser = parse_go_bool)]
     pub sloppy_quorum: bool,
-    /// Share of reads (0 to 1) that ask every replica, not only R of them, so that read repair
-    /// also reaches replicas the quorum does not need (anti-entropy repairs the rest)
+    /// Share of reads (0 to 1) after which the replicas the read did not ask are read too, for
+    /// read repair only, so that it also reaches replicas the quorum does not need
+    /// (anti-entropy repairs the rest)
     #[arg(long = "read-repair-chance", default_value_t = 0.1)]
     pub read_repair_chance: f64,
     /// When replica writes reach the disk: always (fdatasync before acknowledging), never

@@ -128,6 +128,41 @@ impl<Q, A> CallQueues<Q, A> {
     }
 }
 
+/// Requests that may wait to share a call (reads for read repair only): gathered per peer until
+/// the first one's wait is over, then sent together. Nothing here keeps time: the caller that
+/// gets `first` waits, then takes the peer's requests.
+pub struct Gathered<Q, A> {
+    peers: Mutex<HashMap<String, Vec<Queued<Q, A>>>>,
+}
+
+impl<Q, A> Default for Gathered<Q, A> {
+    fn default() -> Self {
+        Gathered {
+            peers: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<Q, A> Gathered<Q, A> {
+    /// Adds `request` for the peer at `address`: its answer, and whether it is the first one
+    /// gathered for that peer (whose caller sends them all once its wait is over).
+    pub fn add(&self, address: &str, request: Q) -> (oneshot::Receiver<Result<A>>, bool) {
+        let (done, answer) = oneshot::channel();
+        let mut peers = self.peers.lock();
+        let waiting = peers.entry(address.to_string()).or_default();
+        waiting.push(Queued { request, done });
+        (answer, waiting.len() == 1)
+    }
+
+    /// The requests gathered for the peer at `address` (its next request starts a new group).
+    pub fn take(&self, address: &str) -> Vec<Queued<Q, A>> {
+        let mut batch = self.peers.lock().remove(address).unwrap_or_default();
+        // A request whose caller is gone is not sent.
+        batch.retain(|q| !q.done.is_closed());
+        batch
+    }
+}
+
 /// Waits for a queued request's answer.
 pub async fn answer<A>(queued: oneshot::Receiver<Result<A>>) -> Result<A> {
     queued.await.unwrap_or(Err(NodeError::ShuttingDown))
@@ -187,6 +222,30 @@ mod tests {
         assert!(
             q.finished("p").is_none(),
             "only a gone caller was waiting: the slot frees"
+        );
+    }
+
+    #[test]
+    fn gathered_requests_leave_together_and_the_next_one_starts_a_new_group() {
+        let g = Gathered::<&str, ()>::default();
+        let (_a, first) = g.add("p", "a");
+        assert!(first);
+        let (_b, first) = g.add("p", "b");
+        assert!(!first);
+        let (gone, _) = g.add("p", "c");
+        drop(gone);
+        // Another peer has its own group.
+        assert!(g.add("q", "x").1);
+        let batch = g.take("p");
+        assert_eq!(
+            batch.iter().map(|q| q.request).collect::<Vec<_>>(),
+            ["a", "b"],
+            "a request whose caller is gone is not sent"
+        );
+        assert!(g.take("p").is_empty());
+        assert!(
+            g.add("p", "d").1,
+            "after a take, the next request starts a group"
         );
     }
 

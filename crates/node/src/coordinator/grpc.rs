@@ -15,7 +15,7 @@ use distkv_proto::internal::replica_client::ReplicaClient;
 use parking_lot::{Mutex, RwLock};
 use tonic::transport::Channel;
 
-use super::batching::{CallQueues, Queued, Turn};
+use super::batching::{CallQueues, Gathered, Queued, Turn};
 use super::{LocalReplica, Transport, Write, WriteContext};
 use crate::error::{NodeError, PeerFailure, Result};
 use crate::hints::HintStore;
@@ -57,6 +57,8 @@ struct Batcher {
     peers: Arc<Peers>,
     writes: CallQueues<(String, Vec<u8>), ()>,
     reads: CallQueues<String, Siblings>,
+    /// Reads for read repair only, gathered for up to [`super::REPAIR_READ_DELAY`].
+    repair_reads: Gathered<String, Siblings>,
     /// Peers that answered a batch call with "unimplemented" (an older release), and when:
     /// single calls only, for [`SINGLE_ONLY_FOR`] (a rolling upgrade may bring batches).
     single_only: Mutex<HashMap<String, Instant>>,
@@ -92,6 +94,7 @@ impl GrpcTransport {
             peers,
             writes: CallQueues::default(),
             reads: CallQueues::default(),
+            repair_reads: Gathered::default(),
             single_only: Mutex::new(HashMap::new()),
             local: local.clone(),
         });
@@ -159,6 +162,24 @@ impl Transport for GrpcTransport {
                 Route::Local => store.read(key).await,
                 Route::Remote { client, address } => {
                     batcher.call::<Reads>(client, address, key).await
+                }
+            }
+        }
+    }
+
+    fn repair_read(
+        &self,
+        to: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Siblings>> + Send + 'static {
+        let route = self.route(to);
+        let (store, batcher) = (self.store.clone(), Arc::clone(&self.batcher));
+        let key = key.to_string();
+        async move {
+            match route? {
+                Route::Local => store.read(key).await,
+                Route::Remote { client, address } => {
+                    batcher.repair_read(client, address, key).await
                 }
             }
         }
@@ -312,28 +333,59 @@ impl Batcher {
     ) {
         let mut queued = first;
         loop {
-            // At most MAX_BATCH requests and about `batch_bytes` a call.
-            let mut rest = queued.into_iter().peekable();
-            while rest.peek().is_some() {
-                let mut batch = Vec::new();
-                let mut bytes = 0;
-                while let Some(next) = rest.peek() {
-                    let size = K::size(&next.request);
-                    if !batch.is_empty()
-                        && (batch.len() == MAX_BATCH || bytes + size > self.batch_bytes)
-                    {
-                        break;
-                    }
-                    bytes += size;
-                    batch.extend(rest.next());
-                }
-                self.send_batch::<K>(client.clone(), &address, batch).await;
-            }
+            self.send_all::<K>(&client, &address, queued).await;
             match K::queues(&self).finished(&address) {
                 Some(next) => queued = next,
                 None => return,
             }
         }
+    }
+
+    /// Sends `queued` in calls of at most MAX_BATCH requests and about `batch_bytes` each.
+    async fn send_all<K: Kind>(
+        &self,
+        client: &ReplicaClient<Channel>,
+        address: &str,
+        queued: Vec<Queued<K::Q, K::A>>,
+    ) {
+        let mut rest = queued.into_iter().peekable();
+        while rest.peek().is_some() {
+            let mut batch = Vec::new();
+            let mut bytes = 0;
+            while let Some(next) = rest.peek() {
+                let size = K::size(&next.request);
+                if !batch.is_empty()
+                    && (batch.len() == MAX_BATCH || bytes + size > self.batch_bytes)
+                {
+                    break;
+                }
+                bytes += size;
+                batch.extend(rest.next());
+            }
+            self.send_batch::<K>(client.clone(), address, batch).await;
+        }
+    }
+
+    /// A read of `key` from the peer at `address` for read repair only: it waits up to
+    /// [`super::REPAIR_READ_DELAY`] for others to the same peer and leaves with them in one
+    /// call, rather than costing a call of its own (both ends of a lone call cost about as
+    /// much as the client's request that caused it).
+    async fn repair_read(
+        self: Arc<Self>,
+        client: ReplicaClient<Channel>,
+        address: String,
+        key: String,
+    ) -> Result<Siblings> {
+        let (answer, first) = self.repair_reads.add(&address, key);
+        if first {
+            let batcher = Arc::clone(&self);
+            tokio::spawn(async move {
+                tokio::time::sleep(super::REPAIR_READ_DELAY).await;
+                let gathered = batcher.repair_reads.take(&address);
+                batcher.send_all::<Reads>(&client, &address, gathered).await;
+            });
+        }
+        super::batching::answer(answer).await
     }
 
     /// True while the peer at `address` gets single calls only.

@@ -428,7 +428,8 @@ pub fn settings(n: usize, r: usize, w: usize) -> Settings {
         quorum: distkv_cluster::Quorum::new(n, r, w).expect("a valid quorum"),
         request_timeout: Duration::from_secs(1),
         conflict_mode: distkv_cluster::ConflictMode::default(),
-        // Every read asks every replica, as before reads asked R: tests of R-only reads set 0.
+        // Every read also reads the replicas it did not ask, for repair: tests of reads that
+        // repair only what they asked set 0.
         read_repair_chance: 1.0,
         speculative_read_after: Duration::from_millis(50),
         seed: 7,

@@ -9,10 +9,11 @@
 //! quorum, on the next stand-in, which then counts toward W). A coordinator that is not a
 //! replica of the key forwards the write to the first replica not known to be down, trying the
 //! next only when one could not be reached at all. For a read it asks R replicas (its own copy
-//! first), one more for each that fails or when they are slow, and every replica on a share of
-//! reads (the read-repair chance) or when the quorum found nothing; it answers with the merge
-//! of the first R replies and repairs the replicas that answered with less in the background
-//! (4.7).
+//! first), one more for each that fails or when they are slow, and every replica when the
+//! quorum found nothing; it answers with the merge of the first R replies and repairs the
+//! replicas that answered with less in the background (4.7). On a share of reads (the
+//! read-repair chance) it also reads the replicas it did not ask, after answering and for
+//! repair only, in calls shared with other such reads ([`Transport::repair_read`]).
 //!
 //! **What it does not.** It holds no membership: the caller passes a [`Placement`] (the key's
 //! replicas as its rings say, which of them are down, and the stand-ins). It does no I/O of its
@@ -52,6 +53,8 @@ pub const ABSENT_GRACE: Duration = Duration::from_millis(100);
 pub const SPECULATIVE_READ_AFTER: Duration = Duration::from_millis(50);
 /// Extra time a forwarded write gets beyond the request timeout of the replica coordinating it.
 pub const FORWARD_MARGIN: Duration = Duration::from_secs(1);
+/// How long a read for read repair only may wait for others to the same node, to share a call.
+pub const REPAIR_READ_DELAY: Duration = Duration::from_millis(10);
 
 /// The causal context of a client's write: which stored versions it supersedes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,6 +111,16 @@ pub trait Transport: Send + Sync + 'static {
 
     /// `to`'s versions of `key` (empty when it holds none).
     fn read(&self, to: &str, key: &str) -> impl Future<Output = Result<Siblings>> + Send + 'static;
+
+    /// [`Transport::read`] for read repair only: no client waits for it, so it may wait (up to
+    /// [`REPAIR_READ_DELAY`]) to share a call with others to the same node.
+    fn repair_read(
+        &self,
+        to: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Siblings>> + Send + 'static {
+        self.read(to, key)
+    }
 
     /// Asks `via` to keep `versions` of `key` as a hint for `target` and deliver it later.
     fn hint(
@@ -450,10 +463,10 @@ impl<T: Transport, L: LocalReplica> Coordinator<T, L> {
 
     /// Reads `key` at R (per `level`): asks R replicas (this node's own copy first, then the
     /// others in preference order), one more whenever one fails or none answered within
-    /// [`Settings::speculative_read_after`], and all of them on a
-    /// [`Settings::read_repair_chance`] of reads (or when the quorum found nothing); answers
-    /// with the merge of the first R replies and repairs the replicas that answered with less
-    /// in the background.
+    /// [`Settings::speculative_read_after`], and all of them when the quorum found nothing;
+    /// answers with the merge of the first R replies and repairs the replicas that answered
+    /// with less in the background. On a [`Settings::read_repair_chance`] of reads the
+    /// replicas not asked are read too, for that repair only ([`Transport::repair_read`]).
     pub async fn read(
         &self,
         placement: &Placement,
@@ -467,13 +480,11 @@ impl<T: Transport, L: LocalReplica> Coordinator<T, L> {
         let mut round = ReadRound::new(placement.replicas.clone(), required)
             .with_mode(self.settings.conflict_mode);
         let mut unasked = self.read_order(placement).into_iter();
-        let first = if self.ask_every_replica() {
-            placement.replicas.len()
-        } else {
-            required
-        };
+        // On a share of reads the replicas the round does not ask are read too, for read
+        // repair only: after the round, in calls they may share with other such reads.
+        let repair_all = self.ask_every_replica();
         let mut calls: FuturesUnordered<ReadCall> = FuturesUnordered::new();
-        for node in unasked.by_ref().take(first) {
+        for node in unasked.by_ref().take(required) {
             calls.push(self.read_call(placement, node, key));
         }
         let deadline = tokio::time::sleep(self.settings.request_timeout);
@@ -547,6 +558,12 @@ impl<T: Transport, L: LocalReplica> Coordinator<T, L> {
         }
         let failed = || not_reached(required, round.acked().len(), round.failed());
         let result = self.conclude(round.outcome(), || round.merged(), failed);
+        if repair_all {
+            for node in unasked.filter(|n| !placement.is_down(n)) {
+                let call = self.transport.repair_read(&node, key);
+                calls.push(Box::pin(async move { (node, call.await) }));
+            }
+        }
         self.repair_after(key, round, calls);
         result
     }
