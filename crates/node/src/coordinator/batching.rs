@@ -109,6 +109,24 @@ impl<Q, A> CallQueues<Q, A> {
         Turn::Queued(answer)
     }
 
+    /// Queues `request` for the next batch to the peer at `address` if a call of this kind to
+    /// it is in flight (it then rides along with the others), else gives it back.
+    pub fn join_if_busy(
+        &self,
+        address: &str,
+        request: Q,
+    ) -> std::result::Result<oneshot::Receiver<Result<A>>, Q> {
+        let mut peers = self.peers.lock();
+        match peers.get_mut(address) {
+            Some(peer) if peer.in_flight >= self.max_in_flight => {
+                let (done, answer) = oneshot::channel();
+                peer.waiting.push(Queued { request, done });
+                Ok(answer)
+            }
+            _ => Err(request),
+        }
+    }
+
     /// A call to the peer at `address` ended: the requests queued meanwhile, to send as the
     /// next batch in the same slot (then call this again when it ends), or `None` when there
     /// are none and the slot is free.
@@ -223,6 +241,17 @@ mod tests {
             q.finished("p").is_none(),
             "only a gone caller was waiting: the slot frees"
         );
+    }
+
+    #[test]
+    fn a_request_joins_the_next_batch_only_while_a_call_is_in_flight() {
+        let q = Writes::new(1);
+        // Idle peer: given back.
+        assert_eq!(q.join_if_busy("p", ("a", 1)).unwrap_err(), ("a", 1));
+        assert!(matches!(q.enqueue("p", || ("b", 2)), Turn::SendNow));
+        let _c = q.join_if_busy("p", ("c", 3)).unwrap();
+        let batch = q.finished("p").unwrap();
+        assert_eq!(batch.iter().map(|w| w.request.0).collect::<Vec<_>>(), ["c"]);
     }
 
     #[test]

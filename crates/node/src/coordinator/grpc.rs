@@ -366,7 +366,8 @@ impl Batcher {
         }
     }
 
-    /// A read of `key` from the peer at `address` for read repair only: it waits up to
+    /// A read of `key` from the peer at `address` for read repair only: it joins the next
+    /// batch of reads to that peer when one is in flight, else waits up to
     /// [`super::REPAIR_READ_DELAY`] for others to the same peer and leaves with them in one
     /// call, rather than costing a call of its own (both ends of a lone call cost about as
     /// much as the client's request that caused it).
@@ -376,6 +377,11 @@ impl Batcher {
         address: String,
         key: String,
     ) -> Result<Siblings> {
+        // A peer with a read call in flight gets one more soon: ride along in it.
+        let key = match self.reads.join_if_busy(&address, key) {
+            Ok(answer) => return super::batching::answer(answer).await,
+            Err(key) => key,
+        };
         let (answer, first) = self.repair_reads.add(&address, key);
         if first {
             let batcher = Arc::clone(&self);
