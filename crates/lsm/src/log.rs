@@ -262,10 +262,9 @@ impl LogWriter {
             self.offset = end;
             self.zeroed = self.zeroed.max(end);
         } else {
-            let buf = std::mem::take(&mut self.buf);
-            let written = self.write_at(&buf, self.offset);
-            self.buf = buf;
-            written?;
+            // Beyond the mapping: `pwrite`, first growing the file with zeros when pre-zeroing.
+            let zeros = self.plan_write(self.offset, n);
+            write_records(&self.file, &self.path, &self.buf, self.offset, zeros)?;
             self.offset = end;
         }
         Ok(n)
@@ -286,29 +285,31 @@ impl LogWriter {
         zeros
     }
 
-    /// Writes `bytes` at `at` with `pwrite`, first growing the file with zeros ahead of the
-    /// tail when pre-zeroing.
-    fn write_at(&mut self, bytes: &[u8], at: u64) -> Result<()> {
+    /// Takes the records held for a sync (none: `None`), to be written where the caller says.
+    fn take_held(&mut self) -> Option<HeldWrite> {
+        if self.held.is_empty() {
+            return None;
+        }
+        let next = Vec::with_capacity(self.held.len().min(HELD_KEEP));
+        let bytes = std::mem::replace(&mut self.held, next);
+        let at = self.offset - bytes.len() as u64;
         let zeros = self.plan_write(at, bytes.len() as u64);
-        write_records(&self.file, &self.path, bytes, at, zeros)
+        self.in_flight.start();
+        Some(HeldWrite {
+            bytes,
+            at,
+            zeros,
+            in_flight: Arc::clone(&self.in_flight),
+        })
     }
 
     /// Writes the records held for a sync here and now. On failure the caller stops the log:
     /// what part of them reached the file is unknown.
     fn write_held(&mut self) -> Result<()> {
-        if self.held.is_empty() {
-            return Ok(());
+        match self.take_held() {
+            Some(w) => w.write(&self.file, &self.path),
+            None => Ok(()),
         }
-        let held = std::mem::take(&mut self.held);
-        let at = self.offset - held.len() as u64;
-        let written = self.write_at(&held, at);
-        self.held = held;
-        written?;
-        self.held.clear();
-        if self.held.capacity() > HELD_KEEP {
-            self.held = Vec::new();
-        }
-        Ok(())
     }
 
     /// Makes every appended record durable (stores through the mapping included: they are the
@@ -325,19 +326,7 @@ impl LogWriter {
     /// without syncing) before the next sync of this writer is taken.
     pub(crate) fn begin_sync(&mut self) -> PendingSync {
         self.prezero |= self.prezero_after_sync;
-        let write = (!self.held.is_empty()).then(|| {
-            let next = Vec::with_capacity(self.held.len().min(HELD_KEEP));
-            let bytes = std::mem::replace(&mut self.held, next);
-            let at = self.offset - bytes.len() as u64;
-            let zeros = self.plan_write(at, bytes.len() as u64);
-            self.in_flight.start();
-            HeldWrite {
-                bytes,
-                at,
-                zeros,
-                in_flight: Arc::clone(&self.in_flight),
-            }
-        });
+        let write = self.take_held();
         PendingSync {
             file: Arc::clone(&self.file),
             path: self.path.clone(),
@@ -388,13 +377,20 @@ struct HeldWrite {
     in_flight: Arc<InFlight>,
 }
 
+impl HeldWrite {
+    /// Writes the records (after their zeros), and tells writers waiting for it that it ended.
+    fn write(self, file: &File, path: &Path) -> Result<()> {
+        let written = write_records(file, path, &self.bytes, self.at, self.zeros);
+        self.in_flight.finish();
+        written
+    }
+}
+
 impl PendingSync {
     /// Writes the records it took, then syncs the file.
     pub(crate) fn run(mut self) -> Result<()> {
         if let Some(w) = self.write.take() {
-            let written = write_records(&self.file, &self.path, &w.bytes, w.at, w.zeros);
-            w.in_flight.finish();
-            written?;
+            w.write(&self.file, &self.path)?;
         }
         self.file.sync_data().at(&self.path)
     }
@@ -404,11 +400,10 @@ impl Drop for PendingSync {
     /// A sync dropped without running still writes its records (as an append that is not
     /// synced would have been), so the file has no hole and waiting writers go on.
     fn drop(&mut self) {
-        if let Some(w) = self.write.take() {
-            if let Err(e) = write_records(&self.file, &self.path, &w.bytes, w.at, w.zeros) {
-                tracing::warn!(error = %e, "writing a dropped sync's records failed");
-            }
-            w.in_flight.finish();
+        if let Some(w) = self.write.take()
+            && let Err(e) = w.write(&self.file, &self.path)
+        {
+            tracing::warn!(error = %e, "writing a dropped sync's records failed");
         }
     }
 }

@@ -400,9 +400,9 @@ pub async fn run_bench(
                 deadline,
                 Arc::clone(stop),
             )?;
-            (starts.into_iter().map(Some).collect(), Some(thread))
+            (starts.into_iter(), Some(thread))
         }
-        None => (Vec::new(), None),
+        None => (Vec::new().into_iter(), None),
     };
     for worker in 0..config.concurrency {
         let client = clients[worker % clients.len()].clone();
@@ -416,7 +416,8 @@ pub async fn run_bench(
         let live = Arc::clone(&live);
         let stop = Arc::clone(stop);
         let consistency = config.consistency;
-        let schedule = starts.get_mut(worker).and_then(Option::take);
+        // Open loop: worker w's receiver is the pacer's w-th.
+        let schedule = starts.next();
         workers.spawn(async move {
             run_worker(
                 client,

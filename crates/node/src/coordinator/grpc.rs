@@ -127,6 +127,32 @@ impl GrpcTransport {
     }
 }
 
+impl GrpcTransport {
+    /// `to`'s versions of `key`: the local store directly, a peer in its read batches, or,
+    /// for read repair only (`repair`), in its gathered repair reads.
+    fn read_from(
+        &self,
+        to: &str,
+        key: &str,
+        repair: bool,
+    ) -> impl Future<Output = Result<Siblings>> + Send + 'static {
+        let route = self.route(to);
+        let (store, batcher) = (self.store.clone(), Arc::clone(&self.batcher));
+        let key = key.to_string();
+        async move {
+            match route? {
+                Route::Local => store.read(key).await,
+                Route::Remote { client, address } if repair => {
+                    batcher.repair_read(client, address, key).await
+                }
+                Route::Remote { client, address } => {
+                    batcher.call::<Reads>(client, address, key).await
+                }
+            }
+        }
+    }
+}
+
 impl Transport for GrpcTransport {
     fn write(
         &self,
@@ -154,17 +180,7 @@ impl Transport for GrpcTransport {
     }
 
     fn read(&self, to: &str, key: &str) -> impl Future<Output = Result<Siblings>> + Send + 'static {
-        let route = self.route(to);
-        let (store, batcher) = (self.store.clone(), Arc::clone(&self.batcher));
-        let key = key.to_string();
-        async move {
-            match route? {
-                Route::Local => store.read(key).await,
-                Route::Remote { client, address } => {
-                    batcher.call::<Reads>(client, address, key).await
-                }
-            }
-        }
+        self.read_from(to, key, false)
     }
 
     fn repair_read(
@@ -172,17 +188,7 @@ impl Transport for GrpcTransport {
         to: &str,
         key: &str,
     ) -> impl Future<Output = Result<Siblings>> + Send + 'static {
-        let route = self.route(to);
-        let (store, batcher) = (self.store.clone(), Arc::clone(&self.batcher));
-        let key = key.to_string();
-        async move {
-            match route? {
-                Route::Local => store.read(key).await,
-                Route::Remote { client, address } => {
-                    batcher.repair_read(client, address, key).await
-                }
-            }
-        }
+        self.read_from(to, key, true)
     }
 
     fn hint(
