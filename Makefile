@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BUILD_DIR ?= build
 
-.PHONY: all build run dev-cluster test-cluster stop-cluster test test-heavy bench bench-engine bench-engine-full bench-cluster bench-peers docker-binaries docker-build docker-run docker-stop test-docker check-deploy certs fmt lint clean
+.PHONY: all build run dev-cluster test-cluster stop-cluster test test-heavy fuzz miri bench bench-engine bench-engine-full bench-cluster bench-peers docker-binaries docker-build docker-run docker-stop test-docker check-deploy certs fmt lint clean
 
 all: build
 
@@ -37,6 +37,16 @@ test-heavy:
 	DISTKV_CRASH_CYCLES=50 $(CARGO) test --release -p distkv-lsm --test crash
 	PROPTEST_CASES=1000 $(CARGO) test --release -p distkv-lsm --test model
 	GOSSIP_SIM_CRASH_NODES=1000 $(CARGO) test --release -p distkv-cluster --test gossip_sim -- --nocapture
+
+## fuzz: every decoder under libFuzzer for FUZZ_SECONDS each (default 60; nightly toolchain and cargo-fuzz; `make test` replays the corpus)
+fuzz:
+	scripts/fuzz.sh
+
+## miri: the memtable's `unsafe` under Miri where Miri can run it, and its tests under AddressSanitizer (nightly with miri and rust-src)
+miri:
+	MIRIFLAGS=-Zmiri-strict-provenance $(CARGO) +nightly miri test -p distkv-lsm --lib memtable::tests::an_ikey_is_the_slice_it_was_made_from
+	RUSTFLAGS=-Zsanitizer=address RUSTDOCFLAGS=-Zsanitizer=address CARGO_TARGET_DIR=target/asan \
+		$(CARGO) +nightly test -Zbuild-std --target x86_64-unknown-linux-gnu -p distkv-lsm --lib memtable
 
 ## bench: the quick engine benchmark against fjall (and RocksDB when installed)
 bench: bench-engine

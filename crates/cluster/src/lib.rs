@@ -54,6 +54,9 @@ mod codec;
 pub mod coordinator;
 pub mod error;
 pub mod failure;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gossip;
 pub mod membership;
 pub mod merkle;

@@ -164,7 +164,8 @@ pub(crate) fn for_each_entry<'a>(
             ValueKind::Delete => &[],
         };
         f(BatchEntry {
-            seq: header.base_seq + i,
+            // A count that runs the sequence past the largest number is damage.
+            seq: header.base_seq.checked_add(i)?,
             kind,
             key,
             value,

@@ -33,6 +33,13 @@ pub(crate) fn put_bytes(buf: &mut Vec<u8>, b: &[u8]) {
     buf.extend_from_slice(b);
 }
 
+/// True when a stored checksum matches the one computed. Fuzzing builds (`--cfg fuzzing`, which
+/// cargo-fuzz sets) take every checksum as matching, so that the fuzzer reaches the decoders
+/// behind them; no other build does.
+pub(crate) fn checksum_matches(stored: u32, computed: u32) -> bool {
+    stored == computed || cfg!(fuzzing)
+}
+
 pub(crate) fn u32_at(buf: &[u8], at: usize) -> Option<u32> {
     let b = buf.get(at..at.checked_add(4)?)?;
     Some(u32::from_le_bytes(b.try_into().ok()?))

@@ -40,6 +40,9 @@ mod coding;
 pub mod compaction;
 mod db;
 mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod iter;
 mod log;
 mod memtable;

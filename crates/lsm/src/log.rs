@@ -24,7 +24,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::coding::{u32_at, u64_at};
+use crate::coding::{checksum_matches, u32_at, u64_at};
 use crate::error::{CorruptionKind, Error, IoContext, Result};
 
 pub(crate) const HEADER_LEN: usize = 16;
@@ -433,12 +433,24 @@ pub(crate) fn read_log(
     path: &Path,
     log_number: u64,
     mode: TailMode,
-    mut f: impl FnMut(&[u8], u64) -> Result<()>,
+    f: impl FnMut(&[u8], u64) -> Result<()>,
 ) -> Result<LogEnd> {
     let data = std::fs::read(path).at(path)?;
+    replay(&data, path, log_number, mode, f)
+}
+
+/// Replays the records in `data`, the contents of the log numbered `log_number` at `path` (named
+/// in errors only), as [`read_log`] does.
+pub(crate) fn replay(
+    data: &[u8],
+    path: &Path,
+    log_number: u64,
+    mode: TailMode,
+    mut f: impl FnMut(&[u8], u64) -> Result<()>,
+) -> Result<LogEnd> {
     let mut pos = 0usize;
     loop {
-        match parse_record(&data, pos, log_number) {
+        match parse_record(data, pos, log_number) {
             Parsed::Record { payload, next } => {
                 f(payload, pos as u64)?;
                 pos = next;
@@ -455,7 +467,7 @@ pub(crate) fn read_log(
                     return Err(Error::corruption(path, pos as u64, reason));
                 }
                 let later = (pos + 1..data.len().saturating_sub(HEADER_LEN - 1))
-                    .any(|at| matches!(parse_record(&data, at, log_number), Parsed::Record { .. }));
+                    .any(|at| matches!(parse_record(data, at, log_number), Parsed::Record { .. }));
                 if later {
                     return Err(Error::corruption(path, pos as u64, reason));
                 }
@@ -513,7 +525,7 @@ fn parse_record(data: &[u8], pos: usize, log_number: u64) -> Parsed<'_> {
     }
     let payload = &rest[HEADER_LEN..HEADER_LEN + len];
     let computed = record_crc(&rest[4..HEADER_LEN], payload);
-    if computed != stored {
+    if !checksum_matches(stored, computed) {
         return Parsed::Bad(CorruptionKind::ChecksumMismatch { stored, computed });
     }
     Parsed::Record {

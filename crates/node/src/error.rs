@@ -71,6 +71,15 @@ pub enum NodeError {
         bytes: usize,
         max: usize,
     },
+    /// The member table kept in the data directory is damaged.
+    #[error(
+        "member table in {dir}: {source} (restore it from a backup, or remove it to start this node with its default tokens)",
+        dir = .dir.display()
+    )]
+    MemberTable {
+        dir: std::path::PathBuf,
+        source: crate::members_file::MembersFileError,
+    },
     /// A backup could not be made; the reason names the name or file at fault.
     #[error("{0}")]
     Backup(String),
@@ -135,9 +144,10 @@ impl NodeError {
             NodeError::WrongState(_) | NodeError::TooFewNodes { .. } | NodeError::StillAlive(_) => {
                 Status::failed_precondition(self.to_string())
             }
-            NodeError::Storage(_) | NodeError::CorruptVersions { .. } | NodeError::Tls(_) => {
-                Status::internal(self.to_string())
-            }
+            NodeError::Storage(_)
+            | NodeError::CorruptVersions { .. }
+            | NodeError::Tls(_)
+            | NodeError::MemberTable { .. } => Status::internal(self.to_string()),
         }
     }
 }

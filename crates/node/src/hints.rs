@@ -65,11 +65,7 @@ impl HintStore {
         let mut id = target.as_bytes().to_vec();
         id.push(0);
         id.extend_from_slice(format!("{seq:020}").as_bytes());
-        let mut value = Vec::new();
-        value.extend_from_slice(&(key.len() as u32).to_le_bytes());
-        value.extend_from_slice(key.as_bytes());
-        value.extend_from_slice(&versions.encode());
-        self.db.put(&id, &value)?;
+        self.db.put(&id, &encode_hint(key, versions))?;
         Ok(())
     }
 
@@ -157,7 +153,17 @@ fn parse_seq(b: &[u8]) -> Option<u64> {
     std::str::from_utf8(b).ok()?.parse().ok()
 }
 
-fn decode_hint(value: &[u8]) -> Option<(String, Siblings)> {
+/// A hint's stored value: the key's length (u32, little-endian), the key, its encoded versions.
+pub(crate) fn encode_hint(key: &str, versions: &Siblings) -> Vec<u8> {
+    let mut value = Vec::new();
+    value.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    value.extend_from_slice(key.as_bytes());
+    value.extend_from_slice(&versions.encode());
+    value
+}
+
+/// [`encode_hint`]'s key and versions; `None` for anything else.
+pub(crate) fn decode_hint(value: &[u8]) -> Option<(String, Siblings)> {
     let len = u32::from_le_bytes(value.get(..4)?.try_into().ok()?) as usize;
     let key = std::str::from_utf8(value.get(4..4 + len)?)
         .ok()?

@@ -11,8 +11,12 @@ pub mod config;
 pub mod conn;
 pub mod coordinator;
 pub mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hints;
 pub mod http;
+pub mod members_file;
 pub mod membership;
 pub mod metrics;
 pub mod node;

@@ -14,7 +14,6 @@
 //! ranges in first, [`crate::streaming`]); a new node without seeds starts a cluster.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,10 +26,11 @@ use distkv_proto::internal;
 
 use crate::config::NodeConfig;
 use crate::error::{NodeError, Result};
+use crate::members_file;
 use crate::node::Node;
 
 /// Where the member table is kept between runs.
-pub const MEMBERS_FILE: &str = "members.pb";
+pub use crate::members_file::MEMBERS_FILE;
 
 /// The rings requests use, rebuilt whenever a record changes.
 #[derive(Clone, Debug, Default)]
@@ -124,38 +124,6 @@ pub fn initial_state(cfg: &NodeConfig, saved: Option<&Member>, now_ms: u64) -> M
         state,
         tokens,
     )
-}
-
-/// The member table saved by an earlier run.
-pub fn load_members(dir: &Path) -> Option<Vec<Member>> {
-    let path = dir.join(MEMBERS_FILE);
-    let bytes = std::fs::read(&path).ok()?;
-    match <internal::MembershipState as prost::Message>::decode(bytes.as_slice()) {
-        Ok(state) => Some(
-            state
-                .members
-                .into_iter()
-                .filter_map(|m| member_from_proto(m).ok())
-                .collect(),
-        ),
-        Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "ignoring an unreadable member table");
-            None
-        }
-    }
-}
-
-fn save_members(dir: &Path, local_id: &str, table: &Membership) {
-    let state = internal::MembershipState {
-        sender_id: local_id.to_string(),
-        members: table.members().map(member_to_proto).collect(),
-    };
-    let path = dir.join(MEMBERS_FILE);
-    let tmp = path.with_extension("tmp");
-    let bytes = prost::Message::encode_to_vec(&state);
-    if let Err(e) = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, &path)) {
-        tracing::warn!(path = %path.display(), error = %e, "could not save the member table");
-    }
 }
 
 // ---- protobuf conversions (the rest of the node sees only domain types) ----
@@ -601,7 +569,9 @@ impl Node {
             }
             *current = rings;
             drop(current);
-            save_members(&self.cfg.data_dir, &self.cfg.node_id, &table);
+            if let Err(e) = members_file::save(&self.cfg.data_dir, &self.cfg.node_id, &table) {
+                tracing::warn!(error = %e, "could not save the member table");
+            }
             if local_state == MemberState::Joining
                 && *self.local_state.borrow() != MemberState::Joining
             {

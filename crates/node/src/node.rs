@@ -52,7 +52,8 @@ use crate::coordinator::grpc::{GrpcTransport, StoreReplica};
 use crate::coordinator::{self, Coordinator, Placement, Write};
 use crate::error::{NodeError, Result};
 use crate::hints::HintStore;
-use crate::membership::{Rings, gossip_config, initial_state, load_members};
+use crate::members_file;
+use crate::membership::{Rings, gossip_config, initial_state};
 use crate::ops::{Op, Operations};
 use crate::peers::Peers;
 use crate::repair::MerkleSessions;
@@ -156,7 +157,12 @@ impl Node {
         let hints = HintStore::open(&cfg.data_dir.join("hints"))?;
         // Remember the members of the last run, so a restarted node finds its cluster again
         // even without seeds, and carries on in the state it was in.
-        let saved = load_members(&cfg.data_dir).unwrap_or_default();
+        let saved = members_file::load(&cfg.data_dir)
+            .map_err(|source| NodeError::MemberTable {
+                dir: cfg.data_dir.clone(),
+                source,
+            })?
+            .unwrap_or_default();
         let saved_self = saved.iter().find(|m| m.id == cfg.node_id);
         let rejoining = saved_self.is_some_and(|m| m.state == MemberState::Left);
         let local = initial_state(&cfg, saved_self, now_ms());

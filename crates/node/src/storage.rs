@@ -99,7 +99,7 @@ pub fn versions_digest(versions: &Siblings) -> u64 {
 /// key limit must leave room for them.
 pub const INDEX_KEY_OVERHEAD: usize = 9;
 
-fn index_key(token: Token, key: &str) -> Vec<u8> {
+pub(crate) fn index_key(token: Token, key: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(INDEX_KEY_OVERHEAD + key.len());
     k.push(INDEX_PREFIX);
     k.extend_from_slice(&token.to_be_bytes());
@@ -107,7 +107,7 @@ fn index_key(token: Token, key: &str) -> Vec<u8> {
     k
 }
 
-fn index_value(versions: &Siblings) -> [u8; 16] {
+pub(crate) fn index_value(versions: &Siblings) -> [u8; 16] {
     let mut v = [0u8; 16];
     v[..8].copy_from_slice(&versions_digest(versions).to_le_bytes());
     let tombstone_ms = if versions.is_deleted() {
@@ -125,7 +125,10 @@ fn index_value(versions: &Siblings) -> [u8; 16] {
     v
 }
 
-fn parse_index(k: &[u8], v: &[u8]) -> Option<IndexEntry> {
+pub(crate) fn parse_index(k: &[u8], v: &[u8]) -> Option<IndexEntry> {
+    if k.first() != Some(&INDEX_PREFIX) {
+        return None;
+    }
     let token = u64::from_be_bytes(k.get(1..9)?.try_into().ok()?);
     let key = std::str::from_utf8(k.get(9..)?).ok()?.to_string();
     let digest = u64::from_le_bytes(v.get(..8)?.try_into().ok()?);

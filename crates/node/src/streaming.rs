@@ -67,7 +67,7 @@ pub struct StreamPlan {
 }
 
 impl StreamPlan {
-    fn to_proto(&self) -> internal::StreamPlan {
+    pub(crate) fn to_proto(&self) -> internal::StreamPlan {
         internal::StreamPlan {
             kind: self.kind.clone(),
             tasks: self
@@ -88,7 +88,7 @@ impl StreamPlan {
         }
     }
 
-    fn from_proto(p: internal::StreamPlan) -> StreamPlan {
+    pub(crate) fn from_proto(p: internal::StreamPlan) -> StreamPlan {
         StreamPlan {
             kind: p.kind,
             tasks: p

@@ -14,7 +14,7 @@ use super::{
     MAGIC, Properties, bloom,
 };
 use crate::cache::BlockCache;
-use crate::coding::{u32_at, u64_at};
+use crate::coding::{checksum_matches, u32_at, u64_at};
 use crate::db::Probe;
 use crate::error::{CorruptionKind, Error, IoContext, Result};
 use crate::iter::InternalIterator;
@@ -77,7 +77,7 @@ impl Table {
         }
         let stored = u32_at(&footer, 52).unwrap_or(0);
         let computed = crc32c::crc32c(&footer[..52]);
-        if stored != computed {
+        if !checksum_matches(stored, computed) {
             return Err(corrupt(
                 footer_at,
                 CorruptionKind::ChecksumMismatch { stored, computed },
@@ -196,7 +196,7 @@ impl Table {
         let kind = buf[n];
         let stored = u32_at(&buf, n + 1).unwrap_or(0);
         let computed = crc32c::crc32c(&buf[..n + 1]);
-        if stored != computed {
+        if !checksum_matches(stored, computed) {
             return Err(corrupt(CorruptionKind::ChecksumMismatch {
                 stored,
                 computed,
@@ -205,7 +205,7 @@ impl Table {
         buf.truncate(n);
         match kind {
             COMPRESSION_NONE => Ok(Bytes::from(buf)),
-            COMPRESSION_LZ4 => lz4_flex::block::decompress_size_prepended(&buf)
+            COMPRESSION_LZ4 => decompress_lz4(&buf)
                 .map(Bytes::from)
                 .map_err(|_| corrupt(CorruptionKind::Malformed("lz4 block"))),
             _ => Err(corrupt(CorruptionKind::Malformed("compression type"))),
@@ -353,6 +353,22 @@ impl Drop for Table {
             }
         }
     }
+}
+
+/// Most bytes one byte of LZ4 block data can stand for: a match's length grows by at most 255
+/// per byte of its length extension.
+const LZ4_MAX_EXPANSION: usize = 255;
+
+/// An LZ4 block with its uncompressed size prepended (u32, little-endian), as the builder
+/// stores it. The size is checked against what the compressed bytes can possibly expand to
+/// before anything is allocated for it, so a damaged size is an error, not a huge allocation.
+fn decompress_lz4(stored: &[u8]) -> std::result::Result<Vec<u8>, ()> {
+    let size = u32_at(stored, 0).ok_or(())? as usize;
+    let compressed = &stored[4..];
+    if size > compressed.len().saturating_mul(LZ4_MAX_EXPANSION) {
+        return Err(());
+    }
+    lz4_flex::block::decompress(compressed, size).map_err(drop)
 }
 
 /// Iterates a table's entries in order.
@@ -551,5 +567,23 @@ impl InternalIterator for LevelIter {
 
     fn take_error(&mut self) -> Option<Error> {
         self.error.take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lz4_blocks_decompress_and_a_damaged_size_allocates_nothing() {
+        let raw = vec![7u8; 10_000];
+        let stored = lz4_flex::block::compress_prepend_size(&raw);
+        assert!(stored.len() < 100, "a run compresses well");
+        assert_eq!(decompress_lz4(&stored), Ok(raw));
+        // Four bytes that claim 4 GiB: refused before any allocation.
+        let mut huge = stored.clone();
+        huge[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(decompress_lz4(&huge), Err(()));
+        assert_eq!(decompress_lz4(&[1, 2]), Err(()));
     }
 }
