@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::error::{NodeError, Result};
+use crate::error::{BackupError, NodeError, Result};
 use crate::membership::MEMBERS_FILE;
 use crate::node::Node;
 
@@ -54,28 +54,29 @@ pub struct BackupInfo {
 
 /// Checks a backup name: 1 to 100 letters, digits, `.`, `_` and `-`, not starting with `.`,
 /// and not ending in `.partial` (the suffix of backups being written).
-pub fn validate_name(name: &str) -> std::result::Result<(), String> {
+pub fn validate_name(name: &str) -> std::result::Result<(), BackupError> {
     if name.is_empty() {
-        return Err("a backup name must not be empty".into());
+        return Err(BackupError::EmptyName);
     }
     if name.len() > MAX_NAME_LEN {
-        return Err(format!(
-            "backup name is {} characters, the limit is {MAX_NAME_LEN}",
-            name.len()
-        ));
+        return Err(BackupError::NameTooLong {
+            len: name.len(),
+            max: MAX_NAME_LEN,
+        });
     }
-    if let Some(c) = name
+    if let Some(found) = name
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
     {
-        return Err(format!(
-            "backup name {name:?} has {c:?}: use letters, digits, '.', '_' and '-'"
-        ));
+        return Err(BackupError::BadCharacter {
+            name: name.to_string(),
+            found,
+        });
     }
     if name.starts_with('.') || name.ends_with(".partial") {
-        return Err(format!(
-            "backup name {name:?} must not start with '.' or end in '.partial'"
-        ));
+        return Err(BackupError::ReservedName {
+            name: name.to_string(),
+        });
     }
     Ok(())
 }
@@ -114,8 +115,12 @@ impl From<&distkv_lsm::Checkpoint> for Part {
     }
 }
 
-fn io_error(path: &Path, e: std::io::Error) -> NodeError {
-    NodeError::Backup(format!("{}: {e}", path.display()))
+fn io_error(path: &Path, source: std::io::Error) -> NodeError {
+    BackupError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+    .into()
 }
 
 /// Removes what backups cut short by a crash left in `root` (`<name>.partial`): their hard
@@ -153,7 +158,7 @@ impl Node {
             Some(n) => n,
             None => default_name(now),
         };
-        validate_name(&name).map_err(NodeError::Backup)?;
+        validate_name(&name)?;
         let node = Arc::clone(self);
         tokio::task::spawn_blocking(move || node.write_backup(&name, now))
             .await
@@ -167,10 +172,11 @@ impl Node {
         let root = data_dir.join(BACKUPS_DIR);
         let dest = root.join(name);
         if dest.exists() {
-            return Err(NodeError::Backup(format!(
-                "a backup named {name:?} already exists at {}",
-                dest.display()
-            )));
+            return Err(BackupError::Exists {
+                name: name.to_string(),
+                path: dest,
+            }
+            .into());
         }
         remove_partial_backups(&root)?;
         let partial = root.join(format!("{name}.partial"));
@@ -236,8 +242,7 @@ impl Node {
             storage: Part::from(&storage),
             hints: Part::from(&hints),
         };
-        let json = serde_json::to_vec_pretty(&description)
-            .map_err(|e| NodeError::Backup(format!("describing the backup: {e}")))?;
+        let json = serde_json::to_vec_pretty(&description).map_err(BackupError::Describe)?;
         let desc = dir.join(DESCRIPTION_FILE);
         std::fs::write(&desc, json).map_err(|e| io_error(&desc, e))?;
         sync_path(&desc)?;
@@ -258,7 +263,11 @@ mod tests {
             assert!(validate_name(bad).is_err(), "{bad:?} accepted");
         }
         let long = validate_name(&"a".repeat(MAX_NAME_LEN + 1)).unwrap_err();
-        assert!(long.contains("limit is 100"), "{long}");
+        assert!(
+            matches!(long, BackupError::NameTooLong { len: 101, max: 100 }),
+            "{long}"
+        );
+        assert!(long.to_string().contains("limit is 100"), "{long}");
     }
 
     #[test]

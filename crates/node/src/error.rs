@@ -16,7 +16,7 @@ pub enum NodeError {
     #[error("batch has {items} items, the limit is {max}")]
     BatchTooLarge { items: usize, max: usize },
     #[error("invalid causal context: {0}")]
-    BadContext(String),
+    BadContext(#[from] distkv_cluster::DecodeError),
     #[error(transparent)]
     Quorum(#[from] QuorumError),
     #[error("no replicas: the ring is empty")]
@@ -36,9 +36,9 @@ pub enum NodeError {
     UnknownNode(String),
     #[error("node is shutting down")]
     ShuttingDown,
-    /// A peer sent something that makes no sense.
+    /// A peer sent something that makes no sense, or a request this node cannot act on.
     #[error("bad message: {0}")]
-    BadMessage(String),
+    BadMessage(#[from] BadMessage),
     #[error("a node cannot remove itself: decommission it instead")]
     RemoveSelf,
     /// The request does not fit a node's state in the ring.
@@ -59,8 +59,11 @@ pub enum NodeError {
     #[error("TLS: {0}")]
     Tls(#[from] distkv_tls::TlsError),
     /// Data streaming or repair with some peers failed (each named with its reason).
-    #[error("streaming failed: {0}")]
-    Streaming(String),
+    #[error("streaming failed: {}", PeerErrors(.failures))]
+    Streaming {
+        /// Each peer that failed, and why.
+        failures: Vec<(String, NodeError)>,
+    },
     /// The concurrent versions of one key together outgrow what a replica stores.
     #[error(
         "key {key:?} would hold {versions} concurrent versions of {bytes} bytes, more than the {max} a replica stores: resolve them with a put carrying the context of a get"
@@ -81,8 +84,71 @@ pub enum NodeError {
         source: crate::members_file::MembersFileError,
     },
     /// A backup could not be made; the reason names the name or file at fault.
-    #[error("{0}")]
-    Backup(String),
+    #[error(transparent)]
+    Backup(#[from] BackupError),
+}
+
+/// Something a peer sent that makes no sense, or a request a node cannot act on.
+#[derive(Debug, thiserror::Error)]
+pub enum BadMessage {
+    #[error("member state {0}")]
+    UnknownMemberState(u32),
+    #[error("member without a node id")]
+    MemberWithoutId,
+    #[error("empty gossip update")]
+    EmptyGossipUpdate,
+    #[error("the node at {address} did not tell who it is")]
+    Anonymous { address: String },
+    #[error("the node at {address} is {found}, not {expected}")]
+    WrongNode {
+        address: String,
+        found: String,
+        expected: String,
+    },
+    #[error("no such tree nodes at level {level}")]
+    NoTreeNodes { level: usize },
+    #[error("a write cannot be forwarded to this node itself ({node})")]
+    ForwardToSelf { node: String },
+}
+
+/// Why a backup could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("a backup name must not be empty")]
+    EmptyName,
+    #[error("backup name is {len} characters, the limit is {max}")]
+    NameTooLong { len: usize, max: usize },
+    #[error("backup name {name:?} has {found:?}: use letters, digits, '.', '_' and '-'")]
+    BadCharacter { name: String, found: char },
+    #[error("backup name {name:?} must not start with '.' or end in '.partial'")]
+    ReservedName { name: String },
+    #[error("a backup named {name:?} already exists at {}", .path.display())]
+    Exists {
+        name: String,
+        path: std::path::PathBuf,
+    },
+    #[error("{}: {source}", .path.display())]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("describing the backup: {0}")]
+    Describe(#[from] serde_json::Error),
+}
+
+/// Peers and their errors, shown as `peer: error; peer: error`.
+struct PeerErrors<'a>(&'a [(String, NodeError)]);
+
+impl std::fmt::Display for PeerErrors<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (peer, error)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{peer}: {error}")?;
+        }
+        Ok(())
+    }
 }
 
 /// How a call to another node failed.
@@ -106,12 +172,71 @@ pub enum PeerFailure {
     BadReply(String),
 }
 
+impl PeerFailure {
+    /// True when a later call may succeed: the peer was unreachable, slow or refused for a
+    /// reason of the moment (unavailable, busy, timed out on its side).
+    pub fn is_retryable(&self) -> bool {
+        use tonic::Code;
+        match self {
+            PeerFailure::Unreachable(_) | PeerFailure::BackingOff(_) | PeerFailure::TimedOut => {
+                true
+            }
+            PeerFailure::Refused { code, .. } => matches!(
+                code,
+                Code::Unavailable
+                    | Code::ResourceExhausted
+                    | Code::DeadlineExceeded
+                    | Code::Aborted
+            ),
+            PeerFailure::BadAddress(_) | PeerFailure::BadReply(_) => false,
+        }
+    }
+}
+
 impl NodeError {
     /// A peer's reply that did not decode.
     pub fn bad_reply(peer: &str, reason: impl std::fmt::Display) -> NodeError {
         NodeError::Peer {
             peer: peer.to_string(),
             failure: PeerFailure::BadReply(reason.to_string()),
+        }
+    }
+
+    /// True when the same request may succeed if it is made again, after a moment or on
+    /// another node: a quorum or peer that was not there, a busy, joining or stopping node.
+    /// False for what a retry cannot change: bad input, a refusal by the cluster's state, a
+    /// damaged file.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            NodeError::Quorum(_)
+            | NodeError::PeerDown(_)
+            | NodeError::ShuttingDown
+            | NodeError::NoSource
+            | NodeError::Busy { .. }
+            | NodeError::Joining { .. }
+            // The forwarding node checked the request before it forwarded it: what fails on
+            // the replica is the cluster's (its quorum, its load).
+            | NodeError::Coordinator { .. } => true,
+            NodeError::Peer { failure, .. } => failure.is_retryable(),
+            NodeError::Streaming { failures, .. } => failures.iter().all(|(_, e)| e.is_retryable()),
+            NodeError::EmptyKey
+            | NodeError::KeyTooLarge { .. }
+            | NodeError::ValueTooLarge { .. }
+            | NodeError::BatchTooLarge { .. }
+            | NodeError::BadContext(_)
+            | NodeError::EmptyRing
+            | NodeError::Storage(_)
+            | NodeError::CorruptVersions { .. }
+            | NodeError::UnknownNode(_)
+            | NodeError::BadMessage(_)
+            | NodeError::RemoveSelf
+            | NodeError::WrongState(_)
+            | NodeError::StillAlive(_)
+            | NodeError::TooFewNodes { .. }
+            | NodeError::Tls(_)
+            | NodeError::TooManyVersions { .. }
+            | NodeError::MemberTable { .. }
+            | NodeError::Backup(_) => false,
         }
     }
 
@@ -135,7 +260,7 @@ impl NodeError {
             NodeError::UnknownNode(_) => Status::not_found(self.to_string()),
             NodeError::ShuttingDown
             | NodeError::NoSource
-            | NodeError::Streaming(_)
+            | NodeError::Streaming { .. }
             | NodeError::Joining { .. } => Status::unavailable(self.to_string()),
             NodeError::BadMessage(_) | NodeError::RemoveSelf => {
                 Status::invalid_argument(self.to_string())
@@ -149,5 +274,61 @@ impl NodeError {
             | NodeError::Tls(_)
             | NodeError::MemberTable { .. } => Status::internal(self.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn down(peer: &str) -> (String, NodeError) {
+        (peer.to_string(), NodeError::PeerDown(peer.to_string()))
+    }
+
+    #[test]
+    fn what_a_retry_can_change_is_retryable() {
+        let quorum = NodeError::Quorum(QuorumError::NotReached {
+            required: 2,
+            acked: 1,
+            failures: Vec::new(),
+        });
+        assert!(quorum.is_retryable());
+        assert!(NodeError::Busy { limit: 5 }.is_retryable());
+        let timed_out = NodeError::Peer {
+            peer: "n2".into(),
+            failure: PeerFailure::TimedOut,
+        };
+        assert!(timed_out.is_retryable());
+        let refused = |code| NodeError::Peer {
+            peer: "n2".into(),
+            failure: PeerFailure::Refused {
+                code,
+                message: "no".into(),
+            },
+        };
+        assert!(refused(tonic::Code::Unavailable).is_retryable());
+        assert!(!refused(tonic::Code::InvalidArgument).is_retryable());
+        assert!(!NodeError::EmptyKey.is_retryable());
+        assert!(!NodeError::BadMessage(BadMessage::MemberWithoutId).is_retryable());
+        let context = distkv_cluster::VectorClock::decode(&[9]).unwrap_err();
+        assert!(!NodeError::from(context).is_retryable());
+        assert!(!NodeError::from(BackupError::EmptyName).is_retryable());
+    }
+
+    #[test]
+    fn a_streaming_failure_names_each_peer_and_is_retryable_only_if_each_is() {
+        let all_down = NodeError::Streaming {
+            failures: vec![down("n2"), down("n3")],
+        };
+        assert_eq!(
+            all_down.to_string(),
+            "streaming failed: n2: node n2 is down; n3: node n3 is down"
+        );
+        assert!(all_down.is_retryable());
+        let one_bad = NodeError::Streaming {
+            failures: vec![down("n2"), ("n3".into(), NodeError::EmptyKey)],
+        };
+        assert!(!one_bad.is_retryable());
+        assert_eq!(one_bad.to_status().code(), tonic::Code::Unavailable);
     }
 }

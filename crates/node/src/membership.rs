@@ -25,7 +25,7 @@ use distkv_cluster::{
 use distkv_proto::internal;
 
 use crate::config::NodeConfig;
-use crate::error::{NodeError, Result};
+use crate::error::{BadMessage, NodeError, Result};
 use crate::members_file;
 use crate::node::Node;
 
@@ -141,10 +141,9 @@ pub fn member_to_proto(m: &Member) -> internal::Member {
 }
 
 pub fn member_from_proto(m: internal::Member) -> Result<Member> {
-    let state = MemberState::from_u32(m.state)
-        .ok_or_else(|| NodeError::BadMessage(format!("member state {}", m.state)))?;
+    let state = MemberState::from_u32(m.state).ok_or(BadMessage::UnknownMemberState(m.state))?;
     if m.node_id.is_empty() {
-        return Err(NodeError::BadMessage("member without a node id".into()));
+        return Err(BadMessage::MemberWithoutId.into());
     }
     let mut member = Member::new(m.node_id, m.address, m.generation, state, m.tokens);
     member.version = m.version;
@@ -201,7 +200,7 @@ fn updates_from_proto(updates: Vec<internal::GossipUpdate>) -> Result<Vec<Update
                 generation: h.generation,
                 heartbeat: h.heartbeat,
             }),
-            None => Err(NodeError::BadMessage("empty gossip update".into())),
+            None => Err(BadMessage::EmptyGossipUpdate.into()),
         })
         .collect()
 }
@@ -397,14 +396,16 @@ impl Node {
                 Update::Record(m) if m.id == theirs.from => Some(m),
                 _ => None,
             })
-            .ok_or_else(|| {
-                NodeError::BadMessage(format!("the node at {address} did not tell who it is"))
+            .ok_or_else(|| BadMessage::Anonymous {
+                address: address.to_string(),
             })?;
         if them.id != id {
-            return Err(NodeError::BadMessage(format!(
-                "the node at {address} is {}, not {id}",
-                them.id
-            )));
+            return Err(BadMessage::WrongNode {
+                address: address.to_string(),
+                found: them.id,
+                expected: id.to_string(),
+            }
+            .into());
         }
         let known = self.gossip.lock().table().get(id).is_some();
         if them.state.serves_reads() && !known {

@@ -30,7 +30,7 @@ use distkv_cluster::placement::{RangeSet, peers_sharing, shared_ranges};
 use distkv_cluster::{NodeId, Siblings, TokenRange};
 use distkv_proto::internal;
 
-use crate::error::{NodeError, Result};
+use crate::error::{BadMessage, NodeError, Result};
 use crate::membership::range_to_proto;
 use crate::node::Node;
 use crate::storage::Store;
@@ -298,7 +298,7 @@ impl Node {
             .start(kind, format!("comparing with {} peers", peers.len()));
         op.set_steps(peers.len());
         let mut total = SyncStats::default();
-        let mut errors = Vec::new();
+        let mut failures = Vec::new();
         for (peer, ranges) in &peers {
             match self.sync_ranges(peer, ranges).await {
                 Ok(s) => {
@@ -308,12 +308,12 @@ impl Node {
                     total.repaired += s.repaired;
                     op.add(s.repaired, 0);
                 }
-                Err(e) => errors.push(format!("{peer}: {e}")),
+                Err(e) => failures.push((peer.clone(), e)),
             }
             op.step_done();
         }
         self.metrics.ae_rounds.fetch_add(1, Ordering::Relaxed);
-        let result = if errors.is_empty() {
+        let result = if failures.is_empty() {
             self.metrics
                 .ae_last_round_secs
                 .store(now_secs() as u64, Ordering::Relaxed);
@@ -323,7 +323,7 @@ impl Node {
             }
             Ok((total, peers.len()))
         } else {
-            Err(NodeError::Streaming(errors.join("; ")))
+            Err(NodeError::Streaming { failures })
         };
         op.finish(&result);
         result
@@ -459,7 +459,7 @@ impl Node {
             .await?;
         let hashes = tree
             .hashes(level, nodes)
-            .ok_or_else(|| NodeError::BadMessage(format!("no such tree nodes at level {level}")))?;
+            .ok_or(BadMessage::NoTreeNodes { level })?;
         Ok((hashes, tree.entries()))
     }
 

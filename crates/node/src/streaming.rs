@@ -808,14 +808,14 @@ impl Node {
                 Ok((k, _)) => keys += k,
                 Err(e) => {
                     tracing::warn!(target_node = target, error = %e, "re-replication failed");
-                    failed.push(format!("{target}: {e}"));
+                    failed.push((target, e));
                 }
             }
         }
         let result = if failed.is_empty() {
             Ok((id, keys))
         } else {
-            Err(NodeError::Streaming(failed.join("; ")))
+            Err(NodeError::Streaming { failures: failed })
         };
         op.finish(&result);
         result

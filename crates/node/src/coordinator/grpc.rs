@@ -17,7 +17,7 @@ use tonic::transport::Channel;
 
 use super::batching::{CallQueues, Gathered, Queued, Turn};
 use super::{LocalReplica, Transport, Write, WriteContext};
-use crate::error::{NodeError, PeerFailure, Result};
+use crate::error::{BadMessage, NodeError, PeerFailure, Result};
 use crate::hints::HintStore;
 use crate::membership::Rings;
 use crate::peers::Peers;
@@ -236,9 +236,7 @@ impl Transport for GrpcTransport {
                 Route::Remote { client, address } => (client, address),
                 // The coordinator forwards only to other replicas.
                 Route::Local => {
-                    return Err(NodeError::BadMessage(format!(
-                        "a write cannot be forwarded to this node itself ({to})"
-                    )));
+                    return Err(BadMessage::ForwardToSelf { node: to }.into());
                 }
             };
             let mut call = tonic::Request::new(request);

@@ -64,7 +64,7 @@ fn resolve_context(bytes: &[u8], clock: Option<&pb::VectorClock>) -> Result<Writ
     if !bytes.is_empty() {
         return VectorClock::decode(bytes)
             .map(WriteContext::Given)
-            .map_err(|e| NodeError::BadContext(e.to_string()));
+            .map_err(NodeError::BadContext);
     }
     if let Some(c) = clock.filter(|c| !c.clocks.is_empty()) {
         return Ok(WriteContext::Given(VectorClock::from_map(

@@ -323,7 +323,7 @@ impl Replica for ReplicaService {
             } else {
                 WriteContext::Given(
                     distkv_cluster::VectorClock::decode(&r.context)
-                        .map_err(|e| crate::error::NodeError::BadContext(e.to_string()))?,
+                        .map_err(crate::error::NodeError::BadContext)?,
                 )
             };
             let value = (!r.is_delete).then_some(r.value);
