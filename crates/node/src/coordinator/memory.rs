@@ -11,7 +11,7 @@
 //! [`MemCluster::call_timeout`] (a forwarded write: after its own timeout), as a gRPC call with
 //! its deadline does.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,6 +39,9 @@ pub enum Fault {
     LoseReplies,
     /// Calls arrive after the delay (they are applied then) and are answered at once.
     Slow(Duration),
+    /// A bug planted for the simulation checker's own test: replica writes are acknowledged
+    /// and never stored (other calls work).
+    Forgetful,
 }
 
 /// A hint a node keeps for another.
@@ -63,8 +66,9 @@ pub type MemCoordinator = Coordinator<MemTransport, MemReplica>;
 
 /// Nodes in memory, each with a coordinator; one placement for every key.
 pub struct MemCluster {
-    nodes: Mutex<HashMap<NodeId, MemNode>>,
-    coordinators: Mutex<HashMap<NodeId, Arc<MemCoordinator>>>,
+    // Ordered maps: a run on paused time does the same, in the same order, every time.
+    nodes: Mutex<BTreeMap<NodeId, MemNode>>,
+    coordinators: Mutex<BTreeMap<NodeId, Arc<MemCoordinator>>>,
     placement: Mutex<Placement>,
     settings: Settings,
     /// Wall-clock stand-in for versions' timestamps: starts here and follows tokio's clock.
@@ -82,7 +86,7 @@ impl MemCluster {
                     .map(|n| (n.to_string(), MemNode::default()))
                     .collect(),
             ),
-            coordinators: Mutex::new(HashMap::new()),
+            coordinators: Mutex::new(BTreeMap::new()),
             placement: Mutex::new(Placement {
                 replicas: nodes.iter().map(|n| n.to_string()).collect(),
                 ..Placement::default()
@@ -161,8 +165,18 @@ impl MemCluster {
 
     /// Reads `key` through `id`'s coordinator with the cluster's placement.
     pub async fn read(&self, id: &str, key: &str) -> Result<Siblings> {
+        self.read_at(id, key, None).await
+    }
+
+    /// Reads `key` through `id`'s coordinator at `level` (`None`: the default R).
+    pub async fn read_at(
+        &self,
+        id: &str,
+        key: &str,
+        level: Option<distkv_cluster::Consistency>,
+    ) -> Result<Siblings> {
         let placement = self.placement();
-        self.coordinator(id).read(&placement, key, None).await
+        self.coordinator(id).read(&placement, key, level).await
     }
 
     /// Waits until every coordinator's background work is done (or `within` has passed).
@@ -212,7 +226,7 @@ impl MemCluster {
                 Fault::Down => return Err(unreachable(to)),
                 Fault::LoseRequests => std::future::pending::<()>().await,
                 Fault::Slow(delay) => tokio::time::sleep(delay).await,
-                Fault::None | Fault::LoseReplies => {}
+                Fault::None | Fault::LoseReplies | Fault::Forgetful => {}
             }
             self.with_node(to, |n| n.received += 1);
             let answer = work.await;
@@ -280,10 +294,13 @@ impl Transport for MemTransport {
         async move {
             let (cluster, fault) = sent?;
             let mode = cluster.settings.conflict_mode;
+            let forgets = matches!(fault, Ok(Fault::Forgetful));
             cluster
                 .call(&to, fault, |n| {
-                    let current = n.data.remove(&key).unwrap_or_default();
-                    n.data.insert(key, current.merge(&versions).resolve(mode));
+                    if !forgets {
+                        let current = n.data.remove(&key).unwrap_or_default();
+                        n.data.insert(key, current.merge(&versions).resolve(mode));
+                    }
                     Ok(())
                 })
                 .await

@@ -44,6 +44,8 @@ use crate::node::Metrics;
 pub mod batching;
 pub mod grpc;
 pub mod memory;
+#[cfg(test)]
+mod sim;
 
 /// How long a read that found nothing waits for the replicas still out.
 pub const ABSENT_GRACE: Duration = Duration::from_millis(100);

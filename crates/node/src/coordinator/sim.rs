@@ -1,0 +1,506 @@
+//! A deterministic simulation of a cluster's request rounds, and a checker of what clients saw.
+//!
+//! The first ring of the whole-cluster simulation: the real [`super::Coordinator`] of every
+//! node over the in-process twin ([`super::memory`]), on tokio's paused clock in a
+//! single-threaded runtime, so one seed fixes everything that happens. Clients issue puts
+//! (blind, or with the context of their last read), deletes and gets at ONE, QUORUM and ALL
+//! through random nodes; a nemesis takes nodes down, loses requests or replies to them and
+//! slows them, and heals them; at the end every fault is healed, every key is read at ALL
+//! through every node (read repair), and the replicas are compared.
+//!
+//! The checker reads the recorded history:
+//! - **no value that was never written**: every value a get returns was put by a request made
+//!   before the get ended;
+//! - **no acknowledged write lost**: a get that starts after a put or delete was acknowledged
+//!   at W, at a level R with W + R > N, returns that write's version or one that saw it;
+//! - **siblings only for writes that did not see each other**: two blind puts through the
+//!   same node, the second started after the first was acknowledged, are never both returned;
+//! - **a read returns an antichain**: no version it returns has seen another it returns;
+//! - **convergence**: after healing, repair reads and the end of all background work, every
+//!   replica holds the same versions of every key.
+//!
+//! A failing seed is printed with the command that replays it (`DISTKV_SIM_SEED`); `make test`
+//! runs [`DEFAULT_SEEDS`] seeds, `DISTKV_SIM_SEEDS` sets how many (`make test-heavy`: 5,000).
+//! The twin's [`Fault::Forgetful`] (a replica that acknowledges writes it never stores) shows
+//! the checker catching lost writes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use distkv_cluster::{Consistency, Dot, Siblings, VectorClock};
+use parking_lot::Mutex;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use tokio::time::Instant;
+
+use super::memory::{Fault, MemCluster, settings};
+use super::{Write, WriteContext};
+
+/// Seeds `make test` runs.
+pub const DEFAULT_SEEDS: u64 = 300;
+
+/// What one simulated run does.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub seed: u64,
+    pub nodes: usize,
+    pub keys: usize,
+    pub clients: usize,
+    pub ops_per_client: usize,
+    /// Whether the nemesis runs.
+    pub faults: bool,
+    /// Faults the nemesis may choose (the planted bug's test adds [`Fault::Forgetful`]).
+    pub fault_kinds: Vec<Fault>,
+}
+
+impl Scenario {
+    /// A scenario drawn from `seed`: 3 to 5 nodes, every one a replica of every key (N is the
+    /// node count, R and W its majority), a few keys, a few clients.
+    pub fn from_seed(seed: u64) -> Scenario {
+        let mut rng = SmallRng::seed_from_u64(seed ^ 0x5eed);
+        Scenario {
+            seed,
+            nodes: rng.random_range(3..=5),
+            keys: rng.random_range(1..=4),
+            clients: rng.random_range(2..=5),
+            ops_per_client: rng.random_range(10..=30),
+            faults: rng.random_bool(0.8),
+            fault_kinds: vec![
+                Fault::Down,
+                Fault::LoseRequests,
+                Fault::LoseReplies,
+                Fault::Slow(Duration::from_millis(rng.random_range(5..=400))),
+            ],
+        }
+    }
+}
+
+/// What a client asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// A put of a value no other request writes; `context` when it carried one.
+    Put {
+        value: String,
+        context: Option<VectorClock>,
+    },
+    Delete {
+        context: Option<VectorClock>,
+    },
+    Get,
+}
+
+/// One request, as its client saw it.
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub client: usize,
+    pub node: String,
+    pub key: String,
+    pub level: Consistency,
+    pub request: Request,
+    /// Milliseconds of simulated time.
+    pub invoked: u64,
+    pub completed: u64,
+    /// The versions a successful request returned (a get's, or a write's after it).
+    pub result: Result<Siblings, String>,
+}
+
+/// A run: its history and the replicas' versions once it ended.
+#[derive(Debug)]
+pub struct Run {
+    pub scenario: Scenario,
+    pub history: Vec<Event>,
+    /// Each node's versions of each key at the end.
+    pub replicas: BTreeMap<String, BTreeMap<String, Siblings>>,
+    /// Whether all background work ended after healing.
+    pub drained: bool,
+}
+
+fn level_count(level: Consistency, n: usize) -> usize {
+    match level {
+        Consistency::One => 1,
+        Consistency::Quorum => n / 2 + 1,
+        Consistency::All => n,
+    }
+}
+
+/// Runs `scenario` to its end, deterministically.
+pub fn run(scenario: &Scenario) -> Run {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("a runtime");
+    runtime.block_on(simulate(scenario.clone()))
+}
+
+async fn simulate(scenario: Scenario) -> Run {
+    let names: Vec<String> = (0..scenario.nodes).map(|i| format!("n{i}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let n = scenario.nodes;
+    let mut s = settings(n, n / 2 + 1, n / 2 + 1);
+    s.seed = scenario.seed;
+    s.read_repair_chance = 0.1;
+    let cluster = MemCluster::new(&refs, s);
+    let start = Instant::now();
+    let now = move || start.elapsed().as_millis() as u64;
+    let history = Arc::new(Mutex::new(Vec::new()));
+    let keys: Vec<String> = (0..scenario.keys).map(|k| format!("k{k}")).collect();
+    let mut clients = tokio::task::JoinSet::new();
+    for client in 0..scenario.clients {
+        let (cluster, history, keys, names) = (
+            Arc::clone(&cluster),
+            Arc::clone(&history),
+            keys.clone(),
+            names.clone(),
+        );
+        let mut rng = SmallRng::seed_from_u64(scenario.seed.wrapping_mul(31) + client as u64);
+        let ops = scenario.ops_per_client;
+        clients.spawn(async move {
+            // The context of this client's last read of each key.
+            let mut seen: HashMap<String, VectorClock> = HashMap::new();
+            for i in 0..ops {
+                tokio::time::sleep(Duration::from_millis(rng.random_range(0..=60))).await;
+                let key = keys[rng.random_range(0..keys.len())].clone();
+                let node = names[rng.random_range(0..names.len())].clone();
+                let level = [Consistency::One, Consistency::Quorum, Consistency::All]
+                    [rng.random_range(0..3)];
+                let context = if rng.random_bool(0.3) {
+                    seen.get(&key).cloned()
+                } else {
+                    None
+                };
+                let request = match rng.random_range(0..10) {
+                    0..=3 => Request::Get,
+                    4 => Request::Delete { context },
+                    _ => Request::Put {
+                        value: format!("c{client}-{i}"),
+                        context,
+                    },
+                };
+                let invoked = now();
+                let result = match &request {
+                    Request::Get => cluster.read_at(&node, &key, Some(level)).await,
+                    Request::Put { value, context } => {
+                        let write = write(&key, Some(value.as_bytes().to_vec()), context, level);
+                        cluster.write(&node, write).await
+                    }
+                    Request::Delete { context } => {
+                        cluster
+                            .write(&node, write(&key, None, context, level))
+                            .await
+                    }
+                };
+                if let (Request::Get, Ok(versions)) = (&request, &result) {
+                    seen.insert(key.clone(), versions.context());
+                }
+                history.lock().push(Event {
+                    client,
+                    node,
+                    key,
+                    level,
+                    request,
+                    invoked,
+                    completed: now(),
+                    result: result.map_err(|e| e.to_string()),
+                });
+            }
+        });
+    }
+    let nemesis = {
+        let (cluster, names, scenario) = (Arc::clone(&cluster), names.clone(), scenario.clone());
+        tokio::spawn(async move {
+            if !scenario.faults {
+                return;
+            }
+            let mut rng = SmallRng::seed_from_u64(scenario.seed.wrapping_mul(17) + 3);
+            loop {
+                tokio::time::sleep(Duration::from_millis(rng.random_range(50..=800))).await;
+                let node = &names[rng.random_range(0..names.len())];
+                let fault = if rng.random_bool(0.4) {
+                    Fault::None
+                } else {
+                    scenario.fault_kinds[rng.random_range(0..scenario.fault_kinds.len())]
+                };
+                cluster.set_fault(node, fault);
+            }
+        })
+    };
+    while clients.join_next().await.is_some() {}
+    nemesis.abort();
+    for n in &names {
+        cluster.set_fault(n, Fault::None);
+    }
+    // Long enough for every call still out to time out or land.
+    let within = cluster.call_timeout() * 4;
+    let mut drained = cluster.drain(within).await;
+    for key in &keys {
+        for n in &names {
+            let _ = cluster.read_at(n, key, Some(Consistency::All)).await;
+        }
+    }
+    drained &= cluster.drain(within).await;
+    let replicas = names
+        .iter()
+        .map(|n| {
+            let held = keys
+                .iter()
+                .map(|k| (k.clone(), cluster.versions(n, k)))
+                .collect();
+            (n.clone(), held)
+        })
+        .collect();
+    let history = std::mem::take(&mut *history.lock());
+    Run {
+        scenario,
+        history,
+        replicas,
+        drained,
+    }
+}
+
+fn write(
+    key: &str,
+    value: Option<Vec<u8>>,
+    context: &Option<VectorClock>,
+    level: Consistency,
+) -> Write {
+    Write {
+        key: key.to_string(),
+        value,
+        context: match context {
+            Some(c) => WriteContext::Given(c.clone()),
+            None => WriteContext::Coordinator,
+        },
+        level: Some(level),
+    }
+}
+
+/// True when a version with `context` has seen the version with `dot`.
+fn covers(context: &VectorClock, dot: &Dot) -> bool {
+    context.get(&dot.node) >= dot.counter
+}
+
+/// What the checker found wrong with a run; empty when nothing.
+pub fn check(run: &Run) -> Vec<String> {
+    let n = run.scenario.nodes;
+    let mut problems = Vec::new();
+    let value_of = |v: &distkv_cluster::Version| {
+        v.value
+            .as_ref()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+    };
+    // Each put's value, its request, and the dot of the version it wrote (from its result).
+    let mut puts: HashMap<String, &Event> = HashMap::new();
+    let mut written: Vec<(&Event, Dot)> = Vec::new();
+    for e in &run.history {
+        if let Request::Put { value, .. } = &e.request {
+            puts.insert(value.clone(), e);
+        }
+        let Ok(after) = &e.result else { continue };
+        let dot = match &e.request {
+            Request::Put { value, .. } => after
+                .versions()
+                .iter()
+                .find(|v| value_of(v).as_deref() == Some(value.as_str()))
+                .map(|v| v.dot.clone()),
+            // The tombstone it wrote: the newest dot of its node among the result's
+            // tombstones (a node's dots only grow).
+            Request::Delete { .. } => after
+                .versions()
+                .iter()
+                .filter(|v| v.value.is_none() && v.dot.node == e.node)
+                .map(|v| v.dot.clone())
+                .max_by_key(|d| d.counter),
+            Request::Get => None,
+        };
+        match dot {
+            Some(dot) => written.push((e, dot)),
+            None if !matches!(e.request, Request::Get) => problems.push(format!(
+                "{} of {} through {} at {:?} (t={}ms) was acknowledged without its version in the result",
+                kind(&e.request),
+                e.key,
+                e.node,
+                e.level,
+                e.invoked
+            )),
+            None => {}
+        }
+    }
+    for g in &run.history {
+        let (Request::Get, Ok(read)) = (&g.request, &g.result) else {
+            continue;
+        };
+        let versions = read.versions();
+        // Only values that were written, by requests made before this read ended.
+        for v in versions {
+            if let Some(value) = value_of(v) {
+                match puts.get(&value) {
+                    Some(p) if p.key == g.key && p.invoked <= g.completed => {}
+                    _ => problems.push(format!(
+                        "get of {} through {} (t={}ms) returned {value:?}, never written to it before",
+                        g.key, g.node, g.completed
+                    )),
+                }
+            }
+        }
+        // An antichain: no returned version saw another returned one.
+        for a in versions {
+            for b in versions {
+                if a.dot != b.dot && covers(&a.context, &b.dot) {
+                    problems.push(format!(
+                        "get of {} through {} (t={}ms) returned {:?} beside {:?}, which saw it",
+                        g.key, g.node, g.completed, b.dot, a.dot
+                    ));
+                }
+            }
+        }
+        // Every write acknowledged before it began, at W with W + R > N, or a successor.
+        let r = level_count(g.level, n);
+        for (w, dot) in &written {
+            if w.key != g.key || w.completed >= g.invoked || level_count(w.level, n) + r <= n {
+                continue;
+            }
+            let kept = versions
+                .iter()
+                .any(|v| v.dot == *dot || covers(&v.context, dot));
+            if !kept {
+                problems.push(format!(
+                    "lost write: client {}'s {} of {} through {} at {:?} acknowledged at t={}ms ({dot:?}), not in client {}'s get through {} at {:?} started at t={}ms",
+                    w.client,
+                    kind(&w.request),
+                    w.key,
+                    w.node,
+                    w.level,
+                    w.completed,
+                    g.client,
+                    g.node,
+                    g.level,
+                    g.invoked
+                ));
+            }
+        }
+        // Blind puts through one node, one acknowledged before the other began, are never
+        // siblings.
+        let live: Vec<&Event> = versions
+            .iter()
+            .filter_map(|v| value_of(v).and_then(|value| puts.get(&value).copied()))
+            .collect();
+        for a in &live {
+            for b in &live {
+                let blind = |e: &Event| matches!(&e.request, Request::Put { context: None, .. });
+                if blind(a)
+                    && blind(b)
+                    && a.node == b.node
+                    && a.result.is_ok()
+                    && a.completed < b.invoked
+                {
+                    problems.push(format!(
+                        "siblings of {}: {:?} and {:?}, blind puts through {} one after the other",
+                        g.key, a.request, b.request, a.node
+                    ));
+                }
+            }
+        }
+    }
+    if !run.drained {
+        problems.push("background work did not end after healing".into());
+    }
+    let mut finals = run.replicas.iter();
+    if let Some((first, held)) = finals.next() {
+        for (node, other) in finals {
+            for (key, versions) in held {
+                if other.get(key) != Some(versions) {
+                    problems.push(format!(
+                        "not converged: {node} holds {:?} of {key}, {first} holds {:?}",
+                        other.get(key),
+                        versions
+                    ));
+                }
+            }
+        }
+    }
+    problems
+}
+
+fn kind(r: &Request) -> &'static str {
+    match r {
+        Request::Put { .. } => "put",
+        Request::Delete { .. } => "delete",
+        Request::Get => "get",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seeds() -> Box<dyn Iterator<Item = u64>> {
+        if let Some(seed) = std::env::var("DISTKV_SIM_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+        {
+            return Box::new(std::iter::once(seed));
+        }
+        let count = std::env::var("DISTKV_SIM_SEEDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(DEFAULT_SEEDS);
+        Box::new(0..count)
+    }
+
+    #[test]
+    fn clients_see_what_a_dynamo_cluster_promises_under_faults() {
+        let (mut simulated_ms, mut requests, mut failed, mut siblings) = (0, 0, 0, 0);
+        for seed in seeds() {
+            let run = run(&Scenario::from_seed(seed));
+            simulated_ms += run.history.iter().map(|e| e.completed).max().unwrap_or(0);
+            requests += run.history.len();
+            failed += run.history.iter().filter(|e| e.result.is_err()).count();
+            siblings += run
+                .history
+                .iter()
+                .filter(|e| matches!(&e.result, Ok(v) if e.request == Request::Get && v.live().len() > 1))
+                .count();
+            let problems = check(&run);
+            assert!(
+                problems.is_empty(),
+                "seed {seed} ({:?}): {} problems, first: {}\nreplay: DISTKV_SIM_SEED={seed} cargo test -p distkv-node --lib coordinator::sim",
+                run.scenario,
+                problems.len(),
+                problems.join("\n")
+            );
+        }
+        eprintln!(
+            "simulated {requests} requests ({failed} failed, {siblings} gets with siblings) over {} s of simulated time",
+            simulated_ms / 1000
+        );
+        assert!(
+            failed > 0 && siblings > 0,
+            "the faults and races of the runs did not show"
+        );
+    }
+
+    #[test]
+    fn a_seed_replays_exactly() {
+        let scenario = Scenario::from_seed(42);
+        let fingerprint = |run: &Run| format!("{:?}{:?}", run.history, run.replicas);
+        assert_eq!(fingerprint(&run(&scenario)), fingerprint(&run(&scenario)));
+    }
+
+    #[test]
+    fn the_checker_catches_a_replica_that_acknowledges_writes_it_never_stored() {
+        let caught = (0..40).find(|&seed| {
+            let mut scenario = Scenario::from_seed(seed);
+            scenario.faults = true;
+            scenario.fault_kinds = vec![Fault::Forgetful, Fault::Slow(Duration::from_millis(300))];
+            check(&run(&scenario))
+                .iter()
+                .any(|p| p.starts_with("lost write"))
+        });
+        assert!(
+            caught.is_some(),
+            "no seed of 40 caught the forgetful replica"
+        );
+    }
+}
