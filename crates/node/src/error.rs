@@ -76,8 +76,8 @@ pub enum NodeError {
     },
     /// The member table kept in the data directory is damaged.
     #[error(
-        "member table in {dir}: {source} (restore it from a backup, or remove it to start this node with its default tokens)",
-        dir = .dir.display()
+        "member table {}: {source} (restore it from a backup, or remove it to start this node with its default tokens)",
+        .dir.join(crate::members_file::MEMBERS_FILE).display()
     )]
     MemberTable {
         dir: std::path::PathBuf,

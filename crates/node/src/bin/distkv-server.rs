@@ -135,7 +135,9 @@ async fn run(config: distkv_node::NodeConfig) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&config.listen_address)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen_address))?;
-    let node = Node::open(config).map_err(|e| anyhow::anyhow!("cannot open storage: {e}"))?;
+    let dir = config.data_dir.clone();
+    let node = Node::open(config)
+        .map_err(|e| anyhow::anyhow!("cannot open data directory {}: {e}", dir.display()))?;
     server::serve(node, listener, shutdown_signal()).await
 }
 
