@@ -67,3 +67,22 @@ pub fn write_seeds(seeds: &[(&str, Vec<u8>)]) {
         std::fs::write(dir.join(format!("seed-{i}")), input).expect("a seed written");
     }
 }
+
+/// The two tests of a crate's `fuzzing` module, given its crate name (`"distkv_lsm"`): the
+/// replay of its seeds and kept inputs through its `TARGETS`, and (ignored) the writing of its
+/// `seeds()` into the corpus: `cargo test -p <crate> --lib write_seed_corpus -- --ignored`.
+#[macro_export]
+macro_rules! corpus_tests {
+    ($krate:literal) => {
+        #[test]
+        fn seeds_and_corpus_replay_clean() {
+            $crate::replay($krate, TARGETS, &seeds());
+        }
+
+        #[test]
+        #[ignore = "writes the checked-in corpus"]
+        fn write_seed_corpus() {
+            $crate::write_seeds(&seeds());
+        }
+    };
+}

@@ -310,18 +310,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
 mod tests {
     use super::*;
 
-    /// Writes [`seeds`] into the fuzz corpus, where the fuzzer starts from them:
-    /// `cargo test -p <crate> --lib write_seed_corpus -- --ignored`.
-    #[test]
-    #[ignore = "writes the checked-in corpus"]
-    fn write_seed_corpus() {
-        distkv_fuzz_corpus::write_seeds(&seeds());
-    }
-
-    #[test]
-    fn seeds_and_corpus_replay_clean() {
-        distkv_fuzz_corpus::replay("distkv_lsm", TARGETS, &seeds());
-    }
+    distkv_fuzz_corpus::corpus_tests!("distkv_lsm");
 
     #[test]
     fn seeds_decode_as_what_they_are() {
