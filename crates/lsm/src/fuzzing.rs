@@ -6,7 +6,8 @@
 //! ([`crate::Error::Corruption`] or a decoder's `None`/`Err`), never a panic, a hang, or an
 //! allocation sized by a length the input claims. Where a decoder accepts its input, the entry
 //! also checks what must then hold (a replayed log ends inside its bytes and replays the same
-//! records again from that end, an iterated block yields its keys in order).
+//! records again from that end, a decoded edit re-encodes to itself, an iterated block or
+//! table yields no more entries than it has bytes).
 //!
 //! The libFuzzer targets in `fuzz/` call these with the `fuzzing` feature; this crate's tests
 //! replay the checked-in corpus (`fuzz/corpus/<target>/`) and [`seeds`] through them on stable,
