@@ -116,11 +116,14 @@ pub struct Run {
     pub drained: bool,
 }
 
-fn level_count(level: Consistency, n: usize) -> usize {
-    match level {
-        Consistency::One => 1,
-        Consistency::Quorum => n / 2 + 1,
-        Consistency::All => n,
+impl Scenario {
+    /// The run's settings: N is the node count, R and W its majority.
+    fn settings(&self) -> super::Settings {
+        let (n, majority) = (self.nodes, self.nodes / 2 + 1);
+        let mut s = settings(n, majority, majority);
+        s.seed = self.seed;
+        s.read_repair_chance = 0.1;
+        s
     }
 }
 
@@ -137,11 +140,7 @@ pub fn run(scenario: &Scenario) -> Run {
 async fn simulate(scenario: Scenario) -> Run {
     let names: Vec<String> = (0..scenario.nodes).map(|i| format!("n{i}")).collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let n = scenario.nodes;
-    let mut s = settings(n, n / 2 + 1, n / 2 + 1);
-    s.seed = scenario.seed;
-    s.read_repair_chance = 0.1;
-    let cluster = MemCluster::new(&refs, s);
+    let cluster = MemCluster::new(&refs, scenario.settings());
     let start = Instant::now();
     let now = move || start.elapsed().as_millis() as u64;
     let history = Arc::new(Mutex::new(Vec::new()));
@@ -283,7 +282,7 @@ fn covers(context: &VectorClock, dot: &Dot) -> bool {
 
 /// What the checker found wrong with a run; empty when nothing.
 pub fn check(run: &Run) -> Vec<String> {
-    let n = run.scenario.nodes;
+    let quorum = run.scenario.settings().quorum;
     let mut problems = Vec::new();
     let value_of = |v: &distkv_cluster::Version| {
         v.value
@@ -356,9 +355,10 @@ pub fn check(run: &Run) -> Vec<String> {
             }
         }
         // Every write acknowledged before it began, at W with W + R > N, or a successor.
-        let r = level_count(g.level, n);
+        let r = quorum.reads(Some(g.level));
         for (w, dot) in &written {
-            if w.key != g.key || w.completed >= g.invoked || level_count(w.level, n) + r <= n {
+            let w_count = quorum.writes(Some(w.level));
+            if w.key != g.key || w.completed >= g.invoked || w_count + r <= run.scenario.nodes {
                 continue;
             }
             let kept = versions
