@@ -396,14 +396,14 @@ impl Node {
     /// together takes writes as soon as its nodes know each other (see there).
     pub fn placement(&self, key: &str) -> Placement {
         let rings = self.rings.read().clone();
-        // The gossip lock only for each node's check (a few per key), not for the lists.
+        let gossip = self.gossip.lock();
         distkv_cluster::place(
             &rings.read,
             &rings.pending,
             key.as_bytes(),
             self.cfg.quorum.n,
             self.cfg.sloppy_quorum,
-            |id| id != self.cfg.node_id && self.gossip.lock().is_down(id),
+            |id| id != self.cfg.node_id && gossip.is_down(id),
         )
     }
 
