@@ -71,7 +71,7 @@ pub use error::{DecodeError, Error, Result};
 pub use failure::{DetectorConfig, FailureDetector, Liveness};
 pub use gossip::{Ack, Ack2, GossipConfig, GossipDigest, GossipEvent, Gossiper, Outgoing, Syn};
 pub use membership::{Member, MemberState, Membership, NodeStatus, Update};
-pub use placement::{Placement, RangeSet, Transfer, place, plan_transfers};
+pub use placement::{RangeSet, Transfer, plan_transfers};
 pub use quorum::{Consistency, Quorum, QuorumConfigError};
 pub use ring::{Ring, Token, TokenRange, key_token, node_tokens};
 pub use vclock::{Causality, VectorClock};

@@ -12,10 +12,6 @@
 //! gainers. Neighbouring arcs with the same gainer and sources are merged.
 //!
 //! **Left out.** Moving the data (the node streams it) and the order of transfers.
-//!
-//! [`place`] is the other half of placement: where one key's requests go while the rings are
-//! what they are — its replicas, the nodes that get its writes while a join or leave is under
-//! way, those of them held down, and the stand-ins of a sloppy quorum (Dynamo 4.6).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -172,142 +168,10 @@ impl RangeSet {
     }
 }
 
-/// Where a key lives, as a node's rings and failure detector see it when a request arrives.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Placement {
-    /// The replicas a request counts, in preference-list order.
-    pub replicas: Vec<NodeId>,
-    /// Nodes that get writes without counting toward W: the key's next replicas while a join
-    /// or leave is under way.
-    pub pending: Vec<NodeId>,
-    /// Replicas and pending nodes the failure detector holds down: nothing is sent to them.
-    pub down: Vec<NodeId>,
-    /// Sloppy quorum: the nodes that may stand in for a replica that failed, in ring-walk
-    /// order (empty in strict mode).
-    pub stand_ins: Vec<NodeId>,
-}
-
-impl Placement {
-    /// True when the failure detector holds `node` down.
-    pub fn is_down(&self, node: &str) -> bool {
-        self.down.iter().any(|d| d == node)
-    }
-}
-
-/// Where `key`'s requests go with `n` replicas per key, given the ring that serves reads
-/// (`read`), the ring once pending joins and leaves complete (`pending`), which nodes the
-/// failure detector holds down, and whether a sloppy quorum may use stand-ins.
-///
-/// The replicas are the key's preference list on the read ring; the nodes that will be
-/// replicas on the pending ring get writes too, without counting toward W (reads do not ask
-/// them, so their acks must not stand in for a replica's). But while the replicas and the
-/// pending ones together are no more than N, as when a cluster is forming or growing toward N
-/// nodes, they are all counted, for reads and writes alike: with W + R > N >= their number,
-/// every read set still meets every write set within them. Stand-ins are the nodes after the
-/// replicas on the key's ring walk that are not held down.
-pub fn place(
-    read: &Ring,
-    pending: &Ring,
-    key: &[u8],
-    n: usize,
-    sloppy: bool,
-    is_down: impl Fn(&str) -> bool,
-) -> Placement {
-    let mut replicas = read.preference_list(key, n);
-    let mut next: Vec<NodeId> = pending
-        .preference_list(key, n)
-        .into_iter()
-        .filter(|p| !replicas.contains(p))
-        .collect();
-    if replicas.len() + next.len() <= n {
-        replicas.append(&mut next);
-    }
-    let down = replicas
-        .iter()
-        .chain(&next)
-        .filter(|r| is_down(r))
-        .cloned()
-        .collect();
-    let stand_ins = if sloppy {
-        read.walk(key)
-            .into_iter()
-            .filter(|node| !replicas.contains(node) && !is_down(node))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    Placement {
-        replicas,
-        pending: next,
-        down,
-        stand_ins,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ring::key_token;
-
-    #[test]
-    fn a_key_goes_to_its_preference_list_and_a_strict_quorum_has_no_stand_ins() {
-        let r = ring(&["a", "b", "c", "d", "e"], 16);
-        let p = place(&r, &r, b"user:1", 3, false, |_| false);
-        assert_eq!(p.replicas, r.preference_list(b"user:1", 3));
-        assert!(p.pending.is_empty() && p.down.is_empty() && p.stand_ins.is_empty());
-    }
-
-    #[test]
-    fn stand_ins_follow_the_replicas_on_the_walk_and_skip_nodes_held_down() {
-        let r = ring(&["a", "b", "c", "d", "e"], 16);
-        let walk = r.walk(b"user:1");
-        let (replicas, after) = walk.split_at(3);
-        let down = [replicas[1].clone(), after[0].clone()];
-        let p = place(&r, &r, b"user:1", 3, true, |node| {
-            down.iter().any(|d| d == node)
-        });
-        assert_eq!(p.replicas, replicas);
-        assert_eq!(
-            p.down,
-            [replicas[1].clone()],
-            "only replicas are reported down"
-        );
-        assert_eq!(
-            p.stand_ins,
-            after[1..],
-            "the walk after the replicas, less what is down"
-        );
-    }
-
-    #[test]
-    fn a_joining_node_gets_writes_without_counting_until_it_is_a_replica() {
-        let old = ring(&["a", "b", "c", "d"], 16);
-        let new = ring(&["a", "b", "c", "d", "e"], 16);
-        let key = (0..1000)
-            .map(|i| format!("key-{i}"))
-            .find(|k| {
-                new.preference_list(k.as_bytes(), 3)
-                    .contains(&"e".to_string())
-            })
-            .expect("e owns some key");
-        let p = place(&old, &new, key.as_bytes(), 3, false, |_| false);
-        assert_eq!(p.replicas, old.preference_list(key.as_bytes(), 3));
-        assert_eq!(
-            p.pending,
-            ["e"],
-            "the joining node gets the write beside the replicas"
-        );
-    }
-
-    #[test]
-    fn a_cluster_smaller_than_n_counts_its_joining_nodes() {
-        let old = ring(&["a"], 16);
-        let new = ring(&["a", "b"], 16);
-        let p = place(&old, &new, b"k", 3, false, |_| false);
-        assert_eq!(p.replicas.len(), 2, "a and b, both counted: {p:?}");
-        assert!(p.pending.is_empty());
-        assert!(!p.is_down("a"));
-    }
 
     fn ring(nodes: &[&str], vnodes: u32) -> Ring {
         let mut r = Ring::new();

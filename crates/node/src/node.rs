@@ -391,20 +391,57 @@ impl Node {
     // ---- coordination ----
 
     /// Where `key` lives: its replicas and pending replicas as the rings say, which of them
-    /// the failure detector holds down (never this node), and (with `-sloppy-quorum`) the
-    /// stand-ins; the policy is [`distkv_cluster::place`]'s. A cluster of N nodes starting
-    /// together takes writes as soon as its nodes know each other (see there).
+    /// the failure detector holds down, and (with `-sloppy-quorum`) the stand-ins.
+    ///
+    /// Normally the replicas are the key's preference list on the read ring, and the nodes
+    /// that will be replicas once pending joins and leaves complete get writes too without
+    /// counting toward W (reads do not ask them, so their acks must not stand in for a
+    /// replica's). But while the replicas and the pending ones together are no more than N,
+    /// as when a cluster is forming or growing toward N nodes, they are all counted, for reads
+    /// and writes alike: with W + R > N >= their number, every read set still meets every
+    /// write set within them, and a cluster of N nodes starting together takes writes as soon
+    /// as its nodes know each other.
     pub fn placement(&self, key: &str) -> Placement {
         let rings = self.rings.read().clone();
-        let gossip = self.gossip.lock();
-        distkv_cluster::place(
-            &rings.read,
-            &rings.pending,
-            key.as_bytes(),
-            self.cfg.quorum.n,
-            self.cfg.sloppy_quorum,
-            |id| id != self.cfg.node_id && gossip.is_down(id),
-        )
+        let n = self.cfg.quorum.n;
+        let mut replicas = rings.read.preference_list(key.as_bytes(), n);
+        let mut pending: Vec<NodeId> = rings
+            .pending
+            .preference_list(key.as_bytes(), n)
+            .into_iter()
+            .filter(|p| !replicas.contains(p))
+            .collect();
+        if replicas.len() + pending.len() <= n {
+            replicas.append(&mut pending);
+        }
+        let (down, stand_ins) = {
+            let gossip = self.gossip.lock();
+            let is_down = |id: &str| id != self.cfg.node_id && gossip.is_down(id);
+            let down = replicas
+                .iter()
+                .chain(&pending)
+                .filter(|r| is_down(r))
+                .cloned()
+                .collect();
+            // Sloppy quorum (Dynamo 4.6): the nodes after the key's replicas on its ring walk.
+            let stand_ins = if self.cfg.sloppy_quorum {
+                rings
+                    .read
+                    .walk(key.as_bytes())
+                    .into_iter()
+                    .filter(|n| !replicas.contains(n) && !is_down(n))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            (down, stand_ins)
+        };
+        Placement {
+            replicas,
+            pending,
+            down,
+            stand_ins,
+        }
     }
 
     /// Writes a new version of `key` (`None` deletes) that supersedes what `context` covers.

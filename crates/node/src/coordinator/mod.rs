@@ -79,8 +79,26 @@ pub struct Write {
     pub level: Option<Consistency>,
 }
 
-/// Where a key lives ([`distkv_cluster::place`] makes it from a node's rings).
-pub use distkv_cluster::Placement;
+/// Where a key lives, as this node's rings and failure detector see it when a request arrives.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Placement {
+    /// The replicas a request counts, in preference-list order.
+    pub replicas: Vec<NodeId>,
+    /// Nodes that get writes without counting toward W: the key's next replicas while a join
+    /// or leave is under way.
+    pub pending: Vec<NodeId>,
+    /// Replicas and pending nodes the failure detector holds down: nothing is sent to them.
+    pub down: Vec<NodeId>,
+    /// Sloppy quorum: the nodes that may stand in for a replica that failed, in ring-walk
+    /// order (empty in strict mode).
+    pub stand_ins: Vec<NodeId>,
+}
+
+impl Placement {
+    fn is_down(&self, node: &str) -> bool {
+        self.down.iter().any(|d| d == node)
+    }
+}
 
 /// How the coordinator reaches every replica of a key, the local one included (a direct call
 /// there). Futures own what they need: they may outlive the round that started them.
