@@ -14,6 +14,7 @@ pub mod error;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod handoff;
 pub mod hints;
 pub mod http;
 pub mod members_file;
@@ -30,6 +31,7 @@ pub mod settings;
 pub mod storage;
 pub mod stream;
 pub mod streaming;
+pub mod transport;
 
 pub use config::{Flags, NodeConfig};
 pub use error::{NodeError, Result};

@@ -51,13 +51,15 @@ use crate::config::NodeConfig;
 use crate::coordinator::grpc::{GrpcTransport, StoreReplica};
 use crate::coordinator::{self, Coordinator, Placement, Write};
 use crate::error::{NodeError, Result};
+use crate::handoff::{Handoff, HintRoute, HintRoutes};
 use crate::hints::HintStore;
 use crate::members_file;
 use crate::membership::{Rings, gossip_config, initial_state};
 use crate::ops::{Op, Operations};
 use crate::peers::Peers;
-use crate::repair::MerkleSessions;
+use crate::repair::AntiEntropy;
 use crate::storage::Store;
+use crate::transport::grpc::GrpcPeerCalls;
 
 /// The least a replica is asked for in one scan page, however many nodes share the budget.
 const MIN_SCAN_PAGE_BYTES: usize = 256 * 1024;
@@ -111,7 +113,10 @@ pub struct Node {
     pub(crate) ops: Operations,
     /// The join or decommission running, by kind.
     pub(crate) lifecycle_ops: Mutex<HashMap<&'static str, Op>>,
-    pub(crate) merkle_sessions: MerkleSessions,
+    /// Merkle comparisons with peers, and the answers to theirs.
+    pub(crate) anti_entropy: AntiEntropy<GrpcPeerCalls>,
+    /// Delivery of the hints this node holds.
+    pub(crate) handoff: Handoff<GrpcPeerCalls>,
     /// When the rings last changed (handed-over data is deleted only once they settle).
     pub(crate) ring_changed_at: Mutex<Instant>,
     /// Wakes the gossip loop for an extra round when a record changed.
@@ -205,6 +210,14 @@ impl Node {
         let (shutdown, _) = watch::channel(false);
         let serving = local_state != MemberState::Joining;
         let (local_state, _) = watch::channel(local_state);
+        // Tree building, key listings and batches of hints take longer than a replica call.
+        let calls = GrpcPeerCalls::new(
+            Arc::clone(&peers),
+            cfg.node_id.clone(),
+            cfg.request_timeout * 4,
+        );
+        let anti_entropy = AntiEntropy::new(store.clone(), calls.clone(), Arc::clone(&metrics));
+        let handoff = Handoff::new(hints.clone(), calls, Arc::clone(&metrics));
         let node = Arc::new(Node {
             // Every call's own deadline is the request timeout (rounds stop waiting then); the
             // channel allows a forwarded write the margin on top.
@@ -219,7 +232,8 @@ impl Node {
             local_state,
             ops: Operations::default(),
             lifecycle_ops: Mutex::new(HashMap::new()),
-            merkle_sessions: MerkleSessions::default(),
+            anti_entropy,
+            handoff,
             ring_changed_at: Mutex::new(Instant::now()),
             gossip_now: tokio::sync::Notify::new(),
             serving: std::sync::atomic::AtomicBool::new(serving),
@@ -636,141 +650,41 @@ impl Node {
 
     /// One pass of hint delivery; returns how many hints were delivered.
     pub async fn deliver_hints(&self) -> Result<usize> {
-        let hints = self.hints.clone();
-        let targets = tokio::task::spawn_blocking(move || hints.targets())
-            .await
-            .map_err(|_| NodeError::ShuttingDown)??;
-        let mut delivered = 0;
-        for target in targets {
-            let left = self
-                .gossip
-                .lock()
-                .table()
-                .get(&target)
-                .is_none_or(|m| m.state == MemberState::Left);
-            if left {
-                // It left the ring: its ranges were streamed to their new owners, which had
-                // these writes from the other replicas.
-                let hints = self.hints.clone();
-                let t = target.clone();
-                let dropped = tokio::task::spawn_blocking(move || hints.drop_target(&t))
-                    .await
-                    .map_err(|_| NodeError::ShuttingDown)??;
-                if dropped > 0 {
-                    tracing::info!(
-                        target_node = target,
-                        dropped,
-                        "dropped hints for a node that left"
-                    );
-                }
-                continue;
-            }
-            if self.is_down(&target) {
-                continue;
-            }
-            let Some(address) = self.address_of(&target) else {
-                continue;
-            };
-            // One target that fails does not hold up the others.
-            match self.deliver_hints_to(&target, &address).await {
-                Ok(n) => delivered += n,
-                Err(e) => tracing::debug!(target_node = target, error = %e, "hint delivery failed"),
-            }
-        }
-        Ok(delivered)
-    }
-
-    /// Delivers every hint held for `target` (at `address`), in batches; returns how many.
-    async fn deliver_hints_to(&self, target: &str, address: &str) -> Result<usize> {
-        let mut delivered = 0;
-        loop {
-            let hints = self.hints.clone();
-            let t = target.to_string();
-            let batch = tokio::task::spawn_blocking(move || hints.pending(&t, 128))
-                .await
-                .map_err(|_| NodeError::ShuttingDown)??;
-            if batch.is_empty() {
-                return Ok(delivered);
-            }
-            let entries: Vec<(String, Siblings)> = batch
-                .iter()
-                .map(|h| (h.key.clone(), h.versions.clone()))
-                .collect();
-            self.send_entries(address, &entries).await?;
-            let n = batch.len();
-            let hints = self.hints.clone();
-            tokio::task::spawn_blocking(move || -> Result<()> {
-                for h in batch {
-                    hints.remove(&h.id)?;
-                }
-                Ok(())
-            })
-            .await
-            .map_err(|_| NodeError::ShuttingDown)??;
-            delivered += n;
-            self.metrics
-                .hints_delivered
-                .fetch_add(n as u64, Ordering::Relaxed);
-            tracing::info!(target_node = target, n, "delivered hints");
-        }
+        self.handoff.deliver(self).await
     }
 
     /// Before this node leaves: delivers the hints it holds, and hands those whose target is
     /// unreachable to another member, which delivers them later.
     pub async fn hand_off_all_hints(&self) -> Result<()> {
-        self.deliver_hints().await?;
-        let hints = self.hints.clone();
-        let targets = tokio::task::spawn_blocking(move || hints.targets())
-            .await
-            .map_err(|_| NodeError::ShuttingDown)??;
-        if targets.is_empty() {
-            return Ok(());
-        }
-        let heir = self
+        let heirs: Vec<(NodeId, String)> = self
             .members()
             .into_iter()
             .filter(|m| {
                 m.id != self.cfg.node_id && m.state == MemberState::Normal && !self.is_down(&m.id)
             })
-            .find(|m| !targets.contains(&m.id))
-            .ok_or(NodeError::NoSource)?;
-        for target in targets {
-            loop {
-                let hints = self.hints.clone();
-                let t = target.clone();
-                let batch = tokio::task::spawn_blocking(move || hints.pending(&t, 128))
-                    .await
-                    .map_err(|_| NodeError::ShuttingDown)??;
-                if batch.is_empty() {
-                    break;
-                }
-                let mut client = self.peers.background(&heir.address)?;
-                for h in &batch {
-                    client
-                        .store_hint(internal::StoreHintRequest {
-                            target_node: target.clone(),
-                            key: h.key.clone(),
-                            versions: h.versions.encode(),
-                        })
-                        .await
-                        .map_err(|s| self.peers.error(&heir.address, s))?;
-                }
-                let hints = self.hints.clone();
-                tokio::task::spawn_blocking(move || -> Result<()> {
-                    for h in batch {
-                        hints.remove(&h.id)?;
-                    }
-                    Ok(())
-                })
-                .await
-                .map_err(|_| NodeError::ShuttingDown)??;
-            }
-            tracing::info!(
-                target_node = target,
-                heir = heir.id,
-                "handed hints to another member"
-            );
+            .map(|m| (m.id, m.address))
+            .collect();
+        self.handoff.hand_off_all(self, &heirs).await
+    }
+}
+
+impl HintRoutes for Node {
+    /// A node that left (or is unknown) gets nothing more: its hints go; one held down, or
+    /// whose address is not known yet, keeps them for later.
+    fn route(&self, target: &str) -> HintRoute {
+        let left = self
+            .gossip
+            .lock()
+            .table()
+            .get(target)
+            .is_none_or(|m| m.state == MemberState::Left);
+        if left {
+            return HintRoute::Drop;
         }
-        Ok(())
+        if self.is_down(target) {
+            return HintRoute::Hold;
+        }
+        self.address_of(target)
+            .map_or(HintRoute::Hold, HintRoute::Deliver)
     }
 }

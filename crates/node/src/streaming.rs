@@ -35,6 +35,7 @@ use crate::membership::{range_from_proto, range_to_proto};
 use crate::node::Node;
 use crate::ops::{Op, Throttle};
 use crate::storage::Cursor;
+use crate::transport::RepairTransport;
 
 /// Where a streaming plan is kept (in the hint store; no `\0`, so never a hint).
 const PLAN_KEY: &[u8] = b"meta:stream-plan";
@@ -354,26 +355,7 @@ impl Node {
 
     /// Sends versions to the node at `address`, which merges them (the hint handoff RPC).
     pub async fn send_entries(&self, address: &str, entries: &[(String, Siblings)]) -> Result<()> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let mut client = self.peers.background(address)?;
-        let mut req = tonic::Request::new(internal::HandoffBatch {
-            sender_id: self.cfg.node_id.clone(),
-            writes: entries
-                .iter()
-                .map(|(k, v)| internal::HintedWrite {
-                    key: k.clone(),
-                    versions: v.encode(),
-                })
-                .collect(),
-        });
-        req.set_timeout(self.cfg.request_timeout * 4);
-        client
-            .handoff(req)
-            .await
-            .map_err(|s| self.peers.error(address, s))?;
-        Ok(())
+        self.anti_entropy.transport().send(address, entries).await
     }
 
     /// Pulls `ranges` from the first of `sources` that answers (others as fall-backs), as

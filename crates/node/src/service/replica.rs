@@ -8,7 +8,6 @@ use tonic::{Request, Response, Status};
 
 use crate::membership::{ack_to_proto, ack2_from_proto, range_from_proto, syn_from_proto};
 use crate::node::{Node, WriteContext};
-use crate::repair::leaf_keys;
 use crate::storage::Cursor;
 
 pub struct ReplicaService {
@@ -251,7 +250,9 @@ impl Replica for ReplicaService {
         let nodes: Vec<usize> = r.nodes.iter().map(|n| *n as usize).collect();
         let (hashes, entries) = self
             .node
-            .merkle_hashes(r.session, ranges, r.level as usize, &nodes)
+            .anti_entropy
+            .server()
+            .hashes(r.session, ranges, r.level as usize, &nodes)
             .await
             .map_err(|e| e.to_status())?;
         Ok(Response::new(pb::MerkleHashesResponse { hashes, entries }))
@@ -264,10 +265,12 @@ impl Replica for ReplicaService {
         let r = req.into_inner();
         let ranges: Vec<TokenRange> = r.ranges.iter().map(range_from_proto).collect();
         let leaves: Vec<usize> = r.leaves.iter().map(|n| *n as usize).collect();
-        let store = self.node.store().clone();
-        let keys = tokio::task::spawn_blocking(move || leaf_keys(&store, &ranges, &leaves))
+        let keys = self
+            .node
+            .anti_entropy
+            .server()
+            .leaf_keys(ranges, leaves)
             .await
-            .map_err(|_| Status::unavailable("shutting down"))?
             .map_err(|e| e.to_status())?;
         Ok(Response::new(pb::MerkleKeysResponse {
             keys: keys

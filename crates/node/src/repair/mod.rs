@@ -1,0 +1,250 @@
+//! Anti-entropy (Dynamo 4.7): replicas compare Merkle trees of the ranges they share and
+//! exchange only the keys that differ; and the garbage collection of old tombstones that
+//! this makes safe.
+//!
+//! **A round with one peer.** This node lists the token ranges it shares with the peer
+//! ([`distkv_cluster::placement::shared_ranges`]), builds its Merkle tree over its index
+//! entries in those ranges, and descends the peer's tree over the same ranges (the peer builds
+//! it for the session and keeps it a minute) level by level, asking only for the children of
+//! nodes that differ ([`distkv_cluster::merkle::MerkleDiff`]). For the leaves that differ both
+//! sides list `(key, digest)`; keys the peer holds differently are fetched and merged here,
+//! and then every key that differed is sent to the peer from here, already merged, so both
+//! end with the merge of both. Tombstones are keys like any other: they are repaired too.
+//! That session is the component in [`session`] ([`AntiEntropy`], and [`RepairServer`] on the
+//! answering side), which reaches peers through
+//! [`RepairTransport`](crate::transport::RepairTransport): over gRPC in a node, in process in
+//! tests. The node's rounds below choose the peers and ranges from its rings.
+//!
+//! **When.** Every `-anti-entropy-interval` with every live peer that shares ranges, and on
+//! demand (`distkv-client repair`, which also serves `Rebalance`).
+//!
+//! **Tombstones.** A key whose versions are all tombstones older than `-tombstone-gc-grace` is
+//! deleted for good (index and data) after a round. The grace must be longer than the
+//! anti-entropy interval, so that a tombstone has been offered to every replica at least once
+//! before it goes; a replica that was down for longer than the grace must be wiped and
+//! re-joined, or it could bring deleted data back (as in Cassandra with `gc_grace_seconds`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use distkv_cluster::placement::{RangeSet, peers_sharing, shared_ranges};
+use distkv_cluster::{NodeId, TokenRange};
+
+use crate::error::{NodeError, Result};
+use crate::node::Node;
+
+pub mod session;
+#[cfg(test)]
+mod tests;
+
+use session::expired;
+pub use session::{AntiEntropy, RepairServer, SyncStats, build_tree, leaf_keys};
+
+impl Node {
+    /// Compares the given ranges with the node `peer` and exchanges the keys that differ
+    /// ([`AntiEntropy::sync_ranges`]).
+    pub async fn sync_ranges(
+        self: &Arc<Self>,
+        peer: &str,
+        ranges: &[TokenRange],
+    ) -> Result<SyncStats> {
+        if ranges.is_empty() || peer == self.cfg.node_id {
+            return Ok(SyncStats::default());
+        }
+        let address = self
+            .address_of(peer)
+            .ok_or_else(|| NodeError::UnknownNode(peer.to_string()))?;
+        let stats = self.anti_entropy.sync_ranges(&address, ranges).await?;
+        if stats.repaired > 0 {
+            tracing::info!(
+                peer,
+                keys = stats.repaired,
+                fetched = stats.fetched,
+                sent = stats.sent,
+                "anti-entropy repaired keys"
+            );
+        }
+        Ok(stats)
+    }
+
+    /// The peers this node shares ranges with (in the read ring), with those ranges.
+    pub fn repair_peers(&self) -> BTreeMap<NodeId, Vec<TokenRange>> {
+        peers_sharing(&self.ring(), self.cfg.quorum.n, &self.cfg.node_id)
+    }
+
+    /// One anti-entropy round with every live peer sharing ranges, as an operation of `kind`.
+    /// Returns the totals and the number of peers compared with.
+    pub async fn repair_all(self: &Arc<Self>, kind: &'static str) -> Result<(SyncStats, usize)> {
+        let started_ms = now_ms();
+        let sharing = self.repair_peers();
+        let peers: Vec<(NodeId, Vec<TokenRange>)> = sharing
+            .iter()
+            .filter(|(p, _)| !self.is_down(p))
+            .map(|(p, r)| (p.clone(), r.clone()))
+            .collect();
+        let skipped = sharing.len() - peers.len();
+        let op = self
+            .ops
+            .start(kind, format!("comparing with {} peers", peers.len()));
+        op.set_steps(peers.len());
+        let mut total = SyncStats::default();
+        let mut failures = Vec::new();
+        for (peer, ranges) in &peers {
+            match self.sync_ranges(peer, ranges).await {
+                Ok(s) => {
+                    total += s;
+                    op.add(s.repaired, 0);
+                }
+                Err(e) => failures.push((peer.clone(), e)),
+            }
+            op.step_done();
+        }
+        self.metrics.ae_rounds.fetch_add(1, Ordering::Relaxed);
+        let result = if failures.is_empty() {
+            self.metrics
+                .ae_last_round_secs
+                .store(now_secs() as u64, Ordering::Relaxed);
+            if skipped == 0 {
+                // Every replica sharing ranges with this node was compared with.
+                self.store.full_round_done(started_ms);
+            }
+            Ok((total, peers.len()))
+        } else {
+            Err(NodeError::Streaming { failures })
+        };
+        op.finish(&result);
+        result
+    }
+
+    /// Deletes tombstones older than the grace period for good; returns how many.
+    pub async fn purge_old_tombstones(&self) -> Result<usize> {
+        let before = self.store.gc_horizon();
+        if before == 0 {
+            return Ok(0);
+        }
+        let all = RangeSet::new(&[TokenRange::new(0, 0)]);
+        let mut purged = 0;
+        let mut cursor = None;
+        loop {
+            let (page, more) = self.store.index_page(all.clone(), cursor, 4096).await?;
+            cursor = page.last().map(|e| crate::storage::Cursor {
+                token: e.token,
+                key: e.key.clone(),
+            });
+            let old: Vec<String> = page
+                .into_iter()
+                .filter(|e| expired(e.tombstone_ms, before))
+                .map(|e| e.key)
+                .collect();
+            if !old.is_empty() {
+                purged += self.store.purge_tombstones(old, before).await?;
+            }
+            if !more {
+                break;
+            }
+        }
+        if purged > 0 {
+            self.metrics
+                .tombstones_purged
+                .fetch_add(purged as u64, Ordering::Relaxed);
+            tracing::info!(purged, "purged tombstones older than the grace period");
+        }
+        Ok(purged)
+    }
+
+    /// Deletes what this node holds of ranges it no longer replicates (handed over when
+    /// nodes joined, or left behind by a decommission it streamed), once the ring has been
+    /// settled (no join or leave pending) for `settled`: that data has its replicas
+    /// elsewhere, and kept here it would come back if the node became a replica again after
+    /// its tombstones were purged. Returns how many keys went.
+    pub async fn clean_up_handed_over(&self, settled: std::time::Duration) -> Result<usize> {
+        let rings = self.rings();
+        if rings.read != rings.pending || self.ring_changed_at.lock().elapsed() < settled {
+            return Ok(0);
+        }
+        let ours = RangeSet::new(&distkv_cluster::placement::replicated_ranges(
+            &rings.read,
+            self.cfg.quorum.n,
+            &self.cfg.node_id,
+        ));
+        if ours.is_empty() {
+            return Ok(0);
+        }
+        let all = RangeSet::new(&[TokenRange::new(0, 0)]);
+        let mut removed = 0;
+        let mut cursor = None;
+        loop {
+            let (page, more) = self.store.index_page(all.clone(), cursor, 4096).await?;
+            cursor = page.last().map(|e| crate::storage::Cursor {
+                token: e.token,
+                key: e.key.clone(),
+            });
+            let foreign: Vec<String> = page
+                .into_iter()
+                .filter(|e| !ours.contains(e.token))
+                .map(|e| e.key)
+                .collect();
+            if !foreign.is_empty() {
+                removed += self.store.delete_keys(foreign).await?;
+            }
+            if !more {
+                break;
+            }
+        }
+        if removed > 0 {
+            tracing::info!(removed, "deleted the data of ranges this node handed over");
+        }
+        Ok(removed)
+    }
+
+    /// Anti-entropy every interval, then tombstone GC, until shutdown.
+    pub async fn anti_entropy_loop(self: Arc<Self>) {
+        let interval = self.cfg.anti_entropy_interval;
+        if interval.is_zero() {
+            return;
+        }
+        let mut stop = self.shutdown_signal();
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => return,
+            }
+            if self.local_state() != distkv_cluster::MemberState::Normal {
+                continue;
+            }
+            let round = async {
+                if let Err(e) = self.repair_all("anti-entropy").await {
+                    tracing::warn!(error = %e, "anti-entropy round incomplete");
+                }
+                if let Err(e) = self.purge_old_tombstones().await {
+                    tracing::warn!(error = %e, "tombstone purge failed");
+                }
+                if let Err(e) = self.clean_up_handed_over(interval).await {
+                    tracing::warn!(error = %e, "cleanup of handed-over ranges failed");
+                }
+            };
+            tokio::select! {
+                _ = round => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    /// This node's shared-range check used by tests and status: the ranges shared with `peer`.
+    pub fn shared_with(&self, peer: &str) -> Vec<TokenRange> {
+        shared_ranges(&self.ring(), self.cfg.quorum.n, &self.cfg.node_id, peer)
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn now_secs() -> i64 {
+    (now_ms() / 1000) as i64
+}

@@ -1,0 +1,274 @@
+//! Anti-entropy sessions between real engines in temporary directories, over the in-process
+//! twin: a seeded model of what two diverged replicas hold, checked against what the session
+//! leaves on both.
+
+use std::sync::Arc;
+
+use distkv_cluster::{ConflictMode, Dot, Siblings, TokenRange, VectorClock, key_token};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use super::session::{AntiEntropy, SyncStats};
+use crate::error::{NodeError, PeerFailure};
+use crate::node::Metrics;
+use crate::storage::Store;
+use crate::transport::memory::MemPeers;
+
+const A: &str = "127.0.0.1:1";
+const B: &str = "127.0.0.1:2";
+
+fn store(dir: &std::path::Path) -> Store {
+    let opts = distkv_lsm::Options {
+        memtable_bytes: 256 << 10,
+        ..distkv_lsm::Options::default()
+    };
+    Store::open(dir, opts, ConflictMode::Siblings).unwrap()
+}
+
+/// Two components, each with its own store, reaching each other through one twin.
+struct Pair {
+    _dirs: [tempfile::TempDir; 2],
+    a: AntiEntropy<MemPeers>,
+    b: AntiEntropy<MemPeers>,
+    peers: MemPeers,
+}
+
+fn pair() -> Pair {
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let peers = MemPeers::default();
+    let a = AntiEntropy::new(store(dirs[0].path()), peers.clone(), Arc::default());
+    let b = AntiEntropy::new(store(dirs[1].path()), peers.clone(), Arc::default());
+    peers.add(A, Arc::clone(a.server()));
+    peers.add(B, Arc::clone(b.server()));
+    Pair {
+        _dirs: dirs,
+        a,
+        b,
+        peers,
+    }
+}
+
+fn write(
+    on: &Siblings,
+    node: &str,
+    counter: u64,
+    context: &VectorClock,
+    value: Option<&str>,
+) -> Siblings {
+    on.write(
+        Dot::new(node, counter),
+        context,
+        value.map(|v| v.as_bytes().to_vec()),
+        1_000 + counter,
+        ConflictMode::Siblings,
+    )
+}
+
+/// What a replica pair holds before a session: each key's versions on A and on B.
+struct Divergence {
+    keys: Vec<(String, Siblings, Siblings)>,
+}
+
+/// `n` keys, each in one of the ways replicas diverge, chosen by `seed`.
+fn diverge(seed: u64, n: usize) -> Divergence {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let empty = Siblings::new();
+    let none = VectorClock::new();
+    let mut keys = Vec::with_capacity(n);
+    for i in 0..n {
+        let key = format!("key-{seed}-{i}");
+        let c = i as u64 + 1;
+        let base = write(&empty, "a", c, &none, Some("base"));
+        let (on_a, on_b) = match rng.random_range(0..8) {
+            // The same on both: nothing to do.
+            0..=2 => (base.clone(), base),
+            // On one side only.
+            3 => (base, empty.clone()),
+            4 => (
+                empty.clone(),
+                write(&empty, "b", c, &none, Some("only on b")),
+            ),
+            // Concurrent writes: both survive, as siblings.
+            5 => (base, write(&empty, "b", c, &none, Some("concurrent"))),
+            // B saw A's version and replaced it: B's wins on both.
+            6 => {
+                let newer = write(&base, "b", c, &base.context(), Some("newer"));
+                (base, newer)
+            }
+            // A deleted what B still holds: the tombstone wins on both.
+            _ => {
+                let deleted = write(&base, "a", c + 1_000_000, &base.context(), None);
+                (deleted, base)
+            }
+        };
+        keys.push((key, on_a, on_b));
+    }
+    Divergence { keys }
+}
+
+impl Pair {
+    async fn load(&self, d: &Divergence) {
+        let side = |pick: fn(&(String, Siblings, Siblings)) -> &Siblings| {
+            d.keys
+                .iter()
+                .filter(|k| !pick(k).is_empty())
+                .map(|k| (k.0.clone(), pick(k).clone()))
+                .collect::<Vec<_>>()
+        };
+        self.a
+            .server()
+            .store()
+            .merge_many(side(|k| &k.1))
+            .await
+            .unwrap();
+        self.b
+            .server()
+            .store()
+            .merge_many(side(|k| &k.2))
+            .await
+            .unwrap();
+    }
+
+    async fn held(&self, on: &AntiEntropy<MemPeers>, key: &str) -> Siblings {
+        on.server().store().read(key.to_string()).await.unwrap()
+    }
+}
+
+fn all() -> Vec<TokenRange> {
+    vec![TokenRange::new(0, 0)]
+}
+
+#[tokio::test]
+async fn diverged_replicas_end_with_the_merge_of_both_and_a_second_session_finds_nothing() {
+    for seed in [1, 2, 3] {
+        let p = pair();
+        let d = diverge(seed, 2_000);
+        p.load(&d).await;
+        let stats = p.a.sync_ranges(B, &all()).await.unwrap();
+
+        let (mut differed, mut changed_here) = (0, 0);
+        for (key, on_a, on_b) in &d.keys {
+            let merged = on_a.merge(on_b);
+            differed += usize::from(on_a != on_b);
+            changed_here += usize::from(merged != *on_a);
+            assert_eq!(p.held(&p.a, key).await, merged, "seed {seed}: {key} on A");
+            assert_eq!(p.held(&p.b, key).await, merged, "seed {seed}: {key} on B");
+        }
+        let on_a = d.keys.iter().filter(|k| !k.1.is_empty()).count() as u64;
+        assert_eq!(
+            stats,
+            SyncStats {
+                compared: on_a,
+                fetched: changed_here as u64,
+                sent: differed as u64,
+                repaired: differed as u64,
+            },
+            "seed {seed}"
+        );
+        assert!(differed > 0, "seed {seed}: the model made no divergence");
+
+        // Now they agree: the roots match and no key is listed, fetched or sent.
+        let before = p.peers.calls();
+        let again = p.b.sync_ranges(A, &all()).await.unwrap();
+        assert_eq!(again.repaired, 0, "seed {seed}");
+        let calls = p.peers.calls();
+        assert_eq!(
+            calls.hashes - before.hashes,
+            1,
+            "seed {seed}: one question, the root"
+        );
+        assert_eq!(
+            (calls.keys, calls.fetches, calls.sends),
+            (before.keys, before.fetches, before.sends),
+            "seed {seed}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn one_differing_key_among_many_is_found_by_descending_not_by_listing_everything() {
+    let p = pair();
+    let none = VectorClock::new();
+    let same: Vec<(String, Siblings)> = (0..5_000)
+        .map(|i| {
+            (
+                format!("k{i}"),
+                write(&Siblings::new(), "a", i + 1, &none, Some("v")),
+            )
+        })
+        .collect();
+    p.a.server().store().merge_many(same.clone()).await.unwrap();
+    p.b.server().store().merge_many(same).await.unwrap();
+    let odd = write(&Siblings::new(), "b", 1, &none, Some("only on b"));
+    p.b.server()
+        .store()
+        .merge("odd".into(), odd.clone())
+        .await
+        .unwrap();
+
+    let stats = p.a.sync_ranges(B, &all()).await.unwrap();
+    assert_eq!((stats.repaired, stats.fetched, stats.sent), (1, 1, 1));
+    assert_eq!(p.held(&p.a, "odd").await, odd);
+    let calls = p.peers.calls();
+    assert_eq!((calls.keys, calls.fetches, calls.sends), (1, 1, 1));
+}
+
+#[tokio::test]
+async fn only_the_ranges_given_are_compared() {
+    let p = pair();
+    let d = diverge(7, 1_000);
+    p.load(&d).await;
+    // The lower half of the token space only.
+    let half = vec![TokenRange::new(0, u64::MAX / 2)];
+    p.a.sync_ranges(B, &half).await.unwrap();
+    let mut outside_left = 0;
+    for (key, on_a, on_b) in &d.keys {
+        let token = key_token(key.as_bytes());
+        let inside = token > 0 && token <= u64::MAX / 2;
+        let (now_a, now_b) = (p.held(&p.a, key).await, p.held(&p.b, key).await);
+        if inside {
+            assert_eq!(now_a, now_b, "{key} is in the ranges compared");
+        } else {
+            assert_eq!((&now_a, &now_b), (on_a, on_b), "{key} is outside them");
+            outside_left += usize::from(on_a != on_b);
+        }
+    }
+    assert!(outside_left > 0, "some keys outside differed and still do");
+}
+
+#[tokio::test]
+async fn an_unreachable_peer_fails_the_session_by_name_and_changes_nothing() {
+    let p = pair();
+    let d = diverge(11, 300);
+    p.load(&d).await;
+    p.peers.set_down(B, true);
+    let err = p.a.sync_ranges(B, &all()).await.unwrap_err();
+    assert!(
+        matches!(&err, NodeError::Peer { peer, failure: PeerFailure::Unreachable(_) } if peer == B),
+        "{err}"
+    );
+    assert!(err.is_retryable());
+    for (key, on_a, on_b) in &d.keys {
+        assert_eq!(&p.held(&p.a, key).await, on_a);
+        assert_eq!(&p.held(&p.b, key).await, on_b);
+    }
+    // Back up, the next session repairs.
+    p.peers.set_down(B, false);
+    assert!(p.a.sync_ranges(B, &all()).await.unwrap().repaired > 0);
+}
+
+#[tokio::test]
+async fn the_session_counts_into_the_node_metrics() {
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let peers = MemPeers::default();
+    let metrics = Arc::new(Metrics::default());
+    let a = AntiEntropy::new(store(dirs[0].path()), peers.clone(), Arc::clone(&metrics));
+    let b = AntiEntropy::new(store(dirs[1].path()), peers.clone(), Arc::default());
+    peers.add(B, Arc::clone(b.server()));
+    let v = write(&Siblings::new(), "a", 1, &VectorClock::new(), Some("v"));
+    a.server().store().merge("k".into(), v).await.unwrap();
+    a.sync_ranges(B, &all()).await.unwrap();
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(load(&metrics.ae_keys_compared), 1);
+    assert_eq!(load(&metrics.ae_keys_repaired), 1);
+}

@@ -1,0 +1,169 @@
+//! The background calls to peers over the `Replica` gRPC service: the only place anti-entropy,
+//! hinted handoff and streaming's sends meet proto types.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use distkv_cluster::{NodeId, Siblings, TokenRange};
+use distkv_proto::internal;
+
+use super::{HandoffTransport, RepairTransport};
+use crate::error::{NodeError, Result};
+use crate::membership::range_to_proto;
+use crate::peers::Peers;
+
+/// Background calls to peers over gRPC, each with a deadline of `timeout` (tree building, key
+/// listings and batches of hints take longer than a replica call).
+#[derive(Clone)]
+pub struct GrpcPeerCalls {
+    peers: Arc<Peers>,
+    /// This node, as the sender of handoff batches.
+    local: NodeId,
+    timeout: Duration,
+}
+
+impl GrpcPeerCalls {
+    pub fn new(peers: Arc<Peers>, local: NodeId, timeout: Duration) -> Self {
+        GrpcPeerCalls {
+            peers,
+            local,
+            timeout,
+        }
+    }
+
+    fn request<M>(&self, message: M) -> tonic::Request<M> {
+        let mut req = tonic::Request::new(message);
+        req.set_timeout(self.timeout);
+        req
+    }
+}
+
+fn ranges_to_proto(ranges: &[TokenRange]) -> Vec<internal::TokenRange> {
+    ranges.iter().copied().map(range_to_proto).collect()
+}
+
+impl RepairTransport for GrpcPeerCalls {
+    async fn merkle_hashes(
+        &self,
+        peer: &str,
+        session: u64,
+        ranges: &[TokenRange],
+        level: usize,
+        nodes: &[usize],
+    ) -> Result<Vec<u64>> {
+        let mut client = self.peers.background(peer)?;
+        let req = self.request(internal::MerkleHashesRequest {
+            session,
+            ranges: ranges_to_proto(ranges),
+            level: level as u32,
+            nodes: nodes.iter().map(|n| *n as u32).collect(),
+        });
+        let reply = client
+            .merkle_hashes(req)
+            .await
+            .map_err(|s| self.peers.error(peer, s))?;
+        Ok(reply.into_inner().hashes)
+    }
+
+    async fn merkle_keys(
+        &self,
+        peer: &str,
+        session: u64,
+        ranges: &[TokenRange],
+        leaves: &[usize],
+    ) -> Result<Vec<(String, u64)>> {
+        let mut client = self.peers.background(peer)?;
+        let req = self.request(internal::MerkleKeysRequest {
+            session,
+            ranges: ranges_to_proto(ranges),
+            leaves: leaves.iter().map(|n| *n as u32).collect(),
+        });
+        let reply = client
+            .merkle_keys(req)
+            .await
+            .map_err(|s| self.peers.error(peer, s))?;
+        Ok(reply
+            .into_inner()
+            .keys
+            .into_iter()
+            .map(|k| (k.key, k.digest))
+            .collect())
+    }
+
+    async fn fetch(&self, peer: &str, keys: &[String]) -> Result<Vec<(String, Siblings)>> {
+        let mut client = self.peers.background(peer)?;
+        let req = self.request(internal::FetchKeysRequest {
+            keys: keys.to_vec(),
+        });
+        let entries = client
+            .fetch_keys(req)
+            .await
+            .map_err(|s| self.peers.error(peer, s))?
+            .into_inner()
+            .entries;
+        entries
+            .into_iter()
+            .map(|e| {
+                let versions =
+                    Siblings::decode(&e.versions).map_err(|err| NodeError::bad_reply(peer, err))?;
+                Ok((e.key, versions))
+            })
+            .collect()
+    }
+
+    async fn send(&self, peer: &str, entries: &[(String, Siblings)]) -> Result<()> {
+        self.handoff(peer, entries).await
+    }
+}
+
+impl GrpcPeerCalls {
+    /// The handoff call: the peer merges `entries`.
+    async fn handoff(&self, peer: &str, entries: &[(String, Siblings)]) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut client = self.peers.background(peer)?;
+        let req = self.request(internal::HandoffBatch {
+            sender_id: self.local.clone(),
+            writes: entries
+                .iter()
+                .map(|(k, v)| internal::HintedWrite {
+                    key: k.clone(),
+                    versions: v.encode(),
+                })
+                .collect(),
+        });
+        client
+            .handoff(req)
+            .await
+            .map_err(|s| self.peers.error(peer, s))?;
+        Ok(())
+    }
+}
+
+impl HandoffTransport for GrpcPeerCalls {
+    async fn deliver(&self, peer: &str, entries: &[(String, Siblings)]) -> Result<()> {
+        self.handoff(peer, entries).await
+    }
+
+    async fn keep_hints(
+        &self,
+        peer: &str,
+        target: &NodeId,
+        hints: &[(String, Siblings)],
+    ) -> Result<()> {
+        let mut client = self.peers.background(peer)?;
+        for (key, versions) in hints {
+            let req = self.request(internal::StoreHintRequest {
+                target_node: target.clone(),
+                key: key.clone(),
+                versions: versions.encode(),
+            });
+            client
+                .store_hint(req)
+                .await
+                .map_err(|s| self.peers.error(peer, s))?;
+        }
+        Ok(())
+    }
+}

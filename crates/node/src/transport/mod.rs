@@ -1,0 +1,77 @@
+//! The node's background calls to its peers, as traits with domain types: what anti-entropy
+//! asks of a peer ([`RepairTransport`]) and what hinted handoff and streaming send
+//! ([`HandoffTransport`]). Components hold one of these, never a gRPC client:
+//! [`grpc::GrpcPeerCalls`] implements them over the `Replica` service (the only place their
+//! proto types appear), and [`memory::MemPeers`] in process, for tests that run components of
+//! several nodes over real engines without sockets. (Client requests reach replicas through
+//! the coordinator's own `Transport`, batched, in `coordinator/grpc.rs`.)
+//!
+//! Peers are named by address. Every call fails with a [`NodeError`](crate::NodeError) naming
+//! the peer: unreachable, timed out, refused, or a reply that does not make sense.
+
+use std::future::Future;
+
+use distkv_cluster::{NodeId, Siblings, TokenRange};
+
+use crate::error::Result;
+
+pub mod grpc;
+pub mod memory;
+
+/// What an anti-entropy session asks of a peer.
+pub trait RepairTransport: Send + Sync + 'static {
+    /// The hashes of `nodes` at `level` of the peer's tree for `session` over `ranges` (the
+    /// peer builds the tree on the session's first question and keeps it a while).
+    fn merkle_hashes(
+        &self,
+        peer: &str,
+        session: u64,
+        ranges: &[TokenRange],
+        level: usize,
+        nodes: &[usize],
+    ) -> impl Future<Output = Result<Vec<u64>>> + Send;
+
+    /// The peer's `(key, digest)` pairs in `leaves` within `ranges`, sorted by key.
+    fn merkle_keys(
+        &self,
+        peer: &str,
+        session: u64,
+        ranges: &[TokenRange],
+        leaves: &[usize],
+    ) -> impl Future<Output = Result<Vec<(String, u64)>>> + Send;
+
+    /// The peer's versions of `keys` (keys it does not hold come back empty or not at all).
+    fn fetch(
+        &self,
+        peer: &str,
+        keys: &[String],
+    ) -> impl Future<Output = Result<Vec<(String, Siblings)>>> + Send;
+
+    /// Has the peer merge `entries` into what it holds (anti-entropy's sends, delivered hints
+    /// and pushed ranges all travel this way).
+    fn send(
+        &self,
+        peer: &str,
+        entries: &[(String, Siblings)],
+    ) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// What hinted handoff sends: hints delivered to their target, and hints handed to another
+/// member to keep.
+pub trait HandoffTransport: Send + Sync + 'static {
+    /// Has the peer merge `entries` into what it holds (the same call as
+    /// [`RepairTransport::send`]).
+    fn deliver(
+        &self,
+        peer: &str,
+        entries: &[(String, Siblings)],
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Has the peer keep `hints` (key and versions) for `target` and deliver them itself.
+    fn keep_hints(
+        &self,
+        peer: &str,
+        target: &NodeId,
+        hints: &[(String, Siblings)],
+    ) -> impl Future<Output = Result<()>> + Send;
+}
