@@ -33,6 +33,7 @@ use distkv_cluster::{NodeId, TokenRange};
 
 use crate::error::{NodeError, Result};
 use crate::node::Node;
+use crate::storage::{Cursor, IndexEntry};
 
 pub mod session;
 #[cfg(test)]
@@ -123,27 +124,12 @@ impl Node {
         if before == 0 {
             return Ok(0);
         }
-        let all = RangeSet::new(&[TokenRange::new(0, 0)]);
-        let mut purged = 0;
-        let mut cursor = None;
-        loop {
-            let (page, more) = self.store.index_page(all.clone(), cursor, 4096).await?;
-            cursor = page.last().map(|e| crate::storage::Cursor {
-                token: e.token,
-                key: e.key.clone(),
-            });
-            let old: Vec<String> = page
-                .into_iter()
-                .filter(|e| expired(e.tombstone_ms, before))
-                .map(|e| e.key)
-                .collect();
-            if !old.is_empty() {
-                purged += self.store.purge_tombstones(old, before).await?;
-            }
-            if !more {
-                break;
-            }
-        }
+        let purged = self
+            .sweep_index(
+                |e| expired(e.tombstone_ms, before),
+                |old| self.store.purge_tombstones(old, before),
+            )
+            .await?;
         if purged > 0 {
             self.metrics
                 .tombstones_purged
@@ -171,31 +157,45 @@ impl Node {
         if ours.is_empty() {
             return Ok(0);
         }
-        let all = RangeSet::new(&[TokenRange::new(0, 0)]);
-        let mut removed = 0;
-        let mut cursor = None;
-        loop {
-            let (page, more) = self.store.index_page(all.clone(), cursor, 4096).await?;
-            cursor = page.last().map(|e| crate::storage::Cursor {
-                token: e.token,
-                key: e.key.clone(),
-            });
-            let foreign: Vec<String> = page
-                .into_iter()
-                .filter(|e| !ours.contains(e.token))
-                .map(|e| e.key)
-                .collect();
-            if !foreign.is_empty() {
-                removed += self.store.delete_keys(foreign).await?;
-            }
-            if !more {
-                break;
-            }
-        }
+        let removed = self
+            .sweep_index(
+                |e| !ours.contains(e.token),
+                |foreign| self.store.delete_keys(foreign),
+            )
+            .await?;
         if removed > 0 {
             tracing::info!(removed, "deleted the data of ranges this node handed over");
         }
         Ok(removed)
+    }
+
+    /// Walks the whole index a page at a time and hands the keys of each page that `pick`
+    /// selects to `act`; returns the sum of what `act` returned.
+    async fn sweep_index<F>(
+        &self,
+        pick: impl Fn(&IndexEntry) -> bool,
+        act: impl Fn(Vec<String>) -> F,
+    ) -> Result<usize>
+    where
+        F: std::future::Future<Output = Result<usize>>,
+    {
+        let all = RangeSet::new(&[TokenRange::new(0, 0)]);
+        let mut done = 0;
+        let mut cursor = None;
+        loop {
+            let (page, more) = self.store.index_page(all.clone(), cursor, 4096).await?;
+            cursor = page.last().map(|e| Cursor {
+                token: e.token,
+                key: e.key.clone(),
+            });
+            let keys: Vec<String> = page.into_iter().filter(&pick).map(|e| e.key).collect();
+            if !keys.is_empty() {
+                done += act(keys).await?;
+            }
+            if !more {
+                return Ok(done);
+            }
+        }
     }
 
     /// Anti-entropy every interval, then tombstone GC, until shutdown.
