@@ -117,6 +117,8 @@ pub struct Node {
     pub(crate) anti_entropy: AntiEntropy<GrpcPeerCalls>,
     /// Delivery of the hints this node holds.
     pub(crate) handoff: Handoff<GrpcPeerCalls>,
+    /// Background calls to peers (streaming's pulls).
+    pub(crate) peer_calls: GrpcPeerCalls,
     /// When the rings last changed (handed-over data is deleted only once they settle).
     pub(crate) ring_changed_at: Mutex<Instant>,
     /// Wakes the gossip loop for an extra round when a record changed.
@@ -217,7 +219,7 @@ impl Node {
             cfg.request_timeout * 4,
         );
         let anti_entropy = AntiEntropy::new(store.clone(), calls.clone(), Arc::clone(&metrics));
-        let handoff = Handoff::new(hints.clone(), calls, Arc::clone(&metrics));
+        let handoff = Handoff::new(hints.clone(), calls.clone(), Arc::clone(&metrics));
         let node = Arc::new(Node {
             // Every call's own deadline is the request timeout (rounds stop waiting then); the
             // channel allows a forwarded write the margin on top.
@@ -234,6 +236,7 @@ impl Node {
             lifecycle_ops: Mutex::new(HashMap::new()),
             anti_entropy,
             handoff,
+            peer_calls: calls,
             ring_changed_at: Mutex::new(Instant::now()),
             gossip_now: tokio::sync::Notify::new(),
             serving: std::sync::atomic::AtomicBool::new(serving),

@@ -74,6 +74,20 @@ pub struct Cursor {
     pub key: String,
 }
 
+/// A page of the keys in some ranges, in token order, for streaming.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RangePage {
+    /// Each key with its versions.
+    pub entries: Vec<(String, Siblings)>,
+    /// Bytes of keys and encoded versions in the page.
+    pub bytes: u64,
+    /// Where the next page starts; `None` when this page ends the ranges.
+    pub next: Option<Cursor>,
+}
+
+/// Index entries read at a time while filling a [`RangePage`].
+const RANGE_PAGE_KEYS: usize = 256;
+
 /// The local store of one node.
 #[derive(Clone)]
 pub struct Store {
@@ -349,6 +363,44 @@ impl Store {
     ) -> Result<(Vec<IndexEntry>, bool)> {
         let inner = Arc::clone(&self.inner);
         blocking(move || inner.index_page(&ranges, after.as_ref(), limit)).await
+    }
+
+    /// The keys in `ranges` after `after` (from the start without one), in token order, with
+    /// their versions: as many as fit in `max_bytes` of keys and encoded versions, and at
+    /// least one batch of index entries (so a page always makes progress).
+    pub async fn range_page(
+        &self,
+        ranges: RangeSet,
+        mut after: Option<Cursor>,
+        max_bytes: usize,
+    ) -> Result<RangePage> {
+        let mut page = RangePage::default();
+        loop {
+            let (index, more) = self
+                .index_page(ranges.clone(), after.clone(), RANGE_PAGE_KEYS)
+                .await?;
+            if let Some(last) = index.last() {
+                after = Some(Cursor {
+                    token: last.token,
+                    key: last.key.clone(),
+                });
+            }
+            let keys: Vec<String> = index.into_iter().map(|e| e.key).collect();
+            for (key, versions) in self.read_many(keys).await? {
+                page.bytes += (key.len() + versions.encode().len()) as u64;
+                page.entries.push((key, versions));
+            }
+            if !more {
+                return Ok(page);
+            }
+            if page.bytes >= max_bytes as u64 {
+                page.next = Some(after.unwrap_or(Cursor {
+                    token: 0,
+                    key: String::new(),
+                }));
+                return Ok(page);
+            }
+        }
     }
 
     /// Calls `f` on every index entry in `ranges`, in token order (blocking; for Merkle trees).

@@ -168,54 +168,35 @@ impl Replica for ReplicaService {
     ) -> Result<Response<pb::FetchRangeResponse>, Status> {
         let r = req.into_inner();
         let ranges: Vec<TokenRange> = r.ranges.iter().map(range_from_proto).collect();
-        let set = RangeSet::new(&ranges);
-        let mut cursor = r.has_cursor.then_some(Cursor {
+        let after = r.has_cursor.then_some(Cursor {
             token: r.after_token,
             key: r.after_key,
         });
         let max_bytes = (r.max_bytes as usize).clamp(4096, 16 << 20);
-        let store = self.node.store();
-        let mut entries = Vec::new();
-        let mut bytes = 0usize;
-        loop {
-            let (page, more) = store
-                .index_page(set.clone(), cursor.clone(), 256)
-                .await
-                .map_err(|e| e.to_status())?;
-            let keys: Vec<String> = page.iter().map(|e| e.key.clone()).collect();
-            let last = page.last().map(|e| Cursor {
-                token: e.token,
-                key: e.key.clone(),
-            });
-            for (key, v) in store.read_many(keys).await.map_err(|e| e.to_status())? {
-                let versions = v.encode();
-                bytes += key.len() + versions.len();
-                entries.push(pb::ReplicaEntry { key, versions });
-            }
-            if last.is_some() {
-                cursor = last;
-            }
-            if !more {
-                return Ok(Response::new(pb::FetchRangeResponse {
-                    entries,
-                    done: true,
-                    next_token: 0,
-                    next_key: String::new(),
-                }));
-            }
-            if bytes >= max_bytes {
-                let c = cursor.unwrap_or(Cursor {
-                    token: 0,
-                    key: String::new(),
-                });
-                return Ok(Response::new(pb::FetchRangeResponse {
-                    entries,
-                    done: false,
-                    next_token: c.token,
-                    next_key: c.key,
-                }));
-            }
-        }
+        let page = self
+            .node
+            .store()
+            .range_page(RangeSet::new(&ranges), after, max_bytes)
+            .await
+            .map_err(|e| e.to_status())?;
+        let done = page.next.is_none();
+        let next = page.next.unwrap_or(Cursor {
+            token: 0,
+            key: String::new(),
+        });
+        Ok(Response::new(pb::FetchRangeResponse {
+            entries: page
+                .entries
+                .into_iter()
+                .map(|(key, v)| pb::ReplicaEntry {
+                    key,
+                    versions: v.encode(),
+                })
+                .collect(),
+            done,
+            next_token: next.token,
+            next_key: next.key,
+        }))
     }
 
     async fn fetch_keys(

@@ -1,5 +1,5 @@
 //! The background calls to peers over the `Replica` gRPC service: the only place anti-entropy,
-//! hinted handoff and streaming's sends meet proto types.
+//! hinted handoff and streaming meet proto types.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,10 +7,11 @@ use std::time::Duration;
 use distkv_cluster::{NodeId, Siblings, TokenRange};
 use distkv_proto::internal;
 
-use super::{HandoffTransport, RepairTransport};
+use super::{HandoffTransport, RepairTransport, StreamTransport};
 use crate::error::{NodeError, Result};
 use crate::membership::range_to_proto;
 use crate::peers::Peers;
+use crate::storage::{Cursor, RangePage};
 
 /// Background calls to peers over gRPC, each with a deadline of `timeout` (tree building, key
 /// listings and batches of hints take longer than a replica call).
@@ -165,5 +166,44 @@ impl HandoffTransport for GrpcPeerCalls {
                 .map_err(|s| self.peers.error(peer, s))?;
         }
         Ok(())
+    }
+}
+
+impl StreamTransport for GrpcPeerCalls {
+    async fn fetch_range(
+        &self,
+        peer: &str,
+        ranges: &[TokenRange],
+        after: Option<Cursor>,
+        max_bytes: usize,
+    ) -> Result<RangePage> {
+        let mut client = self.peers.background(peer)?;
+        let req = self.request(internal::FetchRangeRequest {
+            ranges: ranges_to_proto(ranges),
+            has_cursor: after.is_some(),
+            after_token: after.as_ref().map_or(0, |c| c.token),
+            after_key: after.map_or(String::new(), |c| c.key),
+            max_bytes: max_bytes.min(u32::MAX as usize) as u32,
+        });
+        let reply = client
+            .fetch_range(req)
+            .await
+            .map_err(|s| self.peers.error(peer, s))?
+            .into_inner();
+        let mut page = RangePage {
+            entries: Vec::with_capacity(reply.entries.len()),
+            bytes: 0,
+            next: (!reply.done).then_some(Cursor {
+                token: reply.next_token,
+                key: reply.next_key,
+            }),
+        };
+        for e in reply.entries {
+            page.bytes += (e.key.len() + e.versions.len()) as u64;
+            let versions =
+                Siblings::decode(&e.versions).map_err(|err| NodeError::bad_reply(peer, err))?;
+            page.entries.push((e.key, versions));
+        }
+        Ok(page)
     }
 }

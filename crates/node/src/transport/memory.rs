@@ -7,13 +7,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use distkv_cluster::{NodeId, Siblings, TokenRange};
+use distkv_cluster::{NodeId, RangeSet, Siblings, TokenRange};
 use parking_lot::Mutex;
 
-use super::{HandoffTransport, RepairTransport};
+use super::{HandoffTransport, RepairTransport, StreamTransport};
 use crate::error::{NodeError, PeerFailure, Result};
 use crate::hints::HintStore;
 use crate::repair::RepairServer;
+use crate::storage::{Cursor, RangePage};
 
 #[derive(Default)]
 struct Peer {
@@ -32,6 +33,8 @@ pub struct Calls {
     pub sends: usize,
     /// Hints handed to a peer to keep.
     pub kept: usize,
+    /// Range pages fetched.
+    pub pages: usize,
 }
 
 /// The peers of a test, by address. Cloning shares them.
@@ -157,5 +160,21 @@ impl HandoffTransport for MemPeers {
             store.add(target, key, versions)?;
         }
         Ok(())
+    }
+}
+
+impl StreamTransport for MemPeers {
+    async fn fetch_range(
+        &self,
+        peer: &str,
+        ranges: &[TokenRange],
+        after: Option<Cursor>,
+        max_bytes: usize,
+    ) -> Result<RangePage> {
+        let server = self.server(peer, |c| c.pages += 1)?;
+        server
+            .store()
+            .range_page(RangeSet::new(ranges), after, max_bytes)
+            .await
     }
 }

@@ -1,6 +1,6 @@
 //! The node's background calls to its peers, as traits with domain types: what anti-entropy
-//! asks of a peer ([`RepairTransport`]) and what hinted handoff and streaming send
-//! ([`HandoffTransport`]). Components hold one of these, never a gRPC client:
+//! asks of a peer ([`RepairTransport`]), what hinted handoff sends ([`HandoffTransport`]) and
+//! what streaming pulls ([`StreamTransport`]; it pushes with [`RepairTransport::send`]). Components hold one of these, never a gRPC client:
 //! [`grpc::GrpcPeerCalls`] implements them over the `Replica` service (the only place their
 //! proto types appear), and [`memory::MemPeers`] in process, for tests that run components of
 //! several nodes over real engines without sockets. (Client requests reach replicas through
@@ -14,6 +14,7 @@ use std::future::Future;
 use distkv_cluster::{NodeId, Siblings, TokenRange};
 
 use crate::error::Result;
+use crate::storage::{Cursor, RangePage};
 
 pub mod grpc;
 pub mod memory;
@@ -74,4 +75,17 @@ pub trait HandoffTransport: Send + Sync + 'static {
         target: &NodeId,
         hints: &[(String, Siblings)],
     ) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// What streaming pulls from a peer.
+pub trait StreamTransport: Send + Sync + 'static {
+    /// A page of the peer's keys in `ranges` after `after` (from the start without one), of
+    /// about `max_bytes`.
+    fn fetch_range(
+        &self,
+        peer: &str,
+        ranges: &[TokenRange],
+        after: Option<Cursor>,
+        max_bytes: usize,
+    ) -> impl Future<Output = Result<RangePage>> + Send;
 }

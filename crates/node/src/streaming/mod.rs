@@ -37,10 +37,10 @@ use crate::ops::{Op, Throttle};
 use crate::storage::Cursor;
 use crate::transport::RepairTransport;
 
+mod pull;
+
 /// Where a streaming plan is kept (in the hint store; no `\0`, so never a hint).
 const PLAN_KEY: &[u8] = b"meta:stream-plan";
-/// Bytes of versions per streamed page.
-const PAGE_BYTES: u32 = 1 << 20;
 /// Keys per pushed page.
 const PUSH_KEYS: usize = 256;
 /// How soon a failed join or decommission is tried again.
@@ -206,86 +206,16 @@ impl Node {
         task: &mut StreamTask,
         op: &Op,
         throttle: &mut Throttle,
-        mut persist: Option<(&mut StreamPlan, usize)>,
+        persist: Option<(&mut StreamPlan, usize)>,
     ) -> Result<()> {
-        let ranges: Vec<internal::TokenRange> =
-            task.ranges.iter().copied().map(range_to_proto).collect();
-        let mut sources: Vec<NodeId> = std::iter::once(task.peer.clone())
-            .chain(task.alternates.iter().cloned())
-            .collect();
-        let mut last_error = None;
-        while !sources.is_empty() {
-            let source = sources.remove(0);
-            let Some(address) = self.address_of(&source) else {
-                continue;
-            };
-            let result: Result<()> = async {
-                loop {
-                    let mut client = self.peers.background(&address)?;
-                    let mut req = tonic::Request::new(internal::FetchRangeRequest {
-                        ranges: ranges.clone(),
-                        has_cursor: task.cursor.is_some(),
-                        after_token: task.cursor.as_ref().map_or(0, |c| c.token),
-                        after_key: task
-                            .cursor
-                            .as_ref()
-                            .map_or(String::new(), |c| c.key.clone()),
-                        max_bytes: PAGE_BYTES,
-                    });
-                    req.set_timeout(self.cfg.request_timeout * 4);
-                    let page = client
-                        .fetch_range(req)
-                        .await
-                        .map_err(|s| self.peers.error(&address, s))?
-                        .into_inner();
-                    let mut entries = Vec::with_capacity(page.entries.len());
-                    let mut bytes = 0u64;
-                    for e in page.entries {
-                        bytes += (e.key.len() + e.versions.len()) as u64;
-                        let v = Siblings::decode(&e.versions)
-                            .map_err(|err| NodeError::bad_reply(&address, err))?;
-                        entries.push((e.key, v));
-                    }
-                    let n = entries.len() as u64;
-                    self.store.merge_many(entries).await?;
-                    task.keys += n;
-                    task.bytes += bytes;
-                    op.add(n, bytes);
-                    self.metrics
-                        .keys_streamed_in
-                        .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-                    if page.done {
-                        task.done = true;
-                    } else {
-                        task.cursor = Some(Cursor {
-                            token: page.next_token,
-                            key: page.next_key,
-                        });
-                    }
-                    if let Some((plan, i)) = persist.as_mut() {
-                        plan.tasks[*i] = task.clone();
-                        self.save_plan(Some(plan)).await?;
-                    }
-                    throttle.consume(bytes).await;
-                    if task.done {
-                        return Ok(());
-                    }
-                    if *self.shutdown_signal().borrow() {
-                        return Err(NodeError::ShuttingDown);
-                    }
-                }
-            }
-            .await;
-            match result {
-                Ok(()) => return Ok(()),
-                Err(NodeError::ShuttingDown) => return Err(NodeError::ShuttingDown),
-                Err(e) => {
-                    tracing::warn!(source, error = %e, "streaming from a source failed; trying the next");
-                    last_error = Some(e);
-                }
-            }
-        }
-        Err(last_error.unwrap_or(NodeError::NoSource))
+        let mut hooks = NodePull {
+            node: self,
+            op,
+            throttle,
+            persist,
+            shutdown: self.shutdown_signal(),
+        };
+        pull::pull(&self.peer_calls, &self.store, task, &mut hooks).await
     }
 
     /// Pushes the local copy of the task's ranges to its peer, from the task's cursor on.
@@ -827,6 +757,39 @@ impl Node {
             .map_err(|s| self.peers.error(&address, s))?
             .into_inner();
         Ok((r.keys, r.bytes))
+    }
+}
+
+/// A node's side of a pull: progress, metrics, the persisted plan, the throttle, shutdown.
+struct NodePull<'a> {
+    node: &'a Arc<Node>,
+    op: &'a Op,
+    throttle: &'a mut Throttle,
+    persist: Option<(&'a mut StreamPlan, usize)>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+impl pull::PullHooks for NodePull<'_> {
+    fn address_of(&self, source: &str) -> Option<String> {
+        self.node.address_of(source)
+    }
+
+    fn stopping(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    async fn after_page(&mut self, task: &StreamTask, keys: u64, bytes: u64) -> Result<()> {
+        self.op.add(keys, bytes);
+        self.node
+            .metrics
+            .keys_streamed_in
+            .fetch_add(keys, std::sync::atomic::Ordering::Relaxed);
+        if let Some((plan, i)) = self.persist.as_mut() {
+            plan.tasks[*i] = task.clone();
+            self.node.save_plan(Some(plan)).await?;
+        }
+        self.throttle.consume(bytes).await;
+        Ok(())
     }
 }
 
