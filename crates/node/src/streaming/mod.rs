@@ -60,6 +60,13 @@ pub struct StreamTask {
     pub bytes: u64,
 }
 
+/// Which way a plan's tasks move ranges: from each task's peer here, or from here to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Direction {
+    Pull,
+    Push,
+}
+
 /// A join's or a decommission's tasks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StreamPlan {
@@ -323,6 +330,48 @@ impl Node {
         result.map(|()| (task.keys, task.bytes))
     }
 
+    /// Carries out the tasks of `plan` not done yet, pulling each task's ranges from its peer
+    /// or pushing them to it, the plan saved after every page; counts the tasks done before
+    /// (a resumed plan). `after` is how many steps of its own the operation has once the
+    /// plan is carried out.
+    async fn execute_plan(
+        self: &Arc<Self>,
+        plan: &mut StreamPlan,
+        op: &Op,
+        direction: Direction,
+        after: usize,
+    ) -> Result<()> {
+        let ranges: usize = plan.tasks.iter().map(|t| t.ranges.len()).sum();
+        let peers = plan.tasks.len();
+        op.set_steps(peers + after);
+        op.set_detail(match direction {
+            Direction::Pull => format!("streaming {ranges} ranges from {peers} sources"),
+            Direction::Push => format!("streaming {ranges} ranges to {peers} nodes"),
+        });
+        tracing::info!(plan = plan.kind, ranges, peers, "streaming ranges");
+        let mut throttle = self.throttle();
+        for i in 0..plan.tasks.len() {
+            let mut task = plan.tasks[i].clone();
+            if task.done {
+                op.add(task.keys, task.bytes);
+            } else {
+                match direction {
+                    Direction::Pull => {
+                        self.pull_task(&mut task, op, &mut throttle, Some((&mut *plan, i)))
+                            .await?
+                    }
+                    Direction::Push => {
+                        self.push_task(&mut task, op, &mut throttle, plan, i)
+                            .await?
+                    }
+                }
+                plan.tasks[i] = task;
+            }
+            op.step_done();
+        }
+        Ok(())
+    }
+
     // ---- join ----
 
     /// Runs (or resumes) this node's join; finishes with the node `normal`.
@@ -415,30 +464,9 @@ impl Node {
                 plan
             }
         };
-        let total_ranges: usize = plan.tasks.iter().map(|t| t.ranges.len()).sum();
-        op.set_steps(plan.tasks.len() + 1);
-        op.set_detail(format!(
-            "streaming {total_ranges} ranges from {} sources",
-            plan.tasks.len()
-        ));
-        tracing::info!(
-            ranges = total_ranges,
-            sources = plan.tasks.len(),
-            "joining: streaming ranges"
-        );
         // 4. Pull.
-        let mut throttle = self.throttle();
-        for i in 0..plan.tasks.len() {
-            let mut task = plan.tasks[i].clone();
-            if !task.done {
-                self.pull_task(&mut task, &op, &mut throttle, Some((&mut plan, i)))
-                    .await?;
-                plan.tasks[i] = task;
-            } else {
-                op.add(task.keys, task.bytes);
-            }
-            op.step_done();
-        }
+        self.execute_plan(&mut plan, &op, Direction::Pull, 1)
+            .await?;
         // 5. Whatever any old replica has that we lack: a write acknowledged by W of them
         //    before they sent us writes too, or written behind the cursor during the stream.
         //    Every reachable old replica is compared, so that reads that now count this node
@@ -502,29 +530,8 @@ impl Node {
                 plan
             }
         };
-        let total_ranges: usize = plan.tasks.iter().map(|t| t.ranges.len()).sum();
-        op.set_steps(plan.tasks.len() + 2);
-        op.set_detail(format!(
-            "streaming {total_ranges} ranges to {} nodes",
-            plan.tasks.len()
-        ));
-        tracing::info!(
-            ranges = total_ranges,
-            targets = plan.tasks.len(),
-            "decommissioning: streaming ranges"
-        );
-        let mut throttle = self.throttle();
-        for i in 0..plan.tasks.len() {
-            let mut task = plan.tasks[i].clone();
-            if !task.done {
-                self.push_task(&mut task, &op, &mut throttle, &mut plan, i)
-                    .await?;
-                plan.tasks[i] = task;
-            } else {
-                op.add(task.keys, task.bytes);
-            }
-            op.step_done();
-        }
+        self.execute_plan(&mut plan, &op, Direction::Push, 2)
+            .await?;
         // Hints held here would leave with this node: deliver them, or hand them on.
         op.set_detail("handing off hints");
         self.hand_off_all_hints().await?;
