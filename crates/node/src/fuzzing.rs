@@ -16,7 +16,7 @@ use distkv_proto::internal;
 use crate::hints::{decode_hint, encode_hint};
 use crate::members_file;
 use crate::storage::{index_key, index_value, parse_index};
-use crate::streaming::StreamPlan;
+use crate::transport::convert::{plan_from_proto, plan_to_proto};
 
 /// A target: the name of its corpus directory and libFuzzer target, and its entry point.
 pub type Target = (&'static str, fn(&[u8]));
@@ -35,8 +35,10 @@ pub fn member_table(data: &[u8]) {
         return;
     };
     for m in &members {
-        let back = crate::membership::member_from_proto(crate::membership::member_to_proto(m))
-            .expect("a decoded member converts back");
+        let back = crate::transport::convert::member_from_proto(
+            crate::transport::convert::member_to_proto(m),
+        )
+        .expect("a decoded member converts back");
         assert_eq!(&back, m);
     }
 }
@@ -71,8 +73,8 @@ pub fn token_index(data: &[u8]) {
 /// A saved stream plan.
 pub fn stream_plan(data: &[u8]) {
     if let Ok(p) = <internal::StreamPlan as prost::Message>::decode(data) {
-        let plan = StreamPlan::from_proto(p);
-        assert_eq!(StreamPlan::from_proto(plan.to_proto()), plan);
+        let plan = plan_from_proto(p);
+        assert_eq!(plan_from_proto(plan_to_proto(&plan)), plan);
     }
 }
 

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use distkv_cluster::{Member, Membership};
 use distkv_proto::internal;
 
-use crate::membership::{member_from_proto, member_to_proto};
+use crate::transport::convert::{member_from_proto, member_to_proto};
 
 /// The member table's file name in the data directory.
 pub const MEMBERS_FILE: &str = "members.pb";

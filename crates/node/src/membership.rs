@@ -17,17 +17,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use distkv_cluster::gossip::{Ack, Ack2, GossipDigest, GossipEvent, Outgoing, Syn};
+use distkv_cluster::gossip::{Ack, Ack2, GossipEvent, Outgoing, Syn};
 use distkv_cluster::{
     DetectorConfig, GossipConfig, Member, MemberState, Membership, NodeId, NodeStatus, Ring, Token,
-    TokenRange, Update, node_tokens,
+    Update, node_tokens,
 };
-use distkv_proto::internal;
 
 use crate::config::NodeConfig;
 use crate::error::{BadMessage, NodeError, Result};
 use crate::members_file;
 use crate::node::Node;
+use crate::transport::{GossipAnswer, GossipTransport};
 
 /// Where the member table is kept between runs.
 pub use crate::members_file::MEMBERS_FILE;
@@ -124,140 +124,6 @@ pub fn initial_state(cfg: &NodeConfig, saved: Option<&Member>, now_ms: u64) -> M
         state,
         tokens,
     )
-}
-
-// ---- protobuf conversions (the rest of the node sees only domain types) ----
-
-pub fn member_to_proto(m: &Member) -> internal::Member {
-    internal::Member {
-        node_id: m.id.clone(),
-        address: m.address.clone(),
-        generation: m.generation,
-        version: m.version,
-        heartbeat: m.heartbeat,
-        state: m.state.as_u32(),
-        tokens: m.tokens.to_vec(),
-    }
-}
-
-pub fn member_from_proto(m: internal::Member) -> Result<Member> {
-    let state = MemberState::from_u32(m.state).ok_or(BadMessage::UnknownMemberState(m.state))?;
-    if m.node_id.is_empty() {
-        return Err(BadMessage::MemberWithoutId.into());
-    }
-    let mut member = Member::new(m.node_id, m.address, m.generation, state, m.tokens);
-    member.version = m.version;
-    member.heartbeat = m.heartbeat;
-    Ok(member)
-}
-
-fn digest_to_proto(d: GossipDigest) -> internal::GossipDigest {
-    internal::GossipDigest {
-        node_id: d.id,
-        generation: d.generation,
-        version: d.version,
-        heartbeat: d.heartbeat,
-        fingerprint: d.fingerprint,
-    }
-}
-
-fn digest_from_proto(d: internal::GossipDigest) -> GossipDigest {
-    GossipDigest {
-        id: d.node_id,
-        generation: d.generation,
-        version: d.version,
-        heartbeat: d.heartbeat,
-        fingerprint: d.fingerprint,
-    }
-}
-
-fn update_to_proto(u: Update) -> internal::GossipUpdate {
-    use internal::gossip_update::Update as U;
-    internal::GossipUpdate {
-        update: Some(match u {
-            Update::Record(m) => U::Record(member_to_proto(&m)),
-            Update::Heartbeat {
-                id,
-                generation,
-                heartbeat,
-            } => U::Heartbeat(internal::HeartbeatUpdate {
-                node_id: id,
-                generation,
-                heartbeat,
-            }),
-        }),
-    }
-}
-
-fn updates_from_proto(updates: Vec<internal::GossipUpdate>) -> Result<Vec<Update>> {
-    use internal::gossip_update::Update as U;
-    updates
-        .into_iter()
-        .map(|u| match u.update {
-            Some(U::Record(m)) => member_from_proto(m).map(Update::Record),
-            Some(U::Heartbeat(h)) => Ok(Update::Heartbeat {
-                id: h.node_id,
-                generation: h.generation,
-                heartbeat: h.heartbeat,
-            }),
-            None => Err(BadMessage::EmptyGossipUpdate.into()),
-        })
-        .collect()
-}
-
-pub fn syn_to_proto(syn: Syn) -> internal::GossipSynRequest {
-    internal::GossipSynRequest {
-        from: syn.from,
-        digests: syn.digests.into_iter().map(digest_to_proto).collect(),
-    }
-}
-
-pub fn syn_from_proto(r: internal::GossipSynRequest) -> Syn {
-    Syn {
-        from: r.from,
-        digests: r.digests.into_iter().map(digest_from_proto).collect(),
-    }
-}
-
-pub fn ack_to_proto(a: Ack) -> internal::GossipAckResponse {
-    internal::GossipAckResponse {
-        from: a.from,
-        updates: a.updates.into_iter().map(update_to_proto).collect(),
-        wanted: a.wanted.into_iter().map(digest_to_proto).collect(),
-    }
-}
-
-fn ack_from_proto(a: internal::GossipAckResponse) -> Result<Ack> {
-    Ok(Ack {
-        from: a.from,
-        updates: updates_from_proto(a.updates)?,
-        wanted: a.wanted.into_iter().map(digest_from_proto).collect(),
-    })
-}
-
-fn ack2_to_proto(a: Ack2) -> internal::GossipAck2Request {
-    internal::GossipAck2Request {
-        from: a.from,
-        updates: a.updates.into_iter().map(update_to_proto).collect(),
-    }
-}
-
-pub fn ack2_from_proto(a: internal::GossipAck2Request) -> Result<Ack2> {
-    Ok(Ack2 {
-        from: a.from,
-        updates: updates_from_proto(a.updates)?,
-    })
-}
-
-pub fn range_to_proto(r: TokenRange) -> internal::TokenRange {
-    internal::TokenRange {
-        start: r.start,
-        end: r.end,
-    }
-}
-
-pub fn range_from_proto(r: &internal::TokenRange) -> TokenRange {
-    TokenRange::new(r.start, r.end)
 }
 
 impl Node {
@@ -379,18 +245,16 @@ impl Node {
     pub async fn introduce(self: &Arc<Self>, id: &str, address: &str) -> Result<()> {
         // First look without telling: a Syn that mentions nothing gets the peer's records
         // back and teaches it nothing.
-        let mut client = self.peers.replica(address)?;
-        let mut probe = tonic::Request::new(internal::GossipSynRequest {
+        let probe = Syn {
             from: self.cfg.node_id.clone(),
             digests: Vec::new(),
-        });
-        probe.set_timeout(self.cfg.request_timeout);
-        let theirs = client
-            .gossip_syn(probe)
-            .await
-            .map_err(|s| self.peers.error(address, s))?
-            .into_inner();
-        let them = updates_from_proto(theirs.updates)?
+        };
+        let theirs = self
+            .peer_calls
+            .syn(address, probe, self.cfg.request_timeout, true)
+            .await?;
+        let them = theirs
+            .updates
             .into_iter()
             .find_map(|u| match u {
                 Update::Record(m) if m.id == theirs.from => Some(m),
@@ -485,15 +349,10 @@ impl Node {
 
     /// One three-way exchange with the peer `o` names.
     async fn exchange(self: &Arc<Self>, o: Outgoing) -> Result<()> {
-        let mut client = self.peers.background(&o.address)?;
-        let mut request = tonic::Request::new(syn_to_proto(o.syn));
-        request.set_timeout(self.gossip_timeout());
-        let ack = client
-            .gossip_syn(request)
-            .await
-            .map_err(|s| self.peers.error(&o.address, s))?
-            .into_inner();
-        let ack = ack_from_proto(ack)?;
+        let ack = self
+            .peer_calls
+            .syn(&o.address, o.syn, self.gossip_timeout(), false)
+            .await?;
         self.metrics
             .gossip_messages_sent
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -504,12 +363,9 @@ impl Node {
         };
         self.handle_gossip_events();
         if let Some(ack2) = ack2 {
-            let mut request = tonic::Request::new(ack2_to_proto(ack2));
-            request.set_timeout(self.gossip_timeout());
-            client
-                .gossip_ack2(request)
-                .await
-                .map_err(|s| self.peers.error(&o.address, s))?;
+            self.peer_calls
+                .ack2(&o.address, ack2, self.gossip_timeout())
+                .await?;
         }
         Ok(())
     }
@@ -647,6 +503,16 @@ impl Node {
 
 /// Whether an error is about certificates or the TLS handshake (a misconfiguration that
 /// repeats at every round until someone fixes it), not the peer being down.
+impl GossipAnswer for Node {
+    fn on_syn(&self, syn: Syn) -> Ack {
+        self.on_gossip_syn(syn)
+    }
+
+    fn on_ack2(&self, ack2: Ack2) {
+        self.on_gossip_ack2(ack2)
+    }
+}
+
 fn is_tls_failure(error: &str) -> bool {
     let e = error.to_lowercase();
     [
@@ -731,16 +597,5 @@ mod tests {
         let fresh = initial_state(&cfg(&[]), None, 10);
         assert_eq!(fresh.tokens.len(), 150);
         assert_eq!(fresh.generation, 10);
-    }
-
-    #[test]
-    fn members_round_trip_through_protobuf() {
-        let mut m = Member::new("n2", "h:1", 7, MemberState::Leaving, vec![9, 4]);
-        m.version = 3;
-        m.heartbeat = 11;
-        assert_eq!(member_from_proto(member_to_proto(&m)).unwrap(), m);
-        let mut bad = member_to_proto(&m);
-        bad.state = 9;
-        assert!(member_from_proto(bad).is_err());
     }
 }

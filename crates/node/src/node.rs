@@ -40,7 +40,6 @@ use std::time::{Duration, Instant};
 use distkv_cluster::{
     Consistency, Gossiper, MemberState, Membership, NodeId, QuorumError, Siblings,
 };
-use distkv_proto::internal;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use parking_lot::{Mutex, RwLock};
@@ -59,6 +58,7 @@ use crate::ops::{Op, Operations};
 use crate::peers::Peers;
 use crate::repair::AntiEntropy;
 use crate::storage::Store;
+use crate::transport::ScanTransport;
 use crate::transport::grpc::GrpcPeerCalls;
 
 /// The least a replica is asked for in one scan page, however many nodes share the budget.
@@ -615,24 +615,9 @@ impl Node {
         let address = self
             .address_of(node)
             .ok_or_else(|| NodeError::UnknownNode(node.to_string()))?;
-        let mut client = self.peers.replica(&address)?;
-        let reply = client
-            .scan(internal::ReplicaScanRequest {
-                start,
-                end,
-                limit: limit as u32,
-                max_bytes: max_bytes as u64,
-            })
+        self.peer_calls
+            .scan(&address, start, end, limit, max_bytes)
             .await
-            .map_err(|s| self.peers.error(&address, s))?
-            .into_inner();
-        let mut out = Vec::with_capacity(reply.entries.len());
-        for e in reply.entries {
-            let v = Siblings::decode(&e.versions)
-                .map_err(|err| NodeError::bad_reply(&address, format!("versions: {err}")))?;
-            out.push((e.key, v));
-        }
-        Ok((out, reply.more))
     }
 
     /// Delivers held hints to their nodes every hint interval.

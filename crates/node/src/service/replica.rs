@@ -6,9 +6,9 @@ use distkv_cluster::{RangeSet, Siblings, TokenRange};
 use distkv_proto::internal::{self as pb, replica_server::Replica};
 use tonic::{Request, Response, Status};
 
-use crate::membership::{ack_to_proto, ack2_from_proto, range_from_proto, syn_from_proto};
 use crate::node::{Node, WriteContext};
 use crate::storage::Cursor;
+use crate::transport::convert::{ack_to_proto, ack2_from_proto, range_from_proto, syn_from_proto};
 
 pub struct ReplicaService {
     node: Arc<Node>,

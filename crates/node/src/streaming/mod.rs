@@ -28,14 +28,13 @@ use std::time::Duration;
 use distkv_cluster::{
     MemberState, NodeId, NodeStatus, RangeSet, Siblings, TokenRange, Transfer, plan_transfers,
 };
-use distkv_proto::internal;
 
 use crate::error::{NodeError, Result};
-use crate::membership::{range_from_proto, range_to_proto};
 use crate::node::Node;
 use crate::ops::{Op, Throttle};
 use crate::storage::Cursor;
 use crate::transport::RepairTransport;
+use crate::transport::convert::{plan_from_proto, plan_to_proto};
 
 mod pull;
 
@@ -72,51 +71,6 @@ enum Direction {
 pub struct StreamPlan {
     pub kind: String,
     pub tasks: Vec<StreamTask>,
-}
-
-impl StreamPlan {
-    pub(crate) fn to_proto(&self) -> internal::StreamPlan {
-        internal::StreamPlan {
-            kind: self.kind.clone(),
-            tasks: self
-                .tasks
-                .iter()
-                .map(|t| internal::StreamTask {
-                    peer: t.peer.clone(),
-                    ranges: t.ranges.iter().copied().map(range_to_proto).collect(),
-                    alternates: t.alternates.clone(),
-                    has_cursor: t.cursor.is_some(),
-                    cursor_token: t.cursor.as_ref().map_or(0, |c| c.token),
-                    cursor_key: t.cursor.as_ref().map_or(String::new(), |c| c.key.clone()),
-                    done: t.done,
-                    keys: t.keys,
-                    bytes: t.bytes,
-                })
-                .collect(),
-        }
-    }
-
-    pub(crate) fn from_proto(p: internal::StreamPlan) -> StreamPlan {
-        StreamPlan {
-            kind: p.kind,
-            tasks: p
-                .tasks
-                .into_iter()
-                .map(|t| StreamTask {
-                    peer: t.peer,
-                    ranges: t.ranges.iter().map(range_from_proto).collect(),
-                    alternates: t.alternates,
-                    cursor: t.has_cursor.then_some(Cursor {
-                        token: t.cursor_token,
-                        key: t.cursor_key,
-                    }),
-                    done: t.done,
-                    keys: t.keys,
-                    bytes: t.bytes,
-                })
-                .collect(),
-        }
-    }
 }
 
 /// Groups pull transfers into tasks: one per list of sources, so that a task's alternates
@@ -183,13 +137,13 @@ fn group_pushes(transfers: &[Transfer]) -> Vec<StreamTask> {
 impl Node {
     fn load_plan(&self, kind: &str) -> Option<StreamPlan> {
         let bytes = self.hints.db().get(PLAN_KEY).ok()??;
-        let plan = StreamPlan::from_proto(prost::Message::decode(bytes.as_ref()).ok()?);
+        let plan = plan_from_proto(prost::Message::decode(bytes.as_ref()).ok()?);
         (plan.kind == kind).then_some(plan)
     }
 
     async fn save_plan(&self, plan: Option<&StreamPlan>) -> Result<()> {
         let db = self.hints.db().clone();
-        let bytes = plan.map(|p| prost::Message::encode_to_vec(&p.to_proto()));
+        let bytes = plan.map(|p| prost::Message::encode_to_vec(&plan_to_proto(p)));
         tokio::task::spawn_blocking(move || -> Result<()> {
             let opts = distkv_lsm::WriteOptions { sync: true };
             match bytes {
@@ -750,20 +704,9 @@ impl Node {
         let address = self
             .address_of(target)
             .ok_or_else(|| NodeError::UnknownNode(target.to_string()))?;
-        let mut client = self.peers.replica(&address)?;
-        let mut req = tonic::Request::new(internal::PullRangesRequest {
-            ranges: ranges.into_iter().map(range_to_proto).collect(),
-            sources,
-            reason: reason.to_string(),
-        });
-        // Streaming a range takes as long as it takes: no request deadline beyond an hour.
-        req.set_timeout(Duration::from_secs(3600));
-        let r = client
-            .pull_ranges(req)
+        self.peer_calls
+            .ask_to_pull(&address, &ranges, sources, reason)
             .await
-            .map_err(|s| self.peers.error(&address, s))?
-            .into_inner();
-        Ok((r.keys, r.bytes))
     }
 }
 
@@ -862,6 +805,6 @@ mod tests {
                 bytes: 99,
             }],
         };
-        assert_eq!(StreamPlan::from_proto(plan.to_proto()), plan);
+        assert_eq!(plan_from_proto(plan_to_proto(&plan)), plan);
     }
 }

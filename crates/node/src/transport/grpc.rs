@@ -4,12 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use distkv_cluster::gossip::{Ack, Ack2, Syn};
 use distkv_cluster::{NodeId, Siblings, TokenRange};
 use distkv_proto::internal;
 
-use super::{HandoffTransport, RepairTransport, StreamTransport};
+use super::convert::range_to_proto;
+use super::convert::{ack_from_proto, ack2_to_proto, syn_to_proto};
+use super::{GossipTransport, HandoffTransport, RepairTransport, ScanTransport, StreamTransport};
 use crate::error::{NodeError, Result};
-use crate::membership::range_to_proto;
 use crate::peers::Peers;
 use crate::storage::{Cursor, RangePage};
 
@@ -205,5 +207,94 @@ impl StreamTransport for GrpcPeerCalls {
             page.entries.push((e.key, versions));
         }
         Ok(page)
+    }
+}
+
+impl GossipTransport for GrpcPeerCalls {
+    async fn syn(&self, peer: &str, syn: Syn, timeout: Duration, dial_anyway: bool) -> Result<Ack> {
+        let mut client = if dial_anyway {
+            self.peers.replica(peer)?
+        } else {
+            self.peers.background(peer)?
+        };
+        let mut req = tonic::Request::new(syn_to_proto(syn));
+        req.set_timeout(timeout);
+        let ack = client
+            .gossip_syn(req)
+            .await
+            .map_err(|s| self.peers.error(peer, s))?
+            .into_inner();
+        ack_from_proto(ack).map_err(|e| NodeError::bad_reply(peer, e))
+    }
+
+    async fn ack2(&self, peer: &str, ack2: Ack2, timeout: Duration) -> Result<()> {
+        let mut client = self.peers.background(peer)?;
+        let mut req = tonic::Request::new(ack2_to_proto(ack2));
+        req.set_timeout(timeout);
+        client
+            .gossip_ack2(req)
+            .await
+            .map_err(|s| self.peers.error(peer, s))?;
+        Ok(())
+    }
+}
+
+impl ScanTransport for GrpcPeerCalls {
+    /// Dialled even while the peer is backed off (a client's request), with the channel's
+    /// deadline (the request timeout).
+    async fn scan(
+        &self,
+        peer: &str,
+        start: Vec<u8>,
+        end: Vec<u8>,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<(Vec<(String, Siblings)>, bool)> {
+        let mut client = self.peers.replica(peer)?;
+        let reply = client
+            .scan(internal::ReplicaScanRequest {
+                start,
+                end,
+                limit: limit as u32,
+                max_bytes: max_bytes as u64,
+            })
+            .await
+            .map_err(|s| self.peers.error(peer, s))?
+            .into_inner();
+        let mut out = Vec::with_capacity(reply.entries.len());
+        for e in reply.entries {
+            let v = Siblings::decode(&e.versions)
+                .map_err(|err| NodeError::bad_reply(peer, format!("versions: {err}")))?;
+            out.push((e.key, v));
+        }
+        Ok((out, reply.more))
+    }
+}
+
+impl GrpcPeerCalls {
+    /// Asks the peer to pull `ranges` from the first of `sources` that answers (a removal's
+    /// re-replication, `reason` saying which); returns the keys and bytes it pulled. Dialled
+    /// even while the peer is backed off; a range takes as long as it takes, so the deadline
+    /// is an hour.
+    pub async fn ask_to_pull(
+        &self,
+        peer: &str,
+        ranges: &[TokenRange],
+        sources: Vec<NodeId>,
+        reason: &str,
+    ) -> Result<(u64, u64)> {
+        let mut client = self.peers.replica(peer)?;
+        let mut req = tonic::Request::new(internal::PullRangesRequest {
+            ranges: ranges_to_proto(ranges),
+            sources,
+            reason: reason.to_string(),
+        });
+        req.set_timeout(Duration::from_secs(3600));
+        let r = client
+            .pull_ranges(req)
+            .await
+            .map_err(|s| self.peers.error(peer, s))?
+            .into_inner();
+        Ok((r.keys, r.bytes))
     }
 }

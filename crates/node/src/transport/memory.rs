@@ -7,10 +7,16 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use std::time::Duration;
+
+use distkv_cluster::gossip::{Ack, Ack2, Syn};
 use distkv_cluster::{NodeId, RangeSet, Siblings, TokenRange};
 use parking_lot::Mutex;
 
-use super::{HandoffTransport, RepairTransport, StreamTransport};
+use super::{
+    GossipAnswer, GossipTransport, HandoffTransport, RepairTransport, ScanTransport,
+    StreamTransport,
+};
 use crate::error::{NodeError, PeerFailure, Result};
 use crate::hints::HintStore;
 use crate::repair::RepairServer;
@@ -20,6 +26,7 @@ use crate::storage::{Cursor, RangePage};
 struct Peer {
     server: Option<Arc<RepairServer>>,
     hints: Option<HintStore>,
+    gossip: Option<Arc<dyn GossipAnswer>>,
     down: bool,
 }
 
@@ -35,6 +42,10 @@ pub struct Calls {
     pub kept: usize,
     /// Range pages fetched.
     pub pages: usize,
+    /// Gossip messages delivered (syns and ack2s).
+    pub gossip: usize,
+    /// Scan pages asked for.
+    pub scans: usize,
 }
 
 /// The peers of a test, by address. Cloning shares them.
@@ -61,6 +72,15 @@ impl MemPeers {
             .entry(address.to_string())
             .or_default()
             .hints = Some(hints);
+    }
+
+    /// Makes `answer` the gossip of the node at `address`.
+    pub fn add_gossip(&self, address: &str, answer: Arc<dyn GossipAnswer>) {
+        self.peers
+            .lock()
+            .entry(address.to_string())
+            .or_default()
+            .gossip = Some(answer);
     }
 
     /// Refuses (true) or delivers again (false) every call to `address`.
@@ -176,5 +196,120 @@ impl StreamTransport for MemPeers {
             .store()
             .range_page(RangeSet::new(ranges), after, max_bytes)
             .await
+    }
+}
+
+impl GossipTransport for MemPeers {
+    async fn syn(
+        &self,
+        peer: &str,
+        syn: Syn,
+        _timeout: Duration,
+        _dial_anyway: bool,
+    ) -> Result<Ack> {
+        let answer = self.reach(peer, |p| p.gossip.clone(), |c| c.gossip += 1)?;
+        Ok(answer.on_syn(syn))
+    }
+
+    async fn ack2(&self, peer: &str, ack2: Ack2, _timeout: Duration) -> Result<()> {
+        let answer = self.reach(peer, |p| p.gossip.clone(), |c| c.gossip += 1)?;
+        answer.on_ack2(ack2);
+        Ok(())
+    }
+}
+
+impl ScanTransport for MemPeers {
+    async fn scan(
+        &self,
+        peer: &str,
+        start: Vec<u8>,
+        end: Vec<u8>,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<(Vec<(String, Siblings)>, bool)> {
+        let server = self.server(peer, |c| c.scans += 1)?;
+        server.store().scan(start, end, limit, max_bytes).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use distkv_cluster::{
+        DetectorConfig, GossipConfig, Gossiper, Member, MemberState, Membership, Update,
+    };
+    use parking_lot::Mutex;
+
+    use super::*;
+
+    /// A bare gossiper as a peer's gossip.
+    struct Bare(Mutex<Gossiper>);
+
+    impl GossipAnswer for Bare {
+        fn on_syn(&self, syn: Syn) -> Ack {
+            self.0.lock().on_syn(0, syn)
+        }
+
+        fn on_ack2(&self, ack2: Ack2) {
+            self.0.lock().on_ack2(0, ack2);
+        }
+    }
+
+    fn gossiper(id: &str) -> Gossiper {
+        let me = Member::new(id, format!("{id}:1"), 1, MemberState::Normal, vec![1, 2]);
+        let cfg = GossipConfig {
+            heartbeat_interval_ms: 1000,
+            gossip_interval_ms: 1000,
+            fanout: 3,
+            detector: DetectorConfig {
+                suspect_timeout_ms: 5_000,
+                dead_timeout_ms: 20_000,
+                min_suspect_ms: 2_000,
+                phi_threshold: 8.0,
+            },
+        };
+        Gossiper::new(cfg, Membership::new(me), Vec::new(), 7, 0)
+    }
+
+    #[tokio::test]
+    async fn a_gossip_exchange_through_the_twin_teaches_both_sides_and_a_peer_down_refuses() {
+        let peers = MemPeers::default();
+        let b = Arc::new(Bare(Mutex::new(gossiper("b"))));
+        peers.add_gossip("b:1", b.clone());
+        let mut a = gossiper("a");
+        let ack = peers
+            .syn("b:1", a.syn(), Duration::from_secs(1), false)
+            .await
+            .unwrap();
+        assert!(
+            ack.updates
+                .iter()
+                .any(|u| matches!(u, Update::Record(m) if m.id == "b")),
+            "b answers with its own record"
+        );
+        if let Some(ack2) = a.on_ack(0, ack) {
+            peers
+                .ack2("b:1", ack2, Duration::from_secs(1))
+                .await
+                .unwrap();
+        }
+        assert!(a.table().get("b").is_some(), "a learned b");
+        assert!(b.0.lock().table().get("a").is_some(), "b learned a");
+        assert_eq!(peers.calls().gossip, 2);
+
+        peers.set_down("b:1", true);
+        let err = peers
+            .syn("b:1", a.syn(), Duration::from_secs(1), true)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                NodeError::Peer {
+                    failure: PeerFailure::Unreachable(_),
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 }

@@ -1,6 +1,9 @@
-//! The node's background calls to its peers, as traits with domain types: what anti-entropy
-//! asks of a peer ([`RepairTransport`]), what hinted handoff sends ([`HandoffTransport`]) and
-//! what streaming pulls ([`StreamTransport`]; it pushes with [`RepairTransport::send`]). Components hold one of these, never a gRPC client:
+//! The node's calls to its peers other than the coordinator's replica rounds, as traits with
+//! domain types: what anti-entropy asks of a peer ([`RepairTransport`]), what hinted handoff
+//! sends ([`HandoffTransport`]), what streaming pulls ([`StreamTransport`]; it pushes with
+//! [`RepairTransport::send`]), gossip's exchanges ([`GossipTransport`], answered by a
+//! [`GossipAnswer`]) and a scan's replica pages ([`ScanTransport`]). Every conversion to and
+//! from the protocol's messages is in [`convert`]. Components hold one of these, never a gRPC client:
 //! [`grpc::GrpcPeerCalls`] implements them over the `Replica` service (the only place their
 //! proto types appear), and [`memory::MemPeers`] in process, for tests that run components of
 //! several nodes over real engines without sockets. (Client requests reach replicas through
@@ -10,12 +13,15 @@
 //! the peer: unreachable, timed out, refused, or a reply that does not make sense.
 
 use std::future::Future;
+use std::time::Duration;
 
+use distkv_cluster::gossip::{Ack, Ack2, Syn};
 use distkv_cluster::{NodeId, Siblings, TokenRange};
 
 use crate::error::Result;
 use crate::storage::{Cursor, RangePage};
 
+pub mod convert;
 pub mod grpc;
 pub mod memory;
 
@@ -88,4 +94,45 @@ pub trait StreamTransport: Send + Sync + 'static {
         after: Option<Cursor>,
         max_bytes: usize,
     ) -> impl Future<Output = Result<RangePage>> + Send;
+}
+
+/// Gossip's three-way exchange, as the side that starts it sees it.
+pub trait GossipTransport: Send + Sync + 'static {
+    /// Sends `syn` to the peer and returns its answer, within `timeout`. `dial_anyway` dials
+    /// a peer even while it is backed off (an operator's request, not a background round).
+    fn syn(
+        &self,
+        peer: &str,
+        syn: Syn,
+        timeout: Duration,
+        dial_anyway: bool,
+    ) -> impl Future<Output = Result<Ack>> + Send;
+
+    /// Sends the exchange's last message.
+    fn ack2(
+        &self,
+        peer: &str,
+        ack2: Ack2,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// The side of gossip that answers a peer's exchange.
+pub trait GossipAnswer: Send + Sync {
+    fn on_syn(&self, syn: Syn) -> Ack;
+    fn on_ack2(&self, ack2: Ack2);
+}
+
+/// A page of a replica's keys between two bounds, for a scan.
+pub trait ScanTransport: Send + Sync + 'static {
+    /// The peer's keys in `[start, end)` (an empty `end`: to the last key), at most `limit`
+    /// of them and about `max_bytes`, and whether more follow.
+    fn scan(
+        &self,
+        peer: &str,
+        start: Vec<u8>,
+        end: Vec<u8>,
+        limit: usize,
+        max_bytes: usize,
+    ) -> impl Future<Output = Result<(Vec<(String, Siblings)>, bool)>> + Send;
 }
