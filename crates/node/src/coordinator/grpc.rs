@@ -17,6 +17,7 @@ use tonic::transport::Channel;
 
 use super::batching::{CallQueues, Gathered, Queued, Turn};
 use super::{LocalReplica, Transport, Write, WriteContext};
+use crate::clock::{Clock, SystemClock};
 use crate::error::{BadMessage, NodeError, PeerFailure, Result};
 use crate::hints::HintStore;
 use crate::membership::Rings;
@@ -27,12 +28,6 @@ use crate::storage::Store;
 const DOT_HWM_KEY: &[u8] = b"meta:dot-high-water-mark";
 /// Dots reserved durably at a time.
 const DOT_RESERVE: u64 = 100_000;
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 /// Keeps `versions` as a hint for `target` in `hints` (a synced write: on the blocking pool).
 async fn add_hint(hints: HintStore, target: String, key: String, versions: Siblings) -> Result<()> {
@@ -685,17 +680,30 @@ pub struct StoreReplica {
     store: Store,
     hints: HintStore,
     dots: Dots,
+    clock: Arc<dyn Clock>,
 }
 
 impl StoreReplica {
-    /// Opens the dot counter kept in `hints` (it never repeats a dot, across restarts).
+    /// Opens the dot counter kept in `hints` (it never repeats a dot, across restarts); versions
+    /// are stamped with the system clock.
     pub fn open(id: NodeId, store: Store, hints: HintStore) -> Result<Self> {
-        let dots = Dots::open(&hints)?;
+        Self::with_clock(id, store, hints, Arc::new(SystemClock))
+    }
+
+    /// [`Self::open`] with versions stamped, and the dot counter started, by `clock`.
+    pub fn with_clock(
+        id: NodeId,
+        store: Store,
+        hints: HintStore,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self> {
+        let dots = Dots::open(&hints, clock.now_ms())?;
         Ok(StoreReplica {
             id,
             store,
             hints,
             dots,
+            clock,
         })
     }
 }
@@ -721,6 +729,7 @@ impl LocalReplica for StoreReplica {
     ) -> impl Future<Output = Result<Siblings>> + Send + 'static {
         let store = self.store.clone();
         let (key, context) = (key.to_string(), context.clone());
+        let now = self.clock.now_ms();
         async move {
             let context = match context {
                 WriteContext::Given(c) => Some(c),
@@ -730,7 +739,7 @@ impl LocalReplica for StoreReplica {
                 // beside it as a sibling.
                 WriteContext::Coordinator => None,
             };
-            store.apply_write(key, dot, context, value, now_ms()).await
+            store.apply_write(key, dot, context, value, now).await
         }
     }
 
@@ -757,7 +766,8 @@ struct Dots {
 }
 
 impl Dots {
-    fn open(hints: &HintStore) -> Result<Dots> {
+    /// Starts past `now_ms` (in microseconds) and past what an earlier run reserved.
+    fn open(hints: &HintStore, now_ms: u64) -> Result<Dots> {
         let hwm = match hints.db().get(DOT_HWM_KEY)? {
             Some(b) => std::str::from_utf8(&b)
                 .ok()
@@ -765,7 +775,7 @@ impl Dots {
                 .unwrap_or(0),
             None => 0,
         };
-        let start = hwm.max(now_ms() * 1000);
+        let start = hwm.max(now_ms * 1000);
         let dots = Dots {
             counter: AtomicU64::new(start),
             reserved: Mutex::new(start),

@@ -211,8 +211,8 @@ impl MemCluster {
         Ok(node.fault)
     }
 
-    /// One exchange with `to` under `fault`, within `timeout`: `work` runs when the call
-    /// arrives, and its answer is what the caller gets back.
+    /// One exchange with `to` under `fault`, within `timeout` ([`exchange`]), counted as
+    /// received when it arrives.
     async fn exchange<R>(
         &self,
         to: &str,
@@ -220,29 +220,14 @@ impl MemCluster {
         timeout: Duration,
         work: impl Future<Output = Result<R>>,
     ) -> Result<R> {
-        let exchange = async {
-            let fault = fault?;
-            match fault {
-                Fault::Down => return Err(unreachable(to)),
-                Fault::LoseRequests => std::future::pending::<()>().await,
-                Fault::Slow(delay) => tokio::time::sleep(delay).await,
-                Fault::None | Fault::LoseReplies | Fault::Forgetful => {}
-            }
-            self.with_node(to, |n| n.received += 1);
-            let answer = work.await;
-            if fault == Fault::LoseReplies {
-                std::future::pending::<()>().await;
-            }
-            answer
-        };
-        tokio::time::timeout(timeout, exchange)
-            .await
-            .unwrap_or_else(|_| {
-                Err(NodeError::Peer {
-                    peer: to.to_string(),
-                    failure: PeerFailure::TimedOut,
-                })
-            })
+        exchange(
+            to,
+            fault,
+            timeout,
+            || self.with_node(to, |n| n.received += 1),
+            work,
+        )
+        .await
     }
 
     /// An exchange with `to` under `fault` whose work is `apply` on its state.
@@ -255,6 +240,42 @@ impl MemCluster {
         let work = async { self.with_node(to, apply) };
         self.exchange(to, fault, self.call_timeout(), work).await
     }
+}
+
+/// One exchange with `to` under `fault`, within `timeout`, as a network would deliver it:
+/// refused at once when down, never arriving when requests are lost, late when slow; on
+/// arrival `arrived` runs, then `work`, whose answer the caller gets back unless replies are
+/// lost. A call that gets no answer in time fails as timed out.
+pub(crate) async fn exchange<R>(
+    to: &str,
+    fault: Result<Fault>,
+    timeout: Duration,
+    arrived: impl FnOnce(),
+    work: impl Future<Output = Result<R>>,
+) -> Result<R> {
+    let exchange = async {
+        let fault = fault?;
+        match fault {
+            Fault::Down => return Err(unreachable(to)),
+            Fault::LoseRequests => std::future::pending::<()>().await,
+            Fault::Slow(delay) => tokio::time::sleep(delay).await,
+            Fault::None | Fault::LoseReplies | Fault::Forgetful => {}
+        }
+        arrived();
+        let answer = work.await;
+        if fault == Fault::LoseReplies {
+            std::future::pending::<()>().await;
+        }
+        answer
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .unwrap_or_else(|_| {
+            Err(NodeError::Peer {
+                peer: to.to_string(),
+                failure: PeerFailure::TimedOut,
+            })
+        })
 }
 
 fn unreachable(to: &str) -> NodeError {

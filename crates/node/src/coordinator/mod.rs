@@ -46,6 +46,8 @@ pub mod grpc;
 pub mod memory;
 #[cfg(test)]
 mod sim;
+#[cfg(test)]
+mod stores;
 
 /// How long a read that found nothing waits for the replicas still out.
 pub const ABSENT_GRACE: Duration = Duration::from_millis(100);

@@ -19,12 +19,18 @@
 //! - **convergence**: after healing, repair reads and the end of all background work, every
 //!   replica holds the same versions of every key.
 //!
+//! The second ring ([`Ring::Stores`], [`super::stores`]) runs the same clients, nemesis and
+//! checker over the node's real components on real engines, and heals without clients: hints
+//! delivered, then anti-entropy between every pair of nodes.
+//!
 //! A failing seed is printed with the command that replays it (`DISTKV_SIM_SEED`); `make test`
-//! runs [`DEFAULT_SEEDS`] seeds, `DISTKV_SIM_SEEDS` sets how many (`make test-heavy`: 5,000).
+//! runs [`DEFAULT_SEEDS`] seeds, `DISTKV_SIM_SEEDS` sets how many (`make test-heavy`: 5,000),
+//! and [`DEFAULT_STORE_SEEDS`] of the second ring (`DISTKV_SIM_STORE_SEEDS`; heavy: 1,000).
 //! The twin's [`Fault::Forgetful`] (a replica that acknowledges writes it never stores) shows
 //! the checker catching lost writes.
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,10 +41,127 @@ use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
 use super::memory::{Fault, MemCluster, settings};
+use super::stores::StoreCluster;
 use super::{Write, WriteContext};
+use crate::error::Result;
+
+/// What the simulation drives: the first ring's cluster in memory, or the second's on real
+/// engines.
+pub trait SimCluster: Send + Sync + 'static {
+    fn write(&self, id: &str, write: Write) -> impl Future<Output = Result<Siblings>> + Send;
+    fn read_at(
+        &self,
+        id: &str,
+        key: &str,
+        level: Option<Consistency>,
+    ) -> impl Future<Output = Result<Siblings>> + Send;
+    fn set_fault(&self, id: &str, fault: Fault);
+    fn call_timeout(&self) -> Duration;
+    fn drain(&self, within: Duration) -> impl Future<Output = bool> + Send;
+    /// Brings every replica up to date once the faults healed, the cluster's own way.
+    fn settle(&self, keys: &[String], nodes: &[String]) -> impl Future<Output = ()> + Send;
+    /// `id`'s versions of `key`.
+    fn versions(&self, id: &str, key: &str) -> impl Future<Output = Siblings> + Send;
+}
+
+impl SimCluster for MemCluster {
+    fn write(&self, id: &str, write: Write) -> impl Future<Output = Result<Siblings>> + Send {
+        MemCluster::write(self, id, write)
+    }
+
+    fn read_at(
+        &self,
+        id: &str,
+        key: &str,
+        level: Option<Consistency>,
+    ) -> impl Future<Output = Result<Siblings>> + Send {
+        MemCluster::read_at(self, id, key, level)
+    }
+
+    fn set_fault(&self, id: &str, fault: Fault) {
+        MemCluster::set_fault(self, id, fault)
+    }
+
+    fn call_timeout(&self) -> Duration {
+        MemCluster::call_timeout(self)
+    }
+
+    fn drain(&self, within: Duration) -> impl Future<Output = bool> + Send {
+        MemCluster::drain(self, within)
+    }
+
+    /// Every key read at ALL through every node: read repair.
+    async fn settle(&self, keys: &[String], nodes: &[String]) {
+        for key in keys {
+            for n in nodes {
+                let _ = MemCluster::read_at(self, n, key, Some(Consistency::All)).await;
+            }
+        }
+    }
+
+    async fn versions(&self, id: &str, key: &str) -> Siblings {
+        MemCluster::versions(self, id, key)
+    }
+}
+
+impl SimCluster for StoreCluster {
+    fn write(&self, id: &str, write: Write) -> impl Future<Output = Result<Siblings>> + Send {
+        StoreCluster::write(self, id, write)
+    }
+
+    fn read_at(
+        &self,
+        id: &str,
+        key: &str,
+        level: Option<Consistency>,
+    ) -> impl Future<Output = Result<Siblings>> + Send {
+        StoreCluster::read_at(self, id, key, level)
+    }
+
+    fn set_fault(&self, id: &str, fault: Fault) {
+        StoreCluster::set_fault(self, id, fault)
+    }
+
+    fn call_timeout(&self) -> Duration {
+        StoreCluster::call_timeout(self)
+    }
+
+    fn drain(&self, within: Duration) -> impl Future<Output = bool> + Send {
+        StoreCluster::drain(self, within)
+    }
+
+    /// Hints delivered, then anti-entropy between every pair: no client read repairs.
+    async fn settle(&self, _keys: &[String], nodes: &[String]) {
+        StoreCluster::settle(self)
+            .await
+            .unwrap_or_else(|e| panic!("the healed cluster did not settle: {e}"));
+        for n in nodes {
+            assert_eq!(
+                self.hints_held(n),
+                0,
+                "{n} still holds hints after delivering them"
+            );
+        }
+    }
+
+    fn versions(&self, id: &str, key: &str) -> impl Future<Output = Siblings> + Send {
+        StoreCluster::versions(self, id, key)
+    }
+}
+
+/// Which cluster a run drives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ring {
+    /// Replicas in memory; healed by read repair at ALL.
+    Memory,
+    /// Real engines, hint stores, handoff and anti-entropy; healed by them alone.
+    Stores,
+}
 
 /// Seeds `make test` runs.
 pub const DEFAULT_SEEDS: u64 = 300;
+/// Seeds of the second ring (real engines) `make test` runs.
+pub const DEFAULT_STORE_SEEDS: u64 = 40;
 
 /// What one simulated run does.
 #[derive(Clone, Debug)]
@@ -52,6 +175,7 @@ pub struct Scenario {
     pub faults: bool,
     /// Faults the nemesis may choose (the planted bug's test adds [`Fault::Forgetful`]).
     pub fault_kinds: Vec<Fault>,
+    pub ring: Ring,
 }
 
 impl Scenario {
@@ -72,6 +196,7 @@ impl Scenario {
                 Fault::LoseReplies,
                 Fault::Slow(Duration::from_millis(rng.random_range(5..=400))),
             ],
+            ring: Ring::Memory,
         }
     }
 }
@@ -134,13 +259,28 @@ pub fn run(scenario: &Scenario) -> Run {
         .start_paused(true)
         .build()
         .expect("a runtime");
-    runtime.block_on(simulate(scenario.clone()))
-}
-
-async fn simulate(scenario: Scenario) -> Run {
     let names: Vec<String> = (0..scenario.nodes).map(|i| format!("n{i}")).collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let cluster = MemCluster::new(&refs, scenario.settings());
+    runtime.block_on(async {
+        match scenario.ring {
+            Ring::Memory => {
+                simulate(
+                    scenario.clone(),
+                    MemCluster::new(&refs, scenario.settings()),
+                )
+                .await
+            }
+            Ring::Stores => {
+                let cluster = StoreCluster::new(&refs, scenario.settings())
+                    .unwrap_or_else(|e| panic!("cannot open the nodes' engines: {e}"));
+                simulate(scenario.clone(), cluster).await
+            }
+        }
+    })
+}
+
+async fn simulate<C: SimCluster>(scenario: Scenario, cluster: Arc<C>) -> Run {
+    let names: Vec<String> = (0..scenario.nodes).map(|i| format!("n{i}")).collect();
     let start = Instant::now();
     let now = move || start.elapsed().as_millis() as u64;
     let history = Arc::new(Mutex::new(Vec::new()));
@@ -233,22 +373,16 @@ async fn simulate(scenario: Scenario) -> Run {
     // Long enough for every call still out to time out or land.
     let within = cluster.call_timeout() * 4;
     let mut drained = cluster.drain(within).await;
-    for key in &keys {
-        for n in &names {
-            let _ = cluster.read_at(n, key, Some(Consistency::All)).await;
-        }
-    }
+    cluster.settle(&keys, &names).await;
     drained &= cluster.drain(within).await;
-    let replicas = names
-        .iter()
-        .map(|n| {
-            let held = keys
-                .iter()
-                .map(|k| (k.clone(), cluster.versions(n, k)))
-                .collect();
-            (n.clone(), held)
-        })
-        .collect();
+    let mut replicas = BTreeMap::new();
+    for n in &names {
+        let mut held = BTreeMap::new();
+        for k in &keys {
+            held.insert(k.clone(), cluster.versions(n, k).await);
+        }
+        replicas.insert(n.clone(), held);
+    }
     let history = std::mem::take(&mut *history.lock());
     Run {
         scenario,
@@ -435,18 +569,23 @@ fn kind(r: &Request) -> &'static str {
 mod tests {
     use super::*;
 
-    fn seeds() -> Box<dyn Iterator<Item = u64>> {
+    /// `DISTKV_SIM_SEED` alone when set, else `count` seeds (`variable` overrides it).
+    fn seeds_from(variable: &str, count: u64) -> Box<dyn Iterator<Item = u64>> {
         if let Some(seed) = std::env::var("DISTKV_SIM_SEED")
             .ok()
             .and_then(|s| s.parse().ok())
         {
             return Box::new(std::iter::once(seed));
         }
-        let count = std::env::var("DISTKV_SIM_SEEDS")
+        let count = std::env::var(variable)
             .ok()
             .and_then(|s| s.parse().ok())
-            .unwrap_or(DEFAULT_SEEDS);
+            .unwrap_or(count);
         Box::new(0..count)
+    }
+
+    fn seeds() -> Box<dyn Iterator<Item = u64>> {
+        seeds_from("DISTKV_SIM_SEEDS", DEFAULT_SEEDS)
     }
 
     #[test]
@@ -502,5 +641,35 @@ mod tests {
             caught.is_some(),
             "no seed of 40 caught the forgetful replica"
         );
+    }
+
+    #[test]
+    fn over_real_engines_hints_and_anti_entropy_alone_bring_every_replica_together() {
+        let (mut requests, mut failed) = (0, 0);
+        for seed in seeds_from("DISTKV_SIM_STORE_SEEDS", DEFAULT_STORE_SEEDS) {
+            let mut scenario = Scenario::from_seed(seed);
+            scenario.ring = Ring::Stores;
+            let run = run(&scenario);
+            requests += run.history.len();
+            failed += run.history.iter().filter(|e| e.result.is_err()).count();
+            let problems = check(&run);
+            assert!(
+                problems.is_empty(),
+                "seed {seed} ({:?}): {} problems, first: {}\nreplay: DISTKV_SIM_SEED={seed} cargo test -p distkv-node --lib coordinator::sim::tests::over_real_engines",
+                run.scenario,
+                problems.len(),
+                problems.join("\n")
+            );
+        }
+        eprintln!("simulated {requests} requests over real engines ({failed} failed)");
+        assert!(failed > 0, "the faults of the runs did not show");
+    }
+
+    #[test]
+    fn a_seed_over_real_engines_replays_exactly() {
+        let mut scenario = Scenario::from_seed(42);
+        scenario.ring = Ring::Stores;
+        let fingerprint = |run: &Run| format!("{:?}{:?}", run.history, run.replicas);
+        assert_eq!(fingerprint(&run(&scenario)), fingerprint(&run(&scenario)));
     }
 }
