@@ -104,51 +104,6 @@ impl SimCluster for MemCluster {
     }
 }
 
-impl SimCluster for StoreCluster {
-    fn write(&self, id: &str, write: Write) -> impl Future<Output = Result<Siblings>> + Send {
-        StoreCluster::write(self, id, write)
-    }
-
-    fn read_at(
-        &self,
-        id: &str,
-        key: &str,
-        level: Option<Consistency>,
-    ) -> impl Future<Output = Result<Siblings>> + Send {
-        StoreCluster::read_at(self, id, key, level)
-    }
-
-    fn set_fault(&self, id: &str, fault: Fault) {
-        StoreCluster::set_fault(self, id, fault)
-    }
-
-    fn call_timeout(&self) -> Duration {
-        StoreCluster::call_timeout(self)
-    }
-
-    fn drain(&self, within: Duration) -> impl Future<Output = bool> + Send {
-        StoreCluster::drain(self, within)
-    }
-
-    /// Hints delivered, then anti-entropy between every pair: no client read repairs.
-    async fn settle(&self, _keys: &[String], nodes: &[String]) {
-        StoreCluster::settle(self)
-            .await
-            .unwrap_or_else(|e| panic!("the healed cluster did not settle: {e}"));
-        for n in nodes {
-            assert_eq!(
-                self.hints_held(n),
-                0,
-                "{n} still holds hints after delivering them"
-            );
-        }
-    }
-
-    fn versions(&self, id: &str, key: &str) -> impl Future<Output = Siblings> + Send {
-        StoreCluster::versions(self, id, key)
-    }
-}
-
 /// Which cluster a run drives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ring {

@@ -16,11 +16,12 @@ use std::future::Future;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use distkv_cluster::{ConflictMode, NodeId, Siblings, TokenRange};
+use distkv_cluster::{ConflictMode, Consistency, NodeId, Siblings, TokenRange};
 use parking_lot::Mutex;
 
 use super::grpc::StoreReplica;
 use super::memory::{Fault, exchange};
+use super::sim::SimCluster;
 use super::{Coordinator, FORWARD_MARGIN, Placement, Settings, Transport, Write};
 use crate::clock::TokioClock;
 use crate::error::{NodeError, Result};
@@ -130,63 +131,8 @@ impl StoreCluster {
             .unwrap_or_else(|| panic!("no node {id} in the cluster"))
     }
 
-    /// What happens to calls to `id` from now on.
-    pub fn set_fault(&self, id: &str, fault: Fault) {
-        self.faults.lock().insert(id.to_string(), fault);
-    }
-
-    /// How long a replica call waits for an answer, as a node's peer channels do.
-    pub fn call_timeout(&self) -> Duration {
-        self.settings.request_timeout + FORWARD_MARGIN
-    }
-
-    /// Runs `write` through `id`'s coordinator.
-    pub async fn write(&self, id: &str, write: Write) -> Result<Siblings> {
-        self.parts(id)
-            .coordinator
-            .write(&self.placement, write, false)
-            .await
-    }
-
-    /// Reads `key` through `id`'s coordinator at `level`.
-    pub async fn read_at(
-        &self,
-        id: &str,
-        key: &str,
-        level: Option<distkv_cluster::Consistency>,
-    ) -> Result<Siblings> {
-        self.parts(id)
-            .coordinator
-            .read(&self.placement, key, level)
-            .await
-    }
-
-    /// Waits until every coordinator's background work is done (or `within` has passed).
-    pub async fn drain(&self, within: Duration) -> bool {
-        let mut done = true;
-        for p in self.parts.values() {
-            done &= p.coordinator.drain(within).await;
-        }
-        done
-    }
-
-    /// `id`'s stored versions of `key`.
-    pub async fn versions(&self, id: &str, key: &str) -> Siblings {
-        self.parts(id)
-            .store
-            .read(key.to_string())
-            .await
-            .unwrap_or_else(|e| panic!("{id} cannot read {key}: {e}"))
-    }
-
-    /// Hints `id` still holds.
-    pub fn hints_held(&self, id: &str) -> usize {
-        self.parts(id).hints.count().unwrap_or(usize::MAX)
-    }
-
-    /// What a cluster does with no client once its faults healed: every node delivers its
-    /// hints, then every pair of nodes compares and repairs all their keys.
-    pub async fn settle(&self) -> Result<()> {
+    /// Every node delivers its hints, then every pair of nodes runs an anti-entropy session.
+    async fn deliver_and_repair(&self) -> Result<()> {
         for p in self.parts.values() {
             p.handoff.deliver(&Everyone).await?;
         }
@@ -206,6 +152,60 @@ impl StoreCluster {
             .get(to)
             .copied()
             .ok_or_else(|| NodeError::UnknownNode(to.to_string()))
+    }
+}
+
+impl SimCluster for StoreCluster {
+    async fn write(&self, id: &str, write: Write) -> Result<Siblings> {
+        self.parts(id)
+            .coordinator
+            .write(&self.placement, write, false)
+            .await
+    }
+
+    async fn read_at(&self, id: &str, key: &str, level: Option<Consistency>) -> Result<Siblings> {
+        self.parts(id)
+            .coordinator
+            .read(&self.placement, key, level)
+            .await
+    }
+
+    fn set_fault(&self, id: &str, fault: Fault) {
+        self.faults.lock().insert(id.to_string(), fault);
+    }
+
+    /// As a node's peer channels wait.
+    fn call_timeout(&self) -> Duration {
+        self.settings.request_timeout + FORWARD_MARGIN
+    }
+
+    async fn drain(&self, within: Duration) -> bool {
+        let mut done = true;
+        for p in self.parts.values() {
+            done &= p.coordinator.drain(within).await;
+        }
+        done
+    }
+
+    /// What a cluster does with no client once its faults healed: every node delivers its
+    /// hints (and holds none after), then every pair of nodes compares and repairs all their
+    /// keys. No client read repairs anything.
+    async fn settle(&self, _keys: &[String], nodes: &[String]) {
+        self.deliver_and_repair()
+            .await
+            .unwrap_or_else(|e| panic!("the healed cluster did not settle: {e}"));
+        for n in nodes {
+            let held = self.parts(n).hints.count().unwrap_or(usize::MAX);
+            assert_eq!(held, 0, "{n} still holds hints after delivering them");
+        }
+    }
+
+    async fn versions(&self, id: &str, key: &str) -> Siblings {
+        self.parts(id)
+            .store
+            .read(key.to_string())
+            .await
+            .unwrap_or_else(|e| panic!("{id} cannot read {key}: {e}"))
     }
 }
 
