@@ -264,6 +264,11 @@ impl<T: Transport, L: LocalReplica> Coordinator<T, L> {
         tokio::time::timeout(within, all).await.is_ok()
     }
 
+    /// Stops the background work of rounds that were decided (a crash of the node).
+    pub fn abort_background(&self) {
+        self.tasks.lock().abort_all();
+    }
+
     fn spawn(&self, f: impl Future<Output = ()> + Send + 'static) {
         let mut tasks = self.tasks.lock();
         while tasks.try_join_next().is_some() {}

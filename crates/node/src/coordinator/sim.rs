@@ -20,7 +20,8 @@
 //!   replica holds the same versions of every key.
 //!
 //! The second ring ([`Ring::Stores`], [`super::stores`]) runs the same clients, nemesis and
-//! checker over the node's real components on real engines, and heals without clients: hints
+//! checker over the node's real components on real engines, its nemesis also crashing nodes
+//! and starting them again from their directories, and heals without clients: hints
 //! delivered, then anti-entropy between every pair of nodes.
 //!
 //! A failing seed is printed with the command that replays it (`DISTKV_SIM_SEED`); `make test`
@@ -58,6 +59,20 @@ pub trait SimCluster: Send + Sync + 'static {
     fn set_fault(&self, id: &str, fault: Fault);
     fn call_timeout(&self) -> Duration;
     fn drain(&self, within: Duration) -> impl Future<Output = bool> + Send;
+    /// Whether its nodes can crash and restart.
+    fn crashes(&self) -> bool {
+        false
+    }
+    /// Crashes node `id` (requests on it fail, its engines close).
+    fn crash(&self, id: &str) -> impl Future<Output = ()> + Send {
+        let _ = id;
+        async {}
+    }
+    /// Starts node `id` again from its disk (nothing when it runs).
+    fn restart(&self, id: &str) -> impl Future<Output = ()> + Send {
+        let _ = id;
+        async {}
+    }
     /// Brings every replica up to date once the faults healed, the cluster's own way.
     fn settle(&self, keys: &[String], nodes: &[String]) -> impl Future<Output = ()> + Send;
     /// `id`'s versions of `key`.
@@ -194,6 +209,8 @@ pub struct Run {
     pub replicas: BTreeMap<String, BTreeMap<String, Siblings>>,
     /// Whether all background work ended after healing.
     pub drained: bool,
+    /// Nodes the nemesis crashed (and restarted).
+    pub crashes: usize,
 }
 
 impl Scenario {
@@ -301,8 +318,10 @@ async fn simulate<C: SimCluster>(scenario: Scenario, cluster: Arc<C>) -> Run {
             }
         });
     }
+    let crashes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let nemesis = {
         let (cluster, names, scenario) = (Arc::clone(&cluster), names.clone(), scenario.clone());
+        let crashes = Arc::clone(&crashes);
         tokio::spawn(async move {
             if !scenario.faults {
                 return;
@@ -311,6 +330,13 @@ async fn simulate<C: SimCluster>(scenario: Scenario, cluster: Arc<C>) -> Run {
             loop {
                 tokio::time::sleep(Duration::from_millis(rng.random_range(50..=800))).await;
                 let node = &names[rng.random_range(0..names.len())];
+                if cluster.crashes() && rng.random_bool(0.2) {
+                    crashes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    cluster.crash(node).await;
+                    tokio::time::sleep(Duration::from_millis(rng.random_range(10..=800))).await;
+                    cluster.restart(node).await;
+                    continue;
+                }
                 let fault = if rng.random_bool(0.4) {
                     Fault::None
                 } else {
@@ -322,8 +348,11 @@ async fn simulate<C: SimCluster>(scenario: Scenario, cluster: Arc<C>) -> Run {
     };
     while clients.join_next().await.is_some() {}
     nemesis.abort();
+    // The nemesis may stop between a crash and its restart.
+    let _ = nemesis.await;
     for n in &names {
         cluster.set_fault(n, Fault::None);
+        cluster.restart(n).await;
     }
     // Long enough for every call still out to time out or land.
     let within = cluster.call_timeout() * 4;
@@ -344,6 +373,7 @@ async fn simulate<C: SimCluster>(scenario: Scenario, cluster: Arc<C>) -> Run {
         history,
         replicas,
         drained,
+        crashes: crashes.load(std::sync::atomic::Ordering::Relaxed),
     }
 }
 
@@ -600,13 +630,14 @@ mod tests {
 
     #[test]
     fn over_real_engines_hints_and_anti_entropy_alone_bring_every_replica_together() {
-        let (mut requests, mut failed) = (0, 0);
+        let (mut requests, mut failed, mut crashes) = (0, 0, 0);
         for seed in seeds_from("DISTKV_SIM_STORE_SEEDS", DEFAULT_STORE_SEEDS) {
             let mut scenario = Scenario::from_seed(seed);
             scenario.ring = Ring::Stores;
             let run = run(&scenario);
             requests += run.history.len();
             failed += run.history.iter().filter(|e| e.result.is_err()).count();
+            crashes += run.crashes;
             let problems = check(&run);
             assert!(
                 problems.is_empty(),
@@ -616,8 +647,13 @@ mod tests {
                 problems.join("\n")
             );
         }
-        eprintln!("simulated {requests} requests over real engines ({failed} failed)");
-        assert!(failed > 0, "the faults of the runs did not show");
+        eprintln!(
+            "simulated {requests} requests over real engines ({failed} failed, {crashes} nodes crashed and restarted)"
+        );
+        assert!(
+            failed > 0 && crashes > 0,
+            "the faults and crashes of the runs did not show"
+        );
     }
 
     #[test]

@@ -8,6 +8,13 @@
 //! first ring. Engine work runs on tokio's blocking pool, which holds a paused clock still
 //! while it runs, and the data stores do not wait for syncs, so a seed replays exactly.
 //!
+//! A node can crash and restart ([`StoreCluster::crash`], [`StoreCluster::restart`]): its
+//! requests in flight fail, calls to it are refused, its coordinator's background work stops,
+//! its engines are closed, and a restart opens them again from its directory (replaying their
+//! logs) with a new coordinator, whose dots must never repeat one from before. A crash loses
+//! what a killed process loses: nothing written to the logs, since the simulation does not
+//! model the machine losing its page cache.
+//!
 //! After the faults heal, the cluster settles the way a real one does without any client:
 //! every node delivers its hints, then every pair of nodes runs an anti-entropy session.
 
@@ -24,7 +31,7 @@ use super::memory::{Fault, exchange};
 use super::sim::SimCluster;
 use super::{Coordinator, FORWARD_MARGIN, Placement, Settings, Transport, Write};
 use crate::clock::TokioClock;
-use crate::error::{NodeError, Result};
+use crate::error::{NodeError, PeerFailure, Result};
 use crate::handoff::{Handoff, HintRoute, HintRoutes};
 use crate::hints::HintStore;
 use crate::node::Metrics;
@@ -32,7 +39,7 @@ use crate::repair::AntiEntropy;
 use crate::storage::Store;
 use crate::transport::memory::MemPeers;
 
-/// One node's components.
+/// One node's components, as one run of it opened them.
 struct Parts {
     store: Store,
     hints: HintStore,
@@ -41,13 +48,22 @@ struct Parts {
     handoff: Handoff<MemPeers>,
 }
 
+/// A node: its components while it runs, and a signal that fires when it crashes.
+struct Slot {
+    parts: Mutex<Option<Arc<Parts>>>,
+    crashes: tokio::sync::watch::Sender<u64>,
+}
+
 /// Nodes on real engines, each a replica of every key.
 pub struct StoreCluster {
-    _dir: tempfile::TempDir,
-    parts: BTreeMap<NodeId, Parts>,
+    dir: tempfile::TempDir,
+    slots: BTreeMap<NodeId, Slot>,
     faults: Mutex<BTreeMap<NodeId, Fault>>,
     placement: Placement,
     settings: Settings,
+    peers: MemPeers,
+    clock: Arc<TokioClock>,
+    me: Weak<StoreCluster>,
 }
 
 /// Hints go straight to their node (addresses are node ids here).
@@ -59,88 +75,159 @@ impl HintRoutes for Everyone {
     }
 }
 
+/// What a request to a crashed node, or in flight on one when it crashed, gets.
+fn crashed(id: &str) -> NodeError {
+    NodeError::Peer {
+        peer: id.to_string(),
+        failure: PeerFailure::Unreachable("the node crashed".into()),
+    }
+}
+
+/// `work` on node `id`, unless it crashes first (`crashes` taken before `work` was made).
+async fn until_crash<R>(
+    id: &str,
+    mut crashes: tokio::sync::watch::Receiver<u64>,
+    work: impl Future<Output = Result<R>>,
+) -> Result<R> {
+    tokio::select! {
+        r = work => r,
+        _ = crashes.changed() => Err(crashed(id)),
+    }
+}
+
 impl StoreCluster {
     /// A cluster of `nodes` whose coordinators run with `settings`.
     pub fn new(nodes: &[&str], settings: Settings) -> Result<Arc<StoreCluster>> {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let peers = MemPeers::default();
-        let clock = Arc::new(TokioClock::starting_at(1_700_000_000_000));
-        let mut opened = Vec::new();
-        for n in nodes {
-            let opts = distkv_lsm::Options {
-                sync: distkv_lsm::SyncPolicy::Never,
-                memtable_bytes: 1 << 20,
-                ..distkv_lsm::Options::default()
-            };
-            let store = Store::open(
-                &dir.path().join(n).join("storage"),
-                opts,
-                ConflictMode::Siblings,
-            )?;
-            let hints = HintStore::open(&dir.path().join(n).join("hints"))?;
-            let replica = StoreReplica::with_clock(
-                n.to_string(),
-                store.clone(),
-                hints.clone(),
-                clock.clone(),
-            )?;
-            opened.push((n.to_string(), store, hints, replica));
-        }
-        let cluster = Arc::new_cyclic(|me: &Weak<StoreCluster>| {
-            let mut parts = BTreeMap::new();
-            for (n, store, hints, replica) in opened {
-                let transport = StoreTransport {
-                    cluster: me.clone(),
-                    from: n.clone(),
-                };
-                let metrics = Arc::new(Metrics::default());
-                let coordinator =
-                    Coordinator::new(transport, replica, settings.clone(), Arc::clone(&metrics));
-                let repair = AntiEntropy::new(store.clone(), peers.clone(), Arc::clone(&metrics));
-                let handoff = Handoff::new(hints.clone(), peers.clone(), metrics);
-                peers.add(&n, Arc::clone(repair.server()));
-                peers.add_hints(&n, hints.clone());
-                parts.insert(
-                    n,
-                    Parts {
-                        store,
-                        hints,
-                        coordinator,
-                        repair,
-                        handoff,
-                    },
-                );
-            }
-            StoreCluster {
-                _dir: dir,
-                parts,
-                faults: Mutex::new(nodes.iter().map(|n| (n.to_string(), Fault::None)).collect()),
-                placement: Placement {
-                    replicas: nodes.iter().map(|n| n.to_string()).collect(),
-                    ..Placement::default()
-                },
-                settings,
-            }
+        let cluster = Arc::new_cyclic(|me: &Weak<StoreCluster>| StoreCluster {
+            dir: tempfile::tempdir().expect("a temporary directory"),
+            slots: nodes
+                .iter()
+                .map(|n| {
+                    let slot = Slot {
+                        parts: Mutex::new(None),
+                        crashes: tokio::sync::watch::channel(0).0,
+                    };
+                    (n.to_string(), slot)
+                })
+                .collect(),
+            faults: Mutex::new(nodes.iter().map(|n| (n.to_string(), Fault::None)).collect()),
+            placement: Placement {
+                replicas: nodes.iter().map(|n| n.to_string()).collect(),
+                ..Placement::default()
+            },
+            settings,
+            peers: MemPeers::default(),
+            clock: Arc::new(TokioClock::starting_at(1_700_000_000_000)),
+            me: me.clone(),
         });
+        for n in nodes {
+            cluster.open(n)?;
+        }
         Ok(cluster)
     }
 
-    fn parts(&self, id: &str) -> &Parts {
-        self.parts
+    /// Opens node `id`'s engines from its directory and starts its components.
+    fn open(&self, id: &str) -> Result<()> {
+        let opts = distkv_lsm::Options {
+            sync: distkv_lsm::SyncPolicy::Never,
+            memtable_bytes: 1 << 20,
+            ..distkv_lsm::Options::default()
+        };
+        let home = self.dir.path().join(id);
+        let store = Store::open(&home.join("storage"), opts, ConflictMode::Siblings)?;
+        let hints = HintStore::open(&home.join("hints"))?;
+        let replica = StoreReplica::with_clock(
+            id.to_string(),
+            store.clone(),
+            hints.clone(),
+            self.clock.clone(),
+        )?;
+        let transport = StoreTransport {
+            cluster: self.me.clone(),
+            from: id.to_string(),
+        };
+        let metrics = Arc::new(Metrics::default());
+        let coordinator = Coordinator::new(
+            transport,
+            replica,
+            self.settings.clone(),
+            Arc::clone(&metrics),
+        );
+        let repair = AntiEntropy::new(store.clone(), self.peers.clone(), Arc::clone(&metrics));
+        let handoff = Handoff::new(hints.clone(), self.peers.clone(), metrics);
+        self.peers.add(id, Arc::clone(repair.server()));
+        self.peers.add_hints(id, hints.clone());
+        *self.slot(id).parts.lock() = Some(Arc::new(Parts {
+            store,
+            hints,
+            coordinator,
+            repair,
+            handoff,
+        }));
+        Ok(())
+    }
+
+    fn slot(&self, id: &str) -> &Slot {
+        self.slots
             .get(id)
             .unwrap_or_else(|| panic!("no node {id} in the cluster"))
     }
 
+    /// Node `id`'s components, unless it is crashed.
+    fn parts(&self, id: &str) -> Result<Arc<Parts>> {
+        self.slot(id)
+            .parts
+            .lock()
+            .clone()
+            .ok_or_else(|| crashed(id))
+    }
+
+    /// Watches for `id`'s next crash; take it before the components a request will use.
+    fn crashes(&self, id: &str) -> tokio::sync::watch::Receiver<u64> {
+        self.slot(id).crashes.subscribe()
+    }
+
+    /// Crashes node `id`: requests in flight on it fail, calls to it are refused, its
+    /// coordinator's background work stops, and once nothing holds them any more its engines
+    /// are closed.
+    pub async fn crash(&self, id: &str) {
+        let Some(parts) = self.slot(id).parts.lock().take() else {
+            return;
+        };
+        self.peers.remove(id);
+        self.slot(id).crashes.send_modify(|n| *n += 1);
+        parts.coordinator.abort_background();
+        // Whatever still holds the components (a request that has not seen the crash yet)
+        // lets go within a round of the runtime or two.
+        let started = tokio::time::Instant::now();
+        while Arc::strong_count(&parts) > 1 {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{id}'s components are still held a minute after it crashed"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        drop(parts);
+    }
+
+    /// Starts node `id` again from what its engines hold (nothing when it runs).
+    pub fn restart(&self, id: &str) -> Result<()> {
+        if self.slot(id).parts.lock().is_some() {
+            return Ok(());
+        }
+        self.open(id)
+    }
+
     /// Every node delivers its hints, then every pair of nodes runs an anti-entropy session.
     async fn deliver_and_repair(&self) -> Result<()> {
-        for p in self.parts.values() {
-            p.handoff.deliver(&Everyone).await?;
+        let names: Vec<&NodeId> = self.slots.keys().collect();
+        for n in &names {
+            self.parts(n)?.handoff.deliver(&Everyone).await?;
         }
-        let names: Vec<&NodeId> = self.parts.keys().collect();
         let all = [TokenRange::new(0, 0)];
         for (i, a) in names.iter().enumerate() {
             for b in &names[i + 1..] {
-                self.parts(a).repair.sync_ranges(b, &all).await?;
+                self.parts(a)?.repair.sync_ranges(b, &all).await?;
             }
         }
         Ok(())
@@ -157,17 +244,20 @@ impl StoreCluster {
 
 impl SimCluster for StoreCluster {
     async fn write(&self, id: &str, write: Write) -> Result<Siblings> {
-        self.parts(id)
-            .coordinator
-            .write(&self.placement, write, false)
-            .await
+        let crashes = self.crashes(id);
+        let p = self.parts(id)?;
+        until_crash(
+            id,
+            crashes,
+            p.coordinator.write(&self.placement, write, false),
+        )
+        .await
     }
 
     async fn read_at(&self, id: &str, key: &str, level: Option<Consistency>) -> Result<Siblings> {
-        self.parts(id)
-            .coordinator
-            .read(&self.placement, key, level)
-            .await
+        let crashes = self.crashes(id);
+        let p = self.parts(id)?;
+        until_crash(id, crashes, p.coordinator.read(&self.placement, key, level)).await
     }
 
     fn set_fault(&self, id: &str, fault: Fault) {
@@ -181,10 +271,33 @@ impl SimCluster for StoreCluster {
 
     async fn drain(&self, within: Duration) -> bool {
         let mut done = true;
-        for p in self.parts.values() {
-            done &= p.coordinator.drain(within).await;
+        for n in self.slots.keys() {
+            if let Ok(p) = self.parts(n) {
+                done &= p.coordinator.drain(within).await;
+            }
         }
         done
+    }
+
+    fn crashes(&self) -> bool {
+        true
+    }
+
+    async fn crash(&self, id: &str) {
+        StoreCluster::crash(self, id).await
+    }
+
+    async fn restart(&self, id: &str) {
+        // The engines of a node that crashed while its crash was being carried out may still
+        // be closing: a start that finds them locked tries again.
+        let started = tokio::time::Instant::now();
+        while let Err(e) = StoreCluster::restart(self, id) {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{id} cannot start again: {e}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// What a cluster does with no client once its faults healed: every node delivers its
@@ -195,13 +308,18 @@ impl SimCluster for StoreCluster {
             .await
             .unwrap_or_else(|e| panic!("the healed cluster did not settle: {e}"));
         for n in nodes {
-            let held = self.parts(n).hints.count().unwrap_or(usize::MAX);
+            let held = self
+                .parts(n)
+                .map_or(usize::MAX, |p| p.hints.count().unwrap_or(usize::MAX));
             assert_eq!(held, 0, "{n} still holds hints after delivering them");
         }
     }
 
     async fn versions(&self, id: &str, key: &str) -> Siblings {
-        self.parts(id)
+        let parts = self
+            .parts(id)
+            .unwrap_or_else(|e| panic!("{id} is not running at the end: {e}"));
+        parts
             .store
             .read(key.to_string())
             .await
@@ -221,11 +339,12 @@ pub struct StoreTransport {
 }
 
 impl StoreTransport {
-    /// Runs `work` on `to`'s parts as a call from this node would reach them.
+    /// Runs `work` on `to`'s components as a call from this node would reach them: refused
+    /// while `to` is crashed, failed when it crashes before answering.
     fn call<R: Send + 'static, F>(
         &self,
         to: &str,
-        work: impl FnOnce(Arc<StoreCluster>, String) -> F + Send + 'static,
+        work: impl FnOnce(Arc<Parts>) -> F + Send + 'static,
     ) -> impl Future<Output = Result<R>> + Send + 'static
     where
         F: Future<Output = Result<R>> + Send,
@@ -236,12 +355,16 @@ impl StoreTransport {
         let to = to.to_string();
         async move {
             let cluster = cluster.ok_or_else(gone)?;
-            if local {
-                return work(cluster, to).await;
-            }
             let timeout = cluster.call_timeout();
-            let target = to.clone();
-            exchange(&to, fault, timeout, || {}, work(cluster, target)).await
+            let reach = async {
+                let crashes = cluster.crashes(&to);
+                let parts = cluster.parts(&to)?;
+                until_crash(&to, crashes, work(parts)).await
+            };
+            if local {
+                return reach.await;
+            }
+            exchange(&to, fault, timeout, || {}, reach).await
         }
     }
 }
@@ -254,21 +377,14 @@ impl Transport for StoreTransport {
         versions: &Siblings,
     ) -> impl Future<Output = Result<()>> + Send + 'static {
         let (key, versions) = (key.to_string(), versions.clone());
-        self.call(to, move |cluster, to| async move {
-            cluster
-                .parts(&to)
-                .store
-                .merge(key, versions)
-                .await
-                .map(drop)
+        self.call(to, move |p| async move {
+            p.store.merge(key, versions).await.map(drop)
         })
     }
 
     fn read(&self, to: &str, key: &str) -> impl Future<Output = Result<Siblings>> + Send + 'static {
         let key = key.to_string();
-        self.call(to, move |cluster, to| async move {
-            cluster.parts(&to).store.read(key).await
-        })
+        self.call(to, move |p| async move { p.store.read(key).await })
     }
 
     fn hint(
@@ -279,8 +395,8 @@ impl Transport for StoreTransport {
         versions: &Siblings,
     ) -> impl Future<Output = Result<()>> + Send + 'static {
         let (target, key, versions) = (target.to_string(), key.to_string(), versions.clone());
-        self.call(via, move |cluster, via| async move {
-            let hints = cluster.parts(&via).hints.clone();
+        self.call(via, move |p| async move {
+            let hints = p.hints.clone();
             tokio::task::spawn_blocking(move || hints.add(&target, &key, &versions))
                 .await
                 .map_err(|_| NodeError::ShuttingDown)?

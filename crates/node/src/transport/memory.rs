@@ -83,6 +83,11 @@ impl MemPeers {
             .gossip = Some(answer);
     }
 
+    /// Forgets the node at `address` (its components are gone): calls to it are refused.
+    pub fn remove(&self, address: &str) {
+        self.peers.lock().remove(address);
+    }
+
     /// Refuses (true) or delivers again (false) every call to `address`.
     pub fn set_down(&self, address: &str, down: bool) {
         self.peers
