@@ -47,7 +47,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::config::NodeConfig;
-use crate::coordinator::grpc::{GrpcTransport, StoreReplica};
+use crate::coordinator::grpc::GrpcTransport;
+use crate::coordinator::replica::StoreReplica;
 use crate::coordinator::{self, Coordinator, Placement, Write};
 use crate::error::{NodeError, Result};
 use crate::handoff::{Handoff, HintRoute, HintRoutes};

@@ -44,6 +44,7 @@ use crate::node::Metrics;
 pub mod batching;
 pub mod grpc;
 pub mod memory;
+pub mod replica;
 #[cfg(test)]
 mod sim;
 #[cfg(test)]

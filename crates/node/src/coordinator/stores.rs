@@ -26,8 +26,8 @@ use std::time::Duration;
 use distkv_cluster::{ConflictMode, Consistency, NodeId, Siblings, TokenRange};
 use parking_lot::Mutex;
 
-use super::grpc::StoreReplica;
 use super::memory::{Fault, exchange};
+use super::replica::StoreReplica;
 use super::sim::SimCluster;
 use super::{Coordinator, FORWARD_MARGIN, Placement, Settings, Transport, Write};
 use crate::clock::TokioClock;
