@@ -190,13 +190,11 @@ impl Node {
             ),
         );
         let mut task = StreamTask {
-            peer: sources.first().cloned().unwrap_or_default(),
-            alternates: sources.iter().skip(1).cloned().collect(),
             ranges,
-            cursor: None,
-            done: false,
-            keys: 0,
-            bytes: 0,
+            ..StreamTask::new(
+                sources.first().cloned().unwrap_or_default(),
+                sources.iter().skip(1).cloned().collect(),
+            )
         };
         op.set_steps(1);
         let mut throttle = self.throttle();

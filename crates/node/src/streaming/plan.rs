@@ -20,6 +20,21 @@ pub struct StreamTask {
     pub bytes: u64,
 }
 
+impl StreamTask {
+    /// A task with no ranges yet and no progress.
+    pub fn new(peer: NodeId, alternates: Vec<NodeId>) -> StreamTask {
+        StreamTask {
+            peer,
+            ranges: Vec::new(),
+            alternates,
+            cursor: None,
+            done: false,
+            keys: 0,
+            bytes: 0,
+        }
+    }
+}
+
 /// A join's or a decommission's tasks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StreamPlan {
@@ -53,15 +68,7 @@ pub fn group_pulls(
         };
         by_sources
             .entry(sources.clone())
-            .or_insert_with(|| StreamTask {
-                peer: first,
-                ranges: Vec::new(),
-                alternates: sources[1..].to_vec(),
-                cursor: None,
-                done: false,
-                keys: 0,
-                bytes: 0,
-            })
+            .or_insert_with(|| StreamTask::new(first, sources[1..].to_vec()))
             .ranges
             .push(t.range);
     }
@@ -74,15 +81,7 @@ pub(crate) fn group_pushes(transfers: &[Transfer]) -> Vec<StreamTask> {
     for t in transfers {
         by_target
             .entry(t.target.clone())
-            .or_insert_with(|| StreamTask {
-                peer: t.target.clone(),
-                ranges: Vec::new(),
-                alternates: Vec::new(),
-                cursor: None,
-                done: false,
-                keys: 0,
-                bytes: 0,
-            })
+            .or_insert_with(|| StreamTask::new(t.target.clone(), Vec::new()))
             .ranges
             .push(t.range);
     }

@@ -144,13 +144,11 @@ mod tests {
 
     fn task(ranges: Vec<TokenRange>, alternates: &[&str]) -> StreamTask {
         StreamTask {
-            peer: "b".into(),
             ranges,
-            alternates: alternates.iter().map(|a| a.to_string()).collect(),
-            cursor: None,
-            done: false,
-            keys: 0,
-            bytes: 0,
+            ..StreamTask::new(
+                "b".into(),
+                alternates.iter().map(|a| a.to_string()).collect(),
+            )
         }
     }
 
