@@ -4,8 +4,9 @@
 //! simulated time), hinted handoff and anti-entropy — reaching each other in process: replica
 //! calls through [`StoreTransport`] with the twin's faults ([`super::memory::Fault`]; a
 //! forgetful replica is the first ring's only), hints
-//! and Merkle sessions through [`MemPeers`]. Every node is a replica of every key, as in the
-//! first ring. Engine work runs on tokio's blocking pool, which holds a paused clock still
+//! and Merkle sessions through [`MemPeers`]. Keys are placed on a ring of the nodes' tokens,
+//! N of them a key (N may be fewer than the nodes): a node that is not a replica of a key
+//! forwards a write of it to one, and anti-entropy compares what two nodes share. Engine work runs on tokio's blocking pool, which holds a paused clock still
 //! while it runs, and the data stores do not wait for syncs, so a seed replays exactly.
 //!
 //! A node can crash and restart ([`StoreCluster::crash`], [`StoreCluster::restart`]): its
@@ -23,7 +24,8 @@ use std::future::Future;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use distkv_cluster::{ConflictMode, Consistency, NodeId, Siblings, TokenRange};
+use distkv_cluster::placement::shared_ranges;
+use distkv_cluster::{ConflictMode, Consistency, NodeId, Ring, Siblings, key_token, node_tokens};
 use parking_lot::Mutex;
 
 use super::memory::{Fault, exchange};
@@ -59,7 +61,7 @@ pub struct StoreCluster {
     dir: tempfile::TempDir,
     slots: BTreeMap<NodeId, Slot>,
     faults: Mutex<BTreeMap<NodeId, Fault>>,
-    placement: Placement,
+    ring: Ring,
     settings: Settings,
     peers: MemPeers,
     clock: Arc<TokioClock>,
@@ -111,9 +113,12 @@ impl StoreCluster {
                 })
                 .collect(),
             faults: Mutex::new(nodes.iter().map(|n| (n.to_string(), Fault::None)).collect()),
-            placement: Placement {
-                replicas: nodes.iter().map(|n| n.to_string()).collect(),
-                ..Placement::default()
+            ring: {
+                let mut ring = Ring::new();
+                for n in nodes {
+                    ring.add_node_tokens(n, &node_tokens(n, 16));
+                }
+                ring
             },
             settings,
             peers: MemPeers::default(),
@@ -165,6 +170,17 @@ impl StoreCluster {
             handoff,
         }));
         Ok(())
+    }
+
+    /// Where `key` lives: its N replicas on the ring.
+    pub fn placement(&self, key: &str) -> Placement {
+        let token = key_token(key.as_bytes());
+        Placement {
+            replicas: self
+                .ring
+                .preference_list_for_token(token, self.settings.quorum.n),
+            ..Placement::default()
+        }
     }
 
     fn slot(&self, id: &str) -> &Slot {
@@ -224,10 +240,10 @@ impl StoreCluster {
         for n in &names {
             self.parts(n)?.handoff.deliver(&Everyone).await?;
         }
-        let all = [TokenRange::new(0, 0)];
         for (i, a) in names.iter().enumerate() {
             for b in &names[i + 1..] {
-                self.parts(a)?.repair.sync_ranges(b, &all).await?;
+                let shared = shared_ranges(&self.ring, self.settings.quorum.n, a, b);
+                self.parts(a)?.repair.sync_ranges(b, &shared).await?;
             }
         }
         Ok(())
@@ -246,18 +262,15 @@ impl SimCluster for StoreCluster {
     async fn write(&self, id: &str, write: Write) -> Result<Siblings> {
         let crashes = self.crashes(id);
         let p = self.parts(id)?;
-        until_crash(
-            id,
-            crashes,
-            p.coordinator.write(&self.placement, write, false),
-        )
-        .await
+        let placement = self.placement(&write.key);
+        until_crash(id, crashes, p.coordinator.write(&placement, write, false)).await
     }
 
     async fn read_at(&self, id: &str, key: &str, level: Option<Consistency>) -> Result<Siblings> {
         let crashes = self.crashes(id);
         let p = self.parts(id)?;
-        until_crash(id, crashes, p.coordinator.read(&self.placement, key, level)).await
+        let placement = self.placement(key);
+        until_crash(id, crashes, p.coordinator.read(&placement, key, level)).await
     }
 
     fn set_fault(&self, id: &str, fault: Fault) {
@@ -313,6 +326,10 @@ impl SimCluster for StoreCluster {
                 .map_or(usize::MAX, |p| p.hints.count().unwrap_or(usize::MAX));
             assert_eq!(held, 0, "{n} still holds hints after delivering them");
         }
+    }
+
+    fn is_replica(&self, id: &str, key: &str) -> bool {
+        self.placement(key).replicas.iter().any(|r| r == id)
     }
 
     async fn versions(&self, id: &str, key: &str) -> Siblings {
@@ -403,13 +420,36 @@ impl Transport for StoreTransport {
         })
     }
 
-    /// Never needed: every node is a replica of every key and coordinates its own writes.
+    /// `to` coordinates the write itself; its failure reaches this node as its message.
     fn forward(
         &self,
         to: &str,
-        _write: &Write,
-        _timeout: Duration,
+        write: &Write,
+        timeout: Duration,
     ) -> impl Future<Output = Result<Siblings>> + Send + 'static {
-        std::future::ready(Err(NodeError::UnknownNode(to.to_string())))
+        let (write, peer) = (write.clone(), to.to_string());
+        let placement = self
+            .cluster
+            .upgrade()
+            .map(|c| c.placement(&write.key))
+            .unwrap_or_default();
+        let timed_out = NodeError::Peer {
+            peer: peer.clone(),
+            failure: PeerFailure::TimedOut,
+        };
+        let call = self.call(to, move |p| async move {
+            // Boxed: this future is part of the coordinator's own write future.
+            let run: std::pin::Pin<Box<dyn Future<Output = Result<Siblings>> + Send>> =
+                Box::pin(async move { p.coordinator.write(&placement, write, true).await });
+            run.await.map_err(|e| NodeError::Coordinator {
+                peer,
+                message: e.to_string(),
+            })
+        });
+        async move {
+            tokio::time::timeout(timeout, call)
+                .await
+                .unwrap_or(Err(timed_out))
+        }
     }
 }
