@@ -205,10 +205,6 @@ impl<T: RepairTransport> AntiEntropy<T> {
         &self.server
     }
 
-    pub fn transport(&self) -> &T {
-        &self.transport
-    }
-
     /// Compares `ranges` with the peer at `peer` and exchanges the keys that differ: keys the
     /// peer holds differently are fetched and merged here, then every key that differed is
     /// sent to the peer already merged, so both end with the merge of both.

@@ -314,8 +314,23 @@ impl Store {
                 });
             }
             let keys: Vec<String> = index.into_iter().map(|e| e.key).collect();
-            for (key, versions) in self.read_many(keys).await? {
-                page.bytes += (key.len() + versions.encode().len()) as u64;
+            let inner = Arc::clone(&self.inner);
+            let read = blocking(move || {
+                let mut out = Vec::with_capacity(keys.len());
+                for key in keys {
+                    // The stored bytes are the versions' canonical encoding: their length is
+                    // what the page costs, without encoding them again.
+                    if let Some(bytes) = inner.db.get(key.as_bytes())? {
+                        let versions = StoreInner::decode(&key, &bytes)?;
+                        if !versions.is_empty() {
+                            out.push((key.len() + bytes.len(), key, versions));
+                        }
+                    }
+                }
+                Ok(out)
+            });
+            for (bytes, key, versions) in read.await? {
+                page.bytes += bytes as u64;
                 page.entries.push((key, versions));
             }
             if !more {

@@ -170,7 +170,7 @@ impl Node {
 
     /// Sends versions to the node at `address`, which merges them (the hint handoff RPC).
     pub async fn send_entries(&self, address: &str, entries: &[(String, Siblings)]) -> Result<()> {
-        self.anti_entropy.transport().send(address, entries).await
+        self.peer_calls.send(address, entries).await
     }
 
     /// Pulls `ranges` from the first of `sources` that answers (others as fall-backs), as
