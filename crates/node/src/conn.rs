@@ -32,7 +32,7 @@ const TLS_HANDSHAKE: u8 = 0x16;
 /// An accepted connection: plain or TLS, with what the server needs to know about it, its
 /// bytes counted, and its place among the connections allowed at once.
 pub struct Conn {
-    stream: Counted<Arc<crate::metrics::NetworkCounters>>,
+    stream: Counted<Arc<crate::counters::NetworkCounters>>,
     info: ConnInfo,
     /// Completes when the node closes every connection.
     closing: Pin<Box<dyn Future<Output = ()> + Send>>,
@@ -44,7 +44,7 @@ impl Conn {
     fn new(
         stream: Stream,
         info: ConnInfo,
-        network: Arc<crate::metrics::NetworkCounters>,
+        network: Arc<crate::counters::NetworkCounters>,
         mut close: watch::Receiver<bool>,
         slot: tokio::sync::OwnedSemaphorePermit,
     ) -> Conn {
@@ -70,7 +70,7 @@ impl Conn {
     fn open_stream(
         &mut self,
         cx: &mut Context<'_>,
-    ) -> io::Result<Pin<&mut Counted<Arc<crate::metrics::NetworkCounters>>>> {
+    ) -> io::Result<Pin<&mut Counted<Arc<crate::counters::NetworkCounters>>>> {
         if !self.closed && self.closing.as_mut().poll(cx).is_ready() {
             self.closed = true;
         }
@@ -84,7 +84,7 @@ impl Conn {
     }
 }
 
-impl crate::stream::Tally for Arc<crate::metrics::NetworkCounters> {
+impl crate::stream::Tally for Arc<crate::counters::NetworkCounters> {
     fn received(&self, bytes: u64) {
         self.bytes_received.inc_by(bytes);
     }
@@ -155,7 +155,7 @@ pub struct Accept {
     /// listeners stop accepting until one closes, and further clients wait in the kernel's
     /// backlog.
     slots: Arc<tokio::sync::Semaphore>,
-    network: Arc<crate::metrics::NetworkCounters>,
+    network: Arc<crate::counters::NetworkCounters>,
     close: watch::Receiver<bool>,
     warned_at: Arc<parking_lot::Mutex<Option<std::time::Instant>>>,
 }
@@ -167,7 +167,7 @@ impl Accept {
     pub fn new(
         tls: Option<(Arc<rustls::ServerConfig>, Arc<distkv_tls::PeerVerifier>)>,
         max_connections: usize,
-        network: Arc<crate::metrics::NetworkCounters>,
+        network: Arc<crate::counters::NetworkCounters>,
     ) -> (Accept, CloseAll) {
         let (close_all, close) = watch::channel(false);
         let accept = Accept {

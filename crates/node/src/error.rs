@@ -77,11 +77,11 @@ pub enum NodeError {
     /// The member table kept in the data directory is damaged.
     #[error(
         "member table {}: {source} (restore it from a backup, or remove it to start this node with its default tokens)",
-        .dir.join(crate::members_file::MEMBERS_FILE).display()
+        .path.display()
     )]
     MemberTable {
-        dir: std::path::PathBuf,
-        source: crate::members_file::MembersFileError,
+        path: std::path::PathBuf,
+        source: MembersFileError,
     },
     /// A backup could not be made; the reason names the name or file at fault.
     #[error(transparent)]
@@ -109,6 +109,26 @@ pub enum BadMessage {
     NoTreeNodes { level: usize },
     #[error("a write cannot be forwarded to this node itself ({node})")]
     ForwardToSelf { node: String },
+}
+
+/// Why a member table file cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum MembersFileError {
+    #[error("{len} bytes, shorter than the {header}-byte header")]
+    Truncated { len: usize, header: usize },
+    #[error("format {found}, this release reads format {supported}")]
+    UnsupportedFormat { found: u8, supported: u8 },
+    #[error("the header says {claimed} bytes of table, the file holds {held}")]
+    Length { claimed: u64, held: usize },
+    #[error("checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")]
+    Checksum { stored: u32, computed: u32 },
+    #[error("the table does not decode: {0}")]
+    Decode(#[from] prost::DecodeError),
+    #[error("{path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Why a backup could not be made.

@@ -16,7 +16,7 @@ use distkv_proto::internal;
 use crate::hints::{decode_hint, encode_hint};
 use crate::members_file;
 use crate::storage::{index_key, index_value, parse_index};
-use crate::transport::convert::{plan_from_proto, plan_to_proto};
+use crate::streaming::plan::{plan_from_proto, plan_to_proto};
 
 /// A target: the name of its corpus directory and libFuzzer target, and its entry point.
 pub type Target = (&'static str, fn(&[u8]));

@@ -128,7 +128,7 @@ pub fn status_json(node: &Node) -> serde_json::Value {
         "node": {
             "id": node.id(),
             "address": node.config().advertise_address,
-            "state": format!("{:?}", node.local_state()).to_uppercase(),
+            "state": format!("{:?}", node.membership.local_state()).to_uppercase(),
             "serving": node.check_serving().is_ok(),
             "uptime_seconds": node.uptime().as_secs(),
         },

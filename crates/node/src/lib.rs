@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod conn;
 pub mod coordinator;
+pub mod counters;
 pub mod error;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
@@ -25,6 +26,7 @@ pub mod node;
 pub mod ops;
 pub mod peers;
 pub mod repair;
+pub mod rings;
 pub mod serve;
 pub mod server;
 pub mod service;
@@ -33,6 +35,7 @@ pub mod storage;
 pub mod stream;
 pub mod streaming;
 pub mod transport;
+pub mod twin;
 
 pub use config::{Flags, NodeConfig};
 pub use error::{NodeError, Result};

@@ -17,11 +17,12 @@
 //! as those releases did, since a crash could leave it torn.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use distkv_cluster::{Member, Membership};
 use distkv_proto::internal;
 
+pub use crate::error::MembersFileError;
 use crate::transport::convert::{member_from_proto, member_to_proto};
 
 /// The member table's file name in the data directory.
@@ -30,26 +31,6 @@ pub const MEMBERS_FILE: &str = "members.pb";
 const MAGIC: &[u8; 4] = b"DKVM";
 const FORMAT: u8 = 1;
 const HEADER_LEN: usize = 4 + 1 + 4 + 4;
-
-/// Why a member table file cannot be read.
-#[derive(Debug, thiserror::Error)]
-pub enum MembersFileError {
-    #[error("{len} bytes, shorter than the {HEADER_LEN}-byte header")]
-    Truncated { len: usize },
-    #[error("format {found}, this release reads format {FORMAT}")]
-    UnsupportedFormat { found: u8 },
-    #[error("the header says {claimed} bytes of table, the file holds {held}")]
-    Length { claimed: u64, held: usize },
-    #[error("checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")]
-    Checksum { stored: u32, computed: u32 },
-    #[error("the table does not decode: {0}")]
-    Decode(#[from] prost::DecodeError),
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-}
 
 /// The file's bytes for the members of `table`, sent by `local_id`.
 pub fn encode(local_id: &str, table: &Membership) -> Vec<u8> {
@@ -85,14 +66,19 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Member>, MembersFileError> {
 fn checked_payload(rest: &[u8]) -> Result<&[u8], MembersFileError> {
     let truncated = MembersFileError::Truncated {
         len: rest.len() + MAGIC.len(),
+        header: HEADER_LEN,
     };
     let (&format, rest) = rest.split_first().ok_or(truncated)?;
     if format != FORMAT {
-        return Err(MembersFileError::UnsupportedFormat { found: format });
+        return Err(MembersFileError::UnsupportedFormat {
+            found: format,
+            supported: FORMAT,
+        });
     }
     let (Some(stored), Some(claimed)) = (u32_at(rest, 0), u32_at(rest, 4)) else {
         return Err(MembersFileError::Truncated {
             len: rest.len() + MAGIC.len() + 1,
+            header: HEADER_LEN,
         });
     };
     let payload = &rest[8..];
@@ -207,7 +193,7 @@ mod tests {
         future[4] = 2;
         assert!(matches!(
             decode(&future),
-            Err(MembersFileError::UnsupportedFormat { found: 2 })
+            Err(MembersFileError::UnsupportedFormat { found: 2, .. })
         ));
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(MEMBERS_FILE), &flipped).unwrap();

@@ -23,77 +23,18 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
-use prometheus_client::metrics::counter::{ConstCounter, Counter};
-use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::node::Node;
 
 pub mod process;
 
-type Labels = Vec<(&'static str, String)>;
-
-/// Client requests by operation.
-#[derive(Clone)]
-pub struct RequestMetrics {
-    requests: Family<Labels, Counter>,
-    errors: Family<Labels, Counter>,
-    latency: Family<Labels, Histogram>,
-}
-
-/// The operations of the data API, as the `op` label names them.
-pub const OPS: [&str; 5] = ["get", "put", "delete", "batch", "scan"];
-
-impl Default for RequestMetrics {
-    fn default() -> Self {
-        let m = RequestMetrics {
-            requests: Family::default(),
-            errors: Family::default(),
-            // 100 µs to about 6.5 s.
-            latency: Family::new_with_constructor(|| {
-                Histogram::new(exponential_buckets(0.0001, 2.0, 17))
-            }),
-        };
-        // Every operation's series from the start, at zero: dashboards and alerts on error
-        // rates then see 0, not "no data".
-        for op in OPS {
-            let labels = vec![("op", op.to_string())];
-            drop(m.requests.get_or_create(&labels));
-            drop(m.errors.get_or_create(&labels));
-            drop(m.latency.get_or_create(&labels));
-        }
-        m
-    }
-}
-
-impl RequestMetrics {
-    /// Records one request of `op` that started at `started`.
-    pub fn observe(&self, op: &'static str, started: Instant, ok: bool) {
-        let labels = vec![("op", op.to_string())];
-        self.requests.get_or_create(&labels).inc();
-        if !ok {
-            self.errors.get_or_create(&labels).inc();
-        }
-        self.latency
-            .get_or_create(&labels)
-            .observe(started.elapsed().as_secs_f64());
-    }
-}
-
-/// What the connection layer counts.
-#[derive(Default)]
-pub struct NetworkCounters {
-    pub connections_accepted: Counter,
-    pub tls_handshake_failures: Counter,
-    pub bytes_received: Counter,
-    pub bytes_sent: Counter,
-}
+pub use crate::counters::{NetworkCounters, OPS, RequestMetrics};
 
 /// The registry of a node: the process metrics, its request metrics and a collector for
 /// everything else.
@@ -426,7 +367,7 @@ impl Collector for NodeCollector {
                 .into_iter()
                 .map(|s| (s, 0.0))
                 .collect();
-        for v in n.member_views() {
+        for v in n.membership.member_views() {
             *by_status.entry(v.status.name()).or_default() += 1.0;
         }
         let statuses: Vec<(String, f64)> = by_status

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use distkv_proto::distkv::admin_service_server::AdminServiceServer;
 use distkv_proto::distkv::dist_kv_server::DistKvServer;
@@ -33,7 +34,8 @@ pub async fn serve(
         .build_v1alpha()?;
 
     let mut workers = JoinSet::new();
-    workers.spawn(Arc::clone(&node).gossip_loop());
+    workers.spawn(Arc::clone(&node.membership).run(node.shutdown_signal()));
+    workers.spawn(evict_idle_peers(Arc::clone(&node)));
     workers.spawn(Arc::clone(&node).hint_loop());
     workers.spawn(Arc::clone(&node).lifecycle_loop());
     workers.spawn(Arc::clone(&node).anti_entropy_loop());
@@ -214,10 +216,23 @@ fn peers_only(request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::
     }
 }
 
+/// Drops the connections to peers that have not been used for five minutes, every minute.
+async fn evict_idle_peers(node: Arc<Node>) {
+    let mut stop = node.shutdown_signal();
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => node.peers().evict_idle(Duration::from_secs(300)),
+            _ = stop.changed() => return,
+        }
+    }
+}
+
 /// Keeps gRPC's health service (`grpc.health.v1`, for load balancers and Kubernetes' gRPC
 /// probes) in step with `/ready`: `NOT_SERVING` while the node joins, `SERVING` once it serves.
 async fn report_health(node: Arc<Node>, reporter: tonic_health::server::HealthReporter) {
-    let mut state = node.local_state_watch();
+    let mut state = node.membership.local_state_watch();
     let mut stop = node.shutdown_signal();
     let mut reported = None;
     loop {

@@ -19,8 +19,8 @@ use super::replica::add_hint;
 use super::{Transport, Write, WriteContext};
 use crate::error::{BadMessage, NodeError, PeerFailure, Result};
 use crate::hints::HintStore;
-use crate::membership::Rings;
 use crate::peers::Peers;
+use crate::rings::Rings;
 use crate::storage::Store;
 
 /// Replicas over gRPC; the local one by direct calls. Writes to a busy peer are batched

@@ -23,8 +23,8 @@ use parking_lot::Mutex;
 
 use super::WriteContext;
 use super::{Coordinator, FORWARD_MARGIN, LocalReplica, Placement, Settings, Transport, Write};
+use crate::counters::Metrics;
 use crate::error::{NodeError, PeerFailure, Result};
-use crate::node::Metrics;
 
 /// What happens to calls made to a node.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -38,8 +38,8 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::task::JoinSet;
 
+use crate::counters::Metrics;
 use crate::error::{NodeError, PeerFailure, Result};
-use crate::node::Metrics;
 
 pub mod batching;
 pub mod grpc;

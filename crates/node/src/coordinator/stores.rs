@@ -33,13 +33,13 @@ use super::replica::StoreReplica;
 use super::sim::SimCluster;
 use super::{Coordinator, FORWARD_MARGIN, Placement, Settings, Transport, Write};
 use crate::clock::TokioClock;
+use crate::counters::Metrics;
 use crate::error::{NodeError, PeerFailure, Result};
 use crate::handoff::{Handoff, HintRoute, HintRoutes};
 use crate::hints::HintStore;
-use crate::node::Metrics;
 use crate::repair::AntiEntropy;
 use crate::storage::Store;
-use crate::transport::memory::MemPeers;
+use crate::twin::MemPeers;
 
 /// One node's components, as one run of it opened them.
 struct Parts {

@@ -1,7 +1,7 @@
 //! Hinted handoff's delivery (Dynamo 4.6) as a component: [`Handoff`] holds the node's
 //! [`HintStore`] (where the coordinator keeps writes a replica could not take) and delivers
 //! them when their node answers again, through a [`HandoffTransport`]: over gRPC in a node, in
-//! process in tests ([`crate::transport::memory::MemPeers`], over real hint stores and
+//! process in tests ([`crate::twin::MemPeers`], over real hint stores and
 //! engines). Where the hints for a node go now is the node's membership's to say
 //! ([`HintRoutes`]); the component only acts on it.
 //!
@@ -13,9 +13,9 @@ use std::sync::atomic::Ordering;
 
 use distkv_cluster::{NodeId, Siblings};
 
+use crate::counters::Metrics;
 use crate::error::{NodeError, Result};
 use crate::hints::{Hint, HintStore};
-use crate::node::Metrics;
 use crate::transport::HandoffTransport;
 
 #[cfg(test)]

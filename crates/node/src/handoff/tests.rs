@@ -8,12 +8,12 @@ use std::sync::atomic::Ordering;
 use distkv_cluster::{ConflictMode, Dot, Siblings, VectorClock};
 
 use super::{Handoff, HintRoute, HintRoutes};
+use crate::counters::Metrics;
 use crate::error::NodeError;
 use crate::hints::HintStore;
-use crate::node::Metrics;
 use crate::repair::RepairServer;
 use crate::storage::Store;
-use crate::transport::memory::MemPeers;
+use crate::twin::MemPeers;
 
 const B: &str = "127.0.0.1:2";
 const D: &str = "127.0.0.1:4";

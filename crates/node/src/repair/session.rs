@@ -3,7 +3,7 @@
 //!
 //! It reaches peers only through [`RepairTransport`], a trait with domain-typed calls: over
 //! gRPC in a node ([`crate::transport::grpc::GrpcPeerCalls`], where every proto conversion
-//! lives), and in process in tests ([`crate::transport::memory::MemPeers`]), so that sessions
+//! lives), and in process in tests ([`crate::twin::MemPeers`]), so that sessions
 //! between real engines in temporary directories run without sockets. The descent of the trees is the
 //! sans-IO [`MerkleDiff`] of `distkv-cluster`; this component only carries its questions.
 
@@ -16,8 +16,8 @@ use distkv_cluster::TokenRange;
 use distkv_cluster::merkle::{self, DiffStep, MerkleDiff, MerkleTree, TreeBuilder};
 use distkv_cluster::placement::RangeSet;
 
+use crate::counters::Metrics;
 use crate::error::{BadMessage, NodeError, Result};
-use crate::node::Metrics;
 use crate::storage::Store;
 use crate::transport::RepairTransport;
 
@@ -52,7 +52,7 @@ impl std::ops::AddAssign for SyncStats {
 
 /// A tombstone past the horizon: left out of comparisons (it is purged, or about to be, on
 /// every replica).
-pub(crate) fn expired(tombstone_ms: u64, horizon: u64) -> bool {
+pub fn expired(tombstone_ms: u64, horizon: u64) -> bool {
     tombstone_ms > 0 && tombstone_ms < horizon
 }
 

@@ -9,10 +9,10 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::session::{AntiEntropy, SyncStats};
+use crate::counters::Metrics;
 use crate::error::{NodeError, PeerFailure};
-use crate::node::Metrics;
 use crate::storage::Store;
-use crate::transport::memory::MemPeers;
+use crate::twin::MemPeers;
 
 const A: &str = "127.0.0.1:1";
 const B: &str = "127.0.0.1:2";

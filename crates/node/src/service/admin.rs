@@ -75,7 +75,12 @@ impl AdminService for AdminServiceImpl {
         // to join (started with seeds it could not reach) is introduced; it then streams its
         // ranges in as any joining node. A node that started without seeds serves a cluster
         // of its own and is refused (merging two clusters' data is not a join).
-        match self.node.introduce(&r.node_id, &r.node_address).await {
+        match self
+            .node
+            .membership
+            .introduce(&r.node_id, &r.node_address)
+            .await
+        {
             Ok(()) => {
                 tracing::info!(
                     node = r.node_id,
@@ -281,7 +286,7 @@ impl AdminService for AdminServiceImpl {
 
 /// The cluster as this node sees it, with its own metrics (the status RPC and `/status`).
 pub fn cluster_status(node: &Node) -> pb::ClusterStatusResponse {
-    let members = node.member_views();
+    let members = node.membership.member_views();
     let nodes: Vec<pb::NodeStatusInfo> = members
         .iter()
         .map(|m| pb::NodeStatusInfo {
@@ -370,13 +375,13 @@ pub fn cluster_status(node: &Node) -> pb::ClusterStatusResponse {
 
 /// The ring as this node sees it (the ring RPC and `/status`).
 pub fn ring_info(node: &Node) -> pb::RingResponse {
-    let ring = node.ring();
+    let ring = node.membership.ring();
     let ownership = ring.ownership();
     let mut tokens: std::collections::HashMap<&str, Vec<u64>> = std::collections::HashMap::new();
     for (token, id) in ring.tokens() {
         tokens.entry(id).or_default().push(token);
     }
-    let members = node.member_views();
+    let members = node.membership.member_views();
     let q = node.config().quorum;
     let nodes = members
         .iter()

@@ -8,6 +8,7 @@ use tonic::{Request, Response, Status};
 
 use crate::node::{Node, WriteContext};
 use crate::storage::Cursor;
+use crate::transport::GossipAnswer;
 use crate::transport::convert::{ack_to_proto, ack2_from_proto, range_from_proto, syn_from_proto};
 
 pub struct ReplicaService {
@@ -149,7 +150,7 @@ impl Replica for ReplicaService {
         req: Request<pb::GossipSynRequest>,
     ) -> Result<Response<pb::GossipAckResponse>, Status> {
         let syn = syn_from_proto(req.into_inner());
-        let ack = self.node.on_gossip_syn(syn);
+        let ack = self.node.membership.on_syn(syn);
         Ok(Response::new(ack_to_proto(ack)))
     }
 
@@ -158,7 +159,7 @@ impl Replica for ReplicaService {
         req: Request<pb::GossipAck2Request>,
     ) -> Result<Response<pb::GossipAck2Response>, Status> {
         let ack2 = ack2_from_proto(req.into_inner()).map_err(|e| e.to_status())?;
-        self.node.on_gossip_ack2(ack2);
+        self.node.membership.on_ack2(ack2);
         Ok(Response::new(pb::GossipAck2Response {}))
     }
 

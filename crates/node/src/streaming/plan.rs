@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 
 use distkv_cluster::{NodeId, TokenRange, Transfer};
 
+use distkv_proto::internal;
+
 use crate::storage::Cursor;
+use crate::transport::convert::{range_from_proto, range_to_proto};
 
 /// One source to pull from (or target to push to) and its ranges, with the progress made.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,7 +79,7 @@ pub fn group_pulls(
 }
 
 /// Groups push transfers into tasks: one per target.
-pub(crate) fn group_pushes(transfers: &[Transfer]) -> Vec<StreamTask> {
+pub fn group_pushes(transfers: &[Transfer]) -> Vec<StreamTask> {
     let mut by_target: BTreeMap<NodeId, StreamTask> = BTreeMap::new();
     for t in transfers {
         by_target
@@ -88,10 +91,54 @@ pub(crate) fn group_pushes(transfers: &[Transfer]) -> Vec<StreamTask> {
     by_target.into_values().collect()
 }
 
+// ---- the plan as the node keeps it (protobuf, in the hint store) ----
+
+pub fn plan_to_proto(plan: &StreamPlan) -> internal::StreamPlan {
+    internal::StreamPlan {
+        kind: plan.kind.clone(),
+        tasks: plan
+            .tasks
+            .iter()
+            .map(|t| internal::StreamTask {
+                peer: t.peer.clone(),
+                ranges: t.ranges.iter().copied().map(range_to_proto).collect(),
+                alternates: t.alternates.clone(),
+                has_cursor: t.cursor.is_some(),
+                cursor_token: t.cursor.as_ref().map_or(0, |c| c.token),
+                cursor_key: t.cursor.as_ref().map_or(String::new(), |c| c.key.clone()),
+                done: t.done,
+                keys: t.keys,
+                bytes: t.bytes,
+            })
+            .collect(),
+    }
+}
+
+pub fn plan_from_proto(p: internal::StreamPlan) -> StreamPlan {
+    StreamPlan {
+        kind: p.kind,
+        tasks: p
+            .tasks
+            .into_iter()
+            .map(|t| StreamTask {
+                peer: t.peer,
+                ranges: t.ranges.iter().map(range_from_proto).collect(),
+                alternates: t.alternates,
+                cursor: t.has_cursor.then_some(Cursor {
+                    token: t.cursor_token,
+                    key: t.cursor_key,
+                }),
+                done: t.done,
+                keys: t.keys,
+                bytes: t.bytes,
+            })
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transport::convert::{plan_from_proto, plan_to_proto};
 
     fn transfer(start: u64, end: u64, target: &str, sources: &[&str]) -> Transfer {
         Transfer {

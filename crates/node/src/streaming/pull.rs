@@ -1,5 +1,5 @@
 //! Pulling one task's ranges from a peer into the local store, page by page, over a
-//! [`StreamTransport`]: gRPC in a node, [`MemPeers`](crate::transport::memory::MemPeers) in the
+//! [`StreamTransport`]: gRPC in a node, [`MemPeers`](crate::twin::MemPeers) in the
 //! tests below (real engines in temporary directories). The node's bookkeeping around each
 //! page (progress, the persisted plan, the throttle) is the caller's [`PullHooks`].
 
@@ -15,7 +15,7 @@ use super::StreamTask;
 pub(crate) const PAGE_BYTES: usize = 1 << 20;
 
 /// What a pull asks of the node running it.
-pub(crate) trait PullHooks: Send {
+pub trait PullHooks: Send {
     /// The address of a source (`None`: it is skipped).
     fn address_of(&self, source: &str) -> Option<String>;
 
@@ -36,7 +36,7 @@ pub(crate) trait PullHooks: Send {
 /// then its alternates), from its cursor on. Every page is merged, then counted into the
 /// task (keys, bytes, cursor, done) and handed to `hooks`. A source that fails gives way to
 /// the next, which carries on from the cursor.
-pub(crate) async fn pull<T: StreamTransport>(
+pub async fn pull<T: StreamTransport>(
     transport: &T,
     store: &Store,
     task: &mut StreamTask,
@@ -96,7 +96,7 @@ mod tests {
     use super::*;
     use crate::repair::RepairServer;
     use crate::storage::Cursor;
-    use crate::transport::memory::MemPeers;
+    use crate::twin::MemPeers;
 
     const B: &str = "127.0.0.1:2";
     const C: &str = "127.0.0.1:3";

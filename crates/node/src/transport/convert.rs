@@ -9,8 +9,6 @@ use distkv_cluster::{Member, MemberState, TokenRange, Update};
 use distkv_proto::internal;
 
 use crate::error::{BadMessage, Result};
-use crate::storage::Cursor;
-use crate::streaming::{StreamPlan, StreamTask};
 
 pub fn member_to_proto(m: &Member) -> internal::Member {
     internal::Member {
@@ -142,49 +140,6 @@ pub fn range_to_proto(r: TokenRange) -> internal::TokenRange {
 
 pub fn range_from_proto(r: &internal::TokenRange) -> TokenRange {
     TokenRange::new(r.start, r.end)
-}
-
-pub fn plan_to_proto(plan: &StreamPlan) -> internal::StreamPlan {
-    internal::StreamPlan {
-        kind: plan.kind.clone(),
-        tasks: plan
-            .tasks
-            .iter()
-            .map(|t| internal::StreamTask {
-                peer: t.peer.clone(),
-                ranges: t.ranges.iter().copied().map(range_to_proto).collect(),
-                alternates: t.alternates.clone(),
-                has_cursor: t.cursor.is_some(),
-                cursor_token: t.cursor.as_ref().map_or(0, |c| c.token),
-                cursor_key: t.cursor.as_ref().map_or(String::new(), |c| c.key.clone()),
-                done: t.done,
-                keys: t.keys,
-                bytes: t.bytes,
-            })
-            .collect(),
-    }
-}
-
-pub fn plan_from_proto(p: internal::StreamPlan) -> StreamPlan {
-    StreamPlan {
-        kind: p.kind,
-        tasks: p
-            .tasks
-            .into_iter()
-            .map(|t| StreamTask {
-                peer: t.peer,
-                ranges: t.ranges.iter().map(range_from_proto).collect(),
-                alternates: t.alternates,
-                cursor: t.has_cursor.then_some(Cursor {
-                    token: t.cursor_token,
-                    key: t.cursor_key,
-                }),
-                done: t.done,
-                keys: t.keys,
-                bytes: t.bytes,
-            })
-            .collect(),
-    }
 }
 
 #[cfg(test)]

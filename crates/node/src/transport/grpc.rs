@@ -237,6 +237,10 @@ impl GossipTransport for GrpcPeerCalls {
             .map_err(|s| self.peers.error(peer, s))?;
         Ok(())
     }
+
+    fn heard_from(&self, address: &str) {
+        self.peers.heard_from(address);
+    }
 }
 
 impl ScanTransport for GrpcPeerCalls {

@@ -5,7 +5,7 @@
 //! [`GossipAnswer`]) and a scan's replica pages ([`ScanTransport`]). Every conversion to and
 //! from the protocol's messages is in [`convert`]. Components hold one of these, never a gRPC client:
 //! [`grpc::GrpcPeerCalls`] implements them over the `Replica` service (the only place their
-//! proto types appear), and [`memory::MemPeers`] in process, for tests that run components of
+//! proto types appear), and [`MemPeers`](crate::twin::MemPeers) in process, for tests that run components of
 //! several nodes over real engines without sockets. (Client requests reach replicas through
 //! the coordinator's own `Transport`, batched, in `coordinator/grpc.rs`.)
 //!
@@ -23,7 +23,6 @@ use crate::storage::{Cursor, RangePage};
 
 pub mod convert;
 pub mod grpc;
-pub mod memory;
 
 /// What an anti-entropy session asks of a peer.
 pub trait RepairTransport: Send + Sync + 'static {
@@ -115,6 +114,10 @@ pub trait GossipTransport: Send + Sync + 'static {
         ack2: Ack2,
         timeout: Duration,
     ) -> impl Future<Output = Result<()>> + Send;
+
+    /// The peer at `address` just spoke to us (a transport that backs off from silent peers
+    /// may dial it again at once).
+    fn heard_from(&self, _address: &str) {}
 }
 
 /// The side of gossip that answers a peer's exchange.

@@ -37,24 +37,23 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use distkv_cluster::{
-    Consistency, Gossiper, MemberState, Membership, NodeId, QuorumError, Siblings,
-};
+use distkv_cluster::{Consistency, MemberState, NodeId, QuorumError, Siblings};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::clock::SystemClock;
 use crate::config::NodeConfig;
 use crate::coordinator::grpc::GrpcTransport;
 use crate::coordinator::replica::StoreReplica;
 use crate::coordinator::{self, Coordinator, Placement, Write};
 use crate::error::{NodeError, Result};
-use crate::handoff::{Handoff, HintRoute, HintRoutes};
+use crate::handoff::Handoff;
 use crate::hints::HintStore;
 use crate::members_file;
-use crate::membership::{Rings, gossip_config, initial_state};
+use crate::membership::Membership;
 use crate::ops::{Op, Operations};
 use crate::peers::Peers;
 use crate::repair::AntiEntropy;
@@ -65,36 +64,14 @@ use crate::transport::grpc::GrpcPeerCalls;
 /// The least a replica is asked for in one scan page, however many nodes share the budget.
 const MIN_SCAN_PAGE_BYTES: usize = 256 * 1024;
 
+mod anti_entropy;
+mod lifecycle;
+
 pub use crate::coordinator::WriteContext;
+pub use crate::counters::Metrics;
 
 /// The coordinator of this node's client reads and writes.
 pub type NodeCoordinator = Coordinator<GrpcTransport, StoreReplica>;
-
-/// Counters behind the status RPC (Prometheus comes later).
-#[derive(Default)]
-pub struct Metrics {
-    pub requests: AtomicU64,
-    pub request_micros: AtomicU64,
-    pub quorum_failures: AtomicU64,
-    /// Write and read rounds that reached their quorum.
-    pub quorum_successes: AtomicU64,
-    pub read_repairs: AtomicU64,
-    /// Replicas a read asked beyond R because the ones asked were slow.
-    pub speculative_reads: AtomicU64,
-    pub hints_stored: AtomicU64,
-    pub hints_delivered: AtomicU64,
-    pub siblings_returned: AtomicU64,
-    pub gossip_messages_sent: AtomicU64,
-    pub gossip_messages_received: AtomicU64,
-    pub status_changes: AtomicU64,
-    pub keys_streamed_in: AtomicU64,
-    pub keys_streamed_out: AtomicU64,
-    pub ae_rounds: AtomicU64,
-    pub ae_keys_compared: AtomicU64,
-    pub ae_keys_repaired: AtomicU64,
-    pub ae_last_round_secs: AtomicU64,
-    pub tombstones_purged: AtomicU64,
-}
 
 pub struct Node {
     pub(crate) cfg: NodeConfig,
@@ -103,14 +80,8 @@ pub struct Node {
     pub(crate) peers: Arc<Peers>,
     /// Client reads and writes: quorum rounds over the replicas.
     pub(crate) coordinator: NodeCoordinator,
-    /// Gossip: the member table, the failure detector and their timers.
-    pub(crate) gossip: Mutex<Gossiper>,
-    /// The rings built from the table, rebuilt when a record changes.
-    pub(crate) rings: Arc<RwLock<Rings>>,
-    /// Serializes ring rebuilds and saves of the member table.
-    pub(crate) membership_save: Mutex<()>,
-    /// The local node's state, for the tasks that act on it.
-    pub(crate) local_state: watch::Sender<MemberState>,
+    /// Gossip, the rings and the member table; whether the node serves.
+    pub membership: Arc<Membership<GrpcPeerCalls>>,
     pub(crate) ops: Operations,
     /// The join or decommission running, by kind.
     pub(crate) lifecycle_ops: Mutex<HashMap<&'static str, Op>>,
@@ -120,38 +91,19 @@ pub struct Node {
     pub(crate) handoff: Handoff<GrpcPeerCalls>,
     /// Background calls to peers (streaming's pulls).
     pub(crate) peer_calls: GrpcPeerCalls,
-    /// When the rings last changed (handed-over data is deleted only once they settle).
-    pub(crate) ring_changed_at: Mutex<Instant>,
-    /// Wakes the gossip loop for an extra round when a record changed.
-    pub(crate) gossip_now: tokio::sync::Notify,
-    /// False while the node joins: client and admin requests are refused until it serves
-    /// its ranges (as Cassandra opens its client port only after bootstrapping).
-    pub(crate) serving: std::sync::atomic::AtomicBool,
-    /// Set when the node left or was removed and joins again: its data is stale.
-    pub(crate) wipe_before_join: std::sync::atomic::AtomicBool,
     pub metrics: Arc<Metrics>,
     /// Client requests by operation (Prometheus).
-    pub requests: crate::metrics::RequestMetrics,
+    pub requests: crate::counters::RequestMetrics,
     /// What the connection layer counts (Prometheus).
-    pub network: Arc<crate::metrics::NetworkCounters>,
+    pub network: Arc<crate::counters::NetworkCounters>,
     request_ids: AtomicU64,
     /// One permit per client request in flight (-max-concurrent-requests).
     pub(crate) request_slots: Arc<tokio::sync::Semaphore>,
     tasks: Mutex<JoinSet<()>>,
     /// Held while a backup is written (`backup.rs`).
     pub(crate) backup_lock: Mutex<()>,
-    /// The last failed gossip exchange (peer and reason), for the joining node's log.
-    pub(crate) last_gossip_error: Mutex<Option<String>>,
-    /// When a TLS failure with a peer was last logged as a warning (they repeat every round).
-    pub(crate) tls_warned_at: Mutex<Option<Instant>>,
     shutdown: watch::Sender<bool>,
     pub(crate) started: Instant,
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Node {
@@ -167,19 +119,10 @@ impl Node {
         // even without seeds, and carries on in the state it was in.
         let saved = members_file::load(&cfg.data_dir)
             .map_err(|source| NodeError::MemberTable {
-                dir: cfg.data_dir.clone(),
+                path: cfg.data_dir.join(members_file::MEMBERS_FILE),
                 source,
             })?
             .unwrap_or_default();
-        let saved_self = saved.iter().find(|m| m.id == cfg.node_id);
-        let rejoining = saved_self.is_some_and(|m| m.state == MemberState::Left);
-        let local = initial_state(&cfg, saved_self, now_ms());
-        let local_state = local.state;
-        let mut table = Membership::new(local);
-        table.merge(saved.into_iter().filter(|m| m.id != cfg.node_id));
-        let rings = Arc::new(RwLock::new(Rings::of(&table)));
-        let rng_seed = distkv_cluster::key_token(cfg.node_id.as_bytes()) ^ now_ms();
-        let gossip = Gossiper::new(gossip_config(&cfg), table, cfg.seeds.clone(), rng_seed, 0);
         let mut peers = Peers::new(
             cfg.request_timeout.min(Duration::from_secs(2)),
             cfg.request_timeout + coordinator::FORWARD_MARGIN,
@@ -190,13 +133,26 @@ impl Node {
         }
         let peers = Arc::new(peers);
         let metrics = Arc::new(Metrics::default());
+        // Tree building, key listings and batches of hints take longer than a replica call.
+        let calls = GrpcPeerCalls::new(
+            Arc::clone(&peers),
+            cfg.node_id.clone(),
+            cfg.request_timeout * 4,
+        );
+        let membership = Arc::new(Membership::new(
+            &cfg,
+            saved,
+            calls.clone(),
+            Arc::clone(&metrics),
+            Arc::new(SystemClock),
+        ));
         let coordinator = Coordinator::new(
             GrpcTransport::new(
                 cfg.node_id.clone(),
                 store.clone(),
                 hints.clone(),
                 Arc::clone(&peers),
-                Arc::clone(&rings),
+                membership.rings_handle(),
             ),
             StoreReplica::open(cfg.node_id.clone(), store.clone(), hints.clone())?,
             coordinator::Settings {
@@ -211,14 +167,6 @@ impl Node {
         );
         let slots = cfg.max_concurrent_requests;
         let (shutdown, _) = watch::channel(false);
-        let serving = local_state != MemberState::Joining;
-        let (local_state, _) = watch::channel(local_state);
-        // Tree building, key listings and batches of hints take longer than a replica call.
-        let calls = GrpcPeerCalls::new(
-            Arc::clone(&peers),
-            cfg.node_id.clone(),
-            cfg.request_timeout * 4,
-        );
         let anti_entropy = AntiEntropy::new(store.clone(), calls.clone(), Arc::clone(&metrics));
         let handoff = Handoff::new(hints.clone(), calls.clone(), Arc::clone(&metrics));
         let node = Arc::new(Node {
@@ -229,28 +177,19 @@ impl Node {
             cfg,
             store,
             hints,
-            gossip: Mutex::new(gossip),
-            rings,
-            membership_save: Mutex::new(()),
-            local_state,
+            membership,
             ops: Operations::default(),
             lifecycle_ops: Mutex::new(HashMap::new()),
             anti_entropy,
             handoff,
             peer_calls: calls,
-            ring_changed_at: Mutex::new(Instant::now()),
-            gossip_now: tokio::sync::Notify::new(),
-            serving: std::sync::atomic::AtomicBool::new(serving),
-            wipe_before_join: std::sync::atomic::AtomicBool::new(rejoining),
             metrics,
-            requests: crate::metrics::RequestMetrics::default(),
-            network: Arc::new(crate::metrics::NetworkCounters::default()),
+            requests: crate::counters::RequestMetrics::default(),
+            network: Arc::new(crate::counters::NetworkCounters::default()),
             request_ids: AtomicU64::new(1),
             request_slots: Arc::new(tokio::sync::Semaphore::new(slots)),
             tasks: Mutex::new(JoinSet::new()),
             backup_lock: Mutex::new(()),
-            last_gossip_error: Mutex::new(None),
-            tls_warned_at: Mutex::new(None),
             shutdown,
             started: Instant::now(),
         });
@@ -285,7 +224,7 @@ impl Node {
 
     /// Refuses client and admin requests while the node joins, saying how far it got.
     pub fn check_serving(&self) -> Result<()> {
-        if self.serving.load(Ordering::Acquire) {
+        if self.membership.serving() {
             return Ok(());
         }
         let progress = self
@@ -408,58 +347,10 @@ impl Node {
 
     // ---- coordination ----
 
-    /// Where `key` lives: its replicas and pending replicas as the rings say, which of them
-    /// the failure detector holds down, and (with `-sloppy-quorum`) the stand-ins.
-    ///
-    /// Normally the replicas are the key's preference list on the read ring, and the nodes
-    /// that will be replicas once pending joins and leaves complete get writes too without
-    /// counting toward W (reads do not ask them, so their acks must not stand in for a
-    /// replica's). But while the replicas and the pending ones together are no more than N,
-    /// as when a cluster is forming or growing toward N nodes, they are all counted, for reads
-    /// and writes alike: with W + R > N >= their number, every read set still meets every
-    /// write set within them, and a cluster of N nodes starting together takes writes as soon
-    /// as its nodes know each other.
+    /// Where `key` lives, as the membership sees it now (see [`Membership::placement`]).
     pub fn placement(&self, key: &str) -> Placement {
-        let rings = self.rings.read().clone();
-        let n = self.cfg.quorum.n;
-        let mut replicas = rings.read.preference_list(key.as_bytes(), n);
-        let mut pending: Vec<NodeId> = rings
-            .pending
-            .preference_list(key.as_bytes(), n)
-            .into_iter()
-            .filter(|p| !replicas.contains(p))
-            .collect();
-        if replicas.len() + pending.len() <= n {
-            replicas.append(&mut pending);
-        }
-        let (down, stand_ins) = {
-            let gossip = self.gossip.lock();
-            let is_down = |id: &str| id != self.cfg.node_id && gossip.is_down(id);
-            let down = replicas
-                .iter()
-                .chain(&pending)
-                .filter(|r| is_down(r))
-                .cloned()
-                .collect();
-            // Sloppy quorum (Dynamo 4.6): the nodes after the key's replicas on its ring walk.
-            let stand_ins = if self.cfg.sloppy_quorum {
-                rings
-                    .read
-                    .walk(key.as_bytes())
-                    .into_iter()
-                    .filter(|n| !replicas.contains(n) && !is_down(n))
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            (down, stand_ins)
-        };
-        Placement {
-            replicas,
-            pending,
-            down,
-            stand_ins,
-        }
+        self.membership
+            .placement(key, self.cfg.quorum.n, self.cfg.sloppy_quorum)
     }
 
     /// Writes a new version of `key` (`None` deletes) that supersedes what `context` covers.
@@ -518,7 +409,7 @@ impl Node {
         limit: usize,
         level: Option<Consistency>,
     ) -> Result<(Vec<(String, Siblings)>, Option<String>)> {
-        let ring = self.ring();
+        let ring = self.membership.ring();
         let nodes: Vec<NodeId> = ring.nodes();
         // Every node's page together stays within one budget (each at least a little).
         let budget = self.scan_budget();
@@ -614,6 +505,7 @@ impl Node {
             return self.store.scan(start, end, limit, max_bytes).await;
         }
         let address = self
+            .membership
             .address_of(node)
             .ok_or_else(|| NodeError::UnknownNode(node.to_string()))?;
         self.peer_calls
@@ -639,41 +531,25 @@ impl Node {
 
     /// One pass of hint delivery; returns how many hints were delivered.
     pub async fn deliver_hints(&self) -> Result<usize> {
-        self.handoff.deliver(self).await
+        self.handoff.deliver(self.membership.as_ref()).await
     }
 
     /// Before this node leaves: delivers the hints it holds, and hands those whose target is
     /// unreachable to another member, which delivers them later.
     pub async fn hand_off_all_hints(&self) -> Result<()> {
         let heirs: Vec<(NodeId, String)> = self
+            .membership
             .members()
             .into_iter()
             .filter(|m| {
-                m.id != self.cfg.node_id && m.state == MemberState::Normal && !self.is_down(&m.id)
+                m.id != self.cfg.node_id
+                    && m.state == MemberState::Normal
+                    && !self.membership.is_down(&m.id)
             })
             .map(|m| (m.id, m.address))
             .collect();
-        self.handoff.hand_off_all(self, &heirs).await
-    }
-}
-
-impl HintRoutes for Node {
-    /// A node that left (or is unknown) gets nothing more: its hints go; one held down, or
-    /// whose address is not known yet, keeps them for later.
-    fn route(&self, target: &str) -> HintRoute {
-        let left = self
-            .gossip
-            .lock()
-            .table()
-            .get(target)
-            .is_none_or(|m| m.state == MemberState::Left);
-        if left {
-            return HintRoute::Drop;
-        }
-        if self.is_down(target) {
-            return HintRoute::Hold;
-        }
-        self.address_of(target)
-            .map_or(HintRoute::Hold, HintRoute::Deliver)
+        self.handoff
+            .hand_off_all(self.membership.as_ref(), &heirs)
+            .await
     }
 }

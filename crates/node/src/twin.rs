@@ -1,4 +1,4 @@
-//! The in-process twin of the background calls: [`MemPeers`] reaches other nodes' components
+//! The in-process twin of the [transport](crate::transport) traits: [`MemPeers`] reaches other nodes' components
 //! in the same process by address (their [`RepairServer`], which holds their store, and their
 //! hint store), so that anti-entropy sessions and hint delivery between real engines run in a
 //! test without sockets. A peer can be taken down (its calls are refused, as by a closed port)
@@ -13,14 +13,14 @@ use distkv_cluster::gossip::{Ack, Ack2, Syn};
 use distkv_cluster::{NodeId, RangeSet, Siblings, TokenRange};
 use parking_lot::Mutex;
 
-use super::{
-    GossipAnswer, GossipTransport, HandoffTransport, RepairTransport, ScanTransport,
-    StreamTransport,
-};
 use crate::error::{NodeError, PeerFailure, Result};
 use crate::hints::HintStore;
 use crate::repair::RepairServer;
 use crate::storage::{Cursor, RangePage};
+use crate::transport::{
+    GossipAnswer, GossipTransport, HandoffTransport, RepairTransport, ScanTransport,
+    StreamTransport,
+};
 
 #[derive(Default)]
 struct Peer {

@@ -1,0 +1,234 @@
+//! The node's anti-entropy rounds: which peers and ranges to compare, from its rings, on a
+//! timer and on demand; the tombstone purge after a round; and the clean-up of ranges the
+//! node has handed over. The session itself is the [`AntiEntropy`](crate::repair::AntiEntropy)
+//! component ([`crate::repair`] explains the protocol).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use distkv_cluster::placement::{RangeSet, peers_sharing, shared_ranges};
+use distkv_cluster::{NodeId, TokenRange};
+
+use super::Node;
+use crate::error::{NodeError, Result};
+use crate::storage::{Cursor, IndexEntry};
+
+use crate::repair::{SyncStats, expired};
+
+impl Node {
+    /// Compares the given ranges with the node `peer` and exchanges the keys that differ
+    /// ([`AntiEntropy::sync_ranges`]).
+    pub async fn sync_ranges(
+        self: &Arc<Self>,
+        peer: &str,
+        ranges: &[TokenRange],
+    ) -> Result<SyncStats> {
+        if ranges.is_empty() || peer == self.cfg.node_id {
+            return Ok(SyncStats::default());
+        }
+        let address = self
+            .membership
+            .address_of(peer)
+            .ok_or_else(|| NodeError::UnknownNode(peer.to_string()))?;
+        let stats = self.anti_entropy.sync_ranges(&address, ranges).await?;
+        if stats.repaired > 0 {
+            tracing::info!(
+                peer,
+                keys = stats.repaired,
+                fetched = stats.fetched,
+                sent = stats.sent,
+                "anti-entropy repaired keys"
+            );
+        }
+        Ok(stats)
+    }
+
+    /// The peers this node shares ranges with (in the read ring), with those ranges.
+    pub fn repair_peers(&self) -> BTreeMap<NodeId, Vec<TokenRange>> {
+        peers_sharing(
+            &self.membership.ring(),
+            self.cfg.quorum.n,
+            &self.cfg.node_id,
+        )
+    }
+
+    /// One anti-entropy round with every live peer sharing ranges, as an operation of `kind`.
+    /// Returns the totals and the number of peers compared with.
+    pub async fn repair_all(self: &Arc<Self>, kind: &'static str) -> Result<(SyncStats, usize)> {
+        let started_ms = now_ms();
+        let sharing = self.repair_peers();
+        let peers: Vec<(NodeId, Vec<TokenRange>)> = sharing
+            .iter()
+            .filter(|(p, _)| !self.membership.is_down(p))
+            .map(|(p, r)| (p.clone(), r.clone()))
+            .collect();
+        let skipped = sharing.len() - peers.len();
+        let op = self
+            .ops
+            .start(kind, format!("comparing with {} peers", peers.len()));
+        op.set_steps(peers.len());
+        let mut total = SyncStats::default();
+        let mut failures = Vec::new();
+        for (peer, ranges) in &peers {
+            match self.sync_ranges(peer, ranges).await {
+                Ok(s) => {
+                    total += s;
+                    op.add(s.repaired, 0);
+                }
+                Err(e) => failures.push((peer.clone(), e)),
+            }
+            op.step_done();
+        }
+        self.metrics.ae_rounds.fetch_add(1, Ordering::Relaxed);
+        let result = if failures.is_empty() {
+            self.metrics
+                .ae_last_round_secs
+                .store(now_secs() as u64, Ordering::Relaxed);
+            if skipped == 0 {
+                // Every replica sharing ranges with this node was compared with.
+                self.store.full_round_done(started_ms);
+            }
+            Ok((total, peers.len()))
+        } else {
+            Err(NodeError::Streaming { failures })
+        };
+        op.finish(&result);
+        result
+    }
+
+    /// Deletes tombstones older than the grace period for good; returns how many.
+    pub async fn purge_old_tombstones(&self) -> Result<usize> {
+        let before = self.store.gc_horizon();
+        if before == 0 {
+            return Ok(0);
+        }
+        let purged = self
+            .sweep_index(
+                |e| expired(e.tombstone_ms, before),
+                |old| self.store.purge_tombstones(old, before),
+            )
+            .await?;
+        if purged > 0 {
+            self.metrics
+                .tombstones_purged
+                .fetch_add(purged as u64, Ordering::Relaxed);
+            tracing::info!(purged, "purged tombstones older than the grace period");
+        }
+        Ok(purged)
+    }
+
+    /// Deletes what this node holds of ranges it no longer replicates (handed over when
+    /// nodes joined, or left behind by a decommission it streamed), once the ring has been
+    /// settled (no join or leave pending) for `settled`: that data has its replicas
+    /// elsewhere, and kept here it would come back if the node became a replica again after
+    /// its tombstones were purged. Returns how many keys went.
+    pub async fn clean_up_handed_over(&self, settled: std::time::Duration) -> Result<usize> {
+        let rings = self.membership.rings();
+        if rings.read != rings.pending || self.membership.since_ring_change() < settled {
+            return Ok(0);
+        }
+        let ours = RangeSet::new(&distkv_cluster::placement::replicated_ranges(
+            &rings.read,
+            self.cfg.quorum.n,
+            &self.cfg.node_id,
+        ));
+        if ours.is_empty() {
+            return Ok(0);
+        }
+        let removed = self
+            .sweep_index(
+                |e| !ours.contains(e.token),
+                |foreign| self.store.delete_keys(foreign),
+            )
+            .await?;
+        if removed > 0 {
+            tracing::info!(removed, "deleted the data of ranges this node handed over");
+        }
+        Ok(removed)
+    }
+
+    /// Walks the whole index a page at a time and hands the keys of each page that `pick`
+    /// selects to `act`; returns the sum of what `act` returned.
+    async fn sweep_index<F>(
+        &self,
+        pick: impl Fn(&IndexEntry) -> bool,
+        act: impl Fn(Vec<String>) -> F,
+    ) -> Result<usize>
+    where
+        F: std::future::Future<Output = Result<usize>>,
+    {
+        let all = RangeSet::new(&[TokenRange::new(0, 0)]);
+        let mut done = 0;
+        let mut cursor = None;
+        loop {
+            let (page, more) = self.store.index_page(all.clone(), cursor, 4096).await?;
+            cursor = page.last().map(|e| Cursor {
+                token: e.token,
+                key: e.key.clone(),
+            });
+            let keys: Vec<String> = page.into_iter().filter(&pick).map(|e| e.key).collect();
+            if !keys.is_empty() {
+                done += act(keys).await?;
+            }
+            if !more {
+                return Ok(done);
+            }
+        }
+    }
+
+    /// Anti-entropy every interval, then tombstone GC, until shutdown.
+    pub async fn anti_entropy_loop(self: Arc<Self>) {
+        let interval = self.cfg.anti_entropy_interval;
+        if interval.is_zero() {
+            return;
+        }
+        let mut stop = self.shutdown_signal();
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => return,
+            }
+            if self.membership.local_state() != distkv_cluster::MemberState::Normal {
+                continue;
+            }
+            let round = async {
+                if let Err(e) = self.repair_all("anti-entropy").await {
+                    tracing::warn!(error = %e, "anti-entropy round incomplete");
+                }
+                if let Err(e) = self.purge_old_tombstones().await {
+                    tracing::warn!(error = %e, "tombstone purge failed");
+                }
+                if let Err(e) = self.clean_up_handed_over(interval).await {
+                    tracing::warn!(error = %e, "cleanup of handed-over ranges failed");
+                }
+            };
+            tokio::select! {
+                _ = round => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    /// This node's shared-range check used by tests and status: the ranges shared with `peer`.
+    pub fn shared_with(&self, peer: &str) -> Vec<TokenRange> {
+        shared_ranges(
+            &self.membership.ring(),
+            self.cfg.quorum.n,
+            &self.cfg.node_id,
+            peer,
+        )
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn now_secs() -> i64 {
+    (now_ms() / 1000) as i64
+}
