@@ -327,17 +327,13 @@ impl Node {
 
     /// Counts a client request of `op` that started at `started` (for status and metrics).
     pub fn record_request(&self, op: &'static str, started: Instant, ok: bool) {
+        let elapsed = started.elapsed();
         self.metrics.requests.fetch_add(1, Ordering::Relaxed);
         self.metrics
             .request_micros
-            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-        self.requests.observe(op, started, ok);
-        tracing::debug!(
-            op,
-            ok,
-            micros = started.elapsed().as_micros() as u64,
-            "request done"
-        );
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        self.requests.observe(op, elapsed, ok);
+        tracing::debug!(op, ok, micros = elapsed.as_micros() as u64, "request done");
     }
 
     /// A new id for a request's log span.
