@@ -80,12 +80,17 @@ struct WalState {
 }
 
 /// Group commit: how far the WAL is synced, who waits for more, and whether a sync runs.
+///
+/// Writers touch it as little as they can: how far the WAL is synced and how far syncing is
+/// asked for are also kept in atomics ([`Shared::synced_seq`], [`Shared::sync_requested`]),
+/// so that asking for a sync while the sync thread is busy, and seeing one's write durable,
+/// take no lock. Under load many writers and the sync thread would otherwise queue on this
+/// mutex several times per write.
 #[derive(Default)]
 struct SyncState {
-    /// Every batch with sequence numbers at or below this is durable.
+    /// Every batch with sequence numbers at or below this is durable (mirrored, only ever
+    /// raised under this lock, in [`Shared::synced_seq`]).
     synced: SeqNo,
-    /// The highest sequence number a writer waits to see synced.
-    requested: SeqNo,
     /// A sync round is running (on the sync thread or a blocking writer).
     syncing: bool,
     /// A sync failed: every waiter gets this error, and no sync is tried again.
@@ -98,10 +103,13 @@ struct SyncState {
 }
 
 impl SyncState {
-    /// Records that everything up to `seq` is durable; returns the wakers to wake (outside the
-    /// lock).
-    fn advance(&mut self, seq: SeqNo) -> Vec<Waker> {
+    /// Records that everything up to `seq` is durable, in this state and in its `mirror`
+    /// (after the waiters it covers are taken out, so that a writer that sees the mirror
+    /// covering its batch has no waiter left to remove); returns the wakers to wake (outside
+    /// the lock).
+    fn advance(&mut self, seq: SeqNo, mirror: &AtomicU64) -> Vec<Waker> {
         self.synced = self.synced.max(seq);
+        mirror.store(self.synced, Ordering::Release);
         let later = self.waiters.split_off(&(self.synced + 1, 0));
         std::mem::replace(&mut self.waiters, later)
             .into_values()
@@ -140,6 +148,9 @@ pub struct Durable {
 impl Durable {
     /// Whether the batch is already durable (or its sync failed: see [`Durable::wait`]).
     pub fn is_done(&self) -> bool {
+        if self.shared.synced_seq.load(Ordering::Acquire) >= self.seq {
+            return true;
+        }
         let st = self.shared.sync.lock();
         st.synced >= self.seq || st.failed.is_some()
     }
@@ -175,11 +186,20 @@ impl std::future::Future for Durable {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Result<()>> {
         let this = &mut *self;
+        // Durable already: no lock. A waiter registered before was taken out when the
+        // mirror was raised past it, so there is nothing for `drop` to remove.
+        if this.shared.synced_seq.load(Ordering::Acquire) >= this.seq {
+            this.waiter = None;
+            return std::task::Poll::Ready(Ok(()));
+        }
         let mut st = this.shared.sync.lock();
         if st.synced >= this.seq {
+            this.waiter = None;
             return std::task::Poll::Ready(Ok(()));
         }
         if let Some(e) = &st.failed {
+            // A failure takes out every waiter too.
+            this.waiter = None;
             return std::task::Poll::Ready(Err(duplicate(e)));
         }
         let id = match this.waiter {
@@ -232,6 +252,15 @@ struct Shared {
     switching: AtomicBool,
     /// Lock order: `wal` before `sync` when both are held.
     sync: Mutex<SyncState>,
+    /// `SyncState::synced`, readable without the lock.
+    synced_seq: AtomicU64,
+    /// The highest sequence number a writer waits to see synced; raised without the lock.
+    sync_requested: AtomicU64,
+    /// Set by the sync thread, under the `sync` lock, before it looks at `sync_requested` one
+    /// last time and waits; a writer that raises `sync_requested` and then finds it set takes
+    /// the lock and wakes it. (Both sides store, then load the other's, sequentially
+    /// consistent: at least one sees the other, so no request is left unsynced.)
+    sync_idle: AtomicBool,
     /// Wakes the sync thread when a sync is requested.
     sync_cv: Condvar,
     /// Wakes blocking writers when a sync round ends.
@@ -468,7 +497,7 @@ impl Db {
         let seq = if s.opts.sync == SyncPolicy::EveryCommit {
             s.visible_seq.load(Ordering::Acquire)
         } else {
-            s.sync.lock().requested
+            s.sync_requested.load(Ordering::SeqCst)
         };
         s.request_sync(seq);
         Durable {
@@ -788,12 +817,17 @@ impl Shared {
 
     /// Asks the sync thread to sync the WAL up to `seq` (nothing for 0 or what is synced).
     fn request_sync(&self, seq: SeqNo) {
-        let mut st = self.sync.lock();
-        if seq <= st.synced || seq <= st.requested {
+        if seq <= self.synced_seq.load(Ordering::Acquire) {
             return;
         }
-        st.requested = seq;
-        if !st.syncing {
+        if self.sync_requested.fetch_max(seq, Ordering::SeqCst) >= seq {
+            // Asked for already, by a writer that saw to the wake-up.
+            return;
+        }
+        if self.sync_idle.load(Ordering::SeqCst) {
+            // Under the lock: the sync thread is either waiting (and is woken) or has not
+            // yet looked at `sync_requested` (and sees this request).
+            let _st = self.sync.lock();
             self.sync_cv.notify_one();
         }
     }
@@ -821,7 +855,7 @@ impl Shared {
             let mut st = self.sync.lock();
             st.syncing = false;
             match &result {
-                Ok(()) => st.advance(seq),
+                Ok(()) => st.advance(seq, &self.synced_seq),
                 Err(e) => st.fail(e),
             }
         };
@@ -840,7 +874,7 @@ impl Shared {
 
     /// Records a sync made under the WAL lock (when switching WAL files or closing).
     fn synced_under_lock(&self, wal: &WalState) {
-        let wake = self.sync.lock().advance(wal.last_seq);
+        let wake = self.sync.lock().advance(wal.last_seq, &self.synced_seq);
         self.synced_cv.notify_all();
         for w in wake {
             w.wake();
@@ -1743,10 +1777,17 @@ fn sync_worker(s: &Shared) {
     loop {
         {
             let mut st = s.sync.lock();
-            while (st.requested <= st.synced || st.syncing || st.failed.is_some()) && !st.stop {
+            loop {
+                s.sync_idle.store(true, Ordering::SeqCst);
+                let requested = s.sync_requested.load(Ordering::SeqCst);
+                if (requested > st.synced && !st.syncing && st.failed.is_none()) || st.stop {
+                    break;
+                }
                 s.sync_cv.wait(&mut st);
             }
-            if st.stop && (st.requested <= st.synced || st.failed.is_some()) {
+            s.sync_idle.store(false, Ordering::SeqCst);
+            let requested = s.sync_requested.load(Ordering::SeqCst);
+            if st.stop && (requested <= st.synced || st.failed.is_some()) {
                 return;
             }
             if st.syncing {
@@ -1978,6 +2019,9 @@ fn recover(dir: &Path, opts: Options, ctx: TableContext, stats: Arc<StatsInner>)
             synced: last_seq,
             ..SyncState::default()
         }),
+        synced_seq: AtomicU64::new(last_seq),
+        sync_requested: AtomicU64::new(0),
+        sync_idle: AtomicBool::new(false),
         sync_cv: Condvar::new(),
         synced_cv: Condvar::new(),
         manifest: Mutex::new(manifest),

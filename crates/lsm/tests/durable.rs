@@ -110,6 +110,47 @@ fn concurrent_writers_awaiting_and_blocking_all_become_durable() {
     assert_eq!(db.range(..).unwrap().count(), 800);
 }
 
+/// Only non-blocking writers: every sync is the sync thread's, which writers wake without a
+/// lock when it is idle and leave alone when it is busy. A request it missed would leave a
+/// writer waiting for good (the 30 s deadline fails the test); every write must survive.
+#[test]
+fn awaiting_writers_alone_are_all_synced_by_the_sync_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), synced_options()).unwrap();
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                for i in 0..300 {
+                    let k = format!("t{t}-{i:03}");
+                    let mut batch = put_batch(k.as_bytes(), b"x");
+                    loop {
+                        match db.write_nowait(batch, &WriteOptions::default()).unwrap() {
+                            Submitted::Applied(d) => {
+                                block_on(d, Duration::from_secs(30)).unwrap();
+                                break;
+                            }
+                            // Behind a writer switching memtables: try again, still without
+                            // blocking, so no sync round runs on this thread.
+                            Submitted::WouldStall(b) => {
+                                batch = b;
+                                std::thread::yield_now();
+                            }
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    db.close().unwrap();
+    drop(db);
+    let db = Db::open(dir.path(), synced_options()).unwrap();
+    assert_eq!(db.range(..).unwrap().count(), 2400);
+}
+
 #[test]
 fn dropping_a_durable_leaves_the_write_in_place() {
     let dir = tempfile::tempdir().unwrap();
