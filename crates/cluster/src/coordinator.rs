@@ -17,9 +17,8 @@
 //! with the set to send it (4.7). A first answer fixes how a replica counts: a replica that
 //! failed and later replies is still a failure.
 //!
-//! **Left out.** Sending, timers and retries (the driver's); choosing replicas and sloppy-quorum
-//! substitutes ([`crate::Ring::walk`] and the driver); hinted handoff (the driver learns which
-//! replicas did not acknowledge from [`WriteRound::pending`] and [`WriteRound::failed`]).
+//! **Left out.** Sending, timers and retries (the driver's); choosing replicas, sloppy-quorum
+//! stand-ins and who gets a hint ([`crate::fanout`], which drives a [`WriteRound`]).
 
 use std::collections::BTreeMap;
 

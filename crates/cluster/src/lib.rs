@@ -14,6 +14,8 @@
 //! * [`quorum`]: N, R, W and per-request consistency levels (4.5).
 //! * [`coordinator`]: sans-IO read and write rounds that decide success or failure (4.5) and pick
 //!   read-repair targets.
+//! * [`fanout`]: where a write goes: a key's placement (replicas, pending nodes, those held
+//!   down, sloppy-quorum stand-ins) and the fan-out that picks stand-ins and hints (4.6).
 //! * [`membership`]: the member table every node shares, merged by version (4.8).
 //! * [`failure`]: the phi-accrual failure detector with the original's timeouts as bounds.
 //! * [`gossip`]: push-pull gossip of the member table and heartbeats as a state machine (4.8).
@@ -54,6 +56,7 @@ mod codec;
 pub mod coordinator;
 pub mod error;
 pub mod failure;
+pub mod fanout;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;

@@ -27,9 +27,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+pub use distkv_cluster::fanout::Placement;
+use distkv_cluster::fanout::{Call, Step, WriteFanout};
 use distkv_cluster::{
     ConflictMode, Consistency, Dot, NodeId, Outcome, Quorum, QuorumError, ReadRound, Siblings,
-    VectorClock, WriteRound,
+    VectorClock,
 };
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
@@ -80,27 +82,6 @@ pub struct Write {
     pub context: WriteContext,
     /// The client's consistency level; `None`: the server's default.
     pub level: Option<Consistency>,
-}
-
-/// Where a key lives, as this node's rings and failure detector see it when a request arrives.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Placement {
-    /// The replicas a request counts, in preference-list order.
-    pub replicas: Vec<NodeId>,
-    /// Nodes that get writes without counting toward W: the key's next replicas while a join
-    /// or leave is under way.
-    pub pending: Vec<NodeId>,
-    /// Replicas and pending nodes the failure detector holds down: nothing is sent to them.
-    pub down: Vec<NodeId>,
-    /// Sloppy quorum: the nodes that may stand in for a replica that failed, in ring-walk
-    /// order (empty in strict mode).
-    pub stand_ins: Vec<NodeId>,
-}
-
-impl Placement {
-    fn is_down(&self, node: &str) -> bool {
-        self.down.iter().any(|d| d == node)
-    }
 }
 
 /// How the coordinator reaches every replica of a key, the local one included (a direct call
@@ -204,18 +185,8 @@ pub struct Settings {
     pub seed: u64,
 }
 
-/// What a write round waits for: a replica's answer, or a stand-in's (sloppy quorum).
-enum WriteEvent {
-    Replica(NodeId, Result<()>),
-    /// A node that will be a replica once a join or leave completes.
-    Pending(NodeId, Result<()>),
-    StandIn {
-        target: NodeId,
-        via: NodeId,
-        result: Result<()>,
-    },
-}
-type WriteCall = Pin<Box<dyn Future<Output = WriteEvent> + Send>>;
+/// A call of a write's fan-out, with its result.
+type WriteCall = Pin<Box<dyn Future<Output = (Call, Result<()>)> + Send>>;
 type ReadCall = Pin<Box<dyn Future<Output = (NodeId, Result<Siblings>)> + Send>>;
 
 /// Coordinates reads and writes over `T`, with `L` as its own replica.
@@ -297,7 +268,6 @@ impl<T: Transport, L: LocalReplica> Coordinator<T, L> {
         }
         let required = self.settings.quorum.writes(write.level);
         let key = write.key.as_str();
-        let mut round = WriteRound::new(placement.replicas.clone(), required);
         // The coordinator applies the write to its own copy first, under the key's lock, and
         // then sends the whole resulting set: every replica that gets this version also gets
         // the concurrent versions its dot does not cover. A coordinator that is not a replica
@@ -309,90 +279,49 @@ impl<T: Transport, L: LocalReplica> Coordinator<T, L> {
             .local
             .apply(key, dot, &write.context, write.value)
             .await?;
-        if is_replica {
-            round.on_ack(me);
-        }
+        // Who gets the write, which stand-in takes a failed replica's place and who gets a
+        // hint is the fan-out's decision (distkv-cluster); this loop makes its calls.
+        let (mut fanout, steps) = WriteFanout::start(placement, me, required);
         let mut calls: FuturesUnordered<WriteCall> = FuturesUnordered::new();
-        for r in placement.replicas.iter().filter(|r| *r != me) {
-            if placement.is_down(r) {
-                // Known to be down: do not wait for it (Dynamo 4.6 routes around it).
-                let failed = WriteEvent::Replica(r.clone(), Err(NodeError::PeerDown(r.clone())));
-                calls.push(Box::pin(std::future::ready(failed)));
-                continue;
-            }
-            let (r, call) = (r.clone(), self.transport.write(r, key, &written));
-            calls.push(Box::pin(async move { WriteEvent::Replica(r, call.await) }));
-        }
-        // Nodes taking over this key's range (joining) or its next owners (when a replica is
-        // leaving) get the write too, without counting toward W; a hint covers a miss.
-        for p in placement.pending.iter().filter(|p| *p != me) {
-            let (p, call) = (p.clone(), self.transport.write(p, key, &written));
-            calls.push(Box::pin(async move { WriteEvent::Pending(p, call.await) }));
-        }
+        self.take_steps(steps, key, &written, &mut calls).await;
         let deadline = tokio::time::sleep(self.settings.request_timeout);
         tokio::pin!(deadline);
-        // Sloppy quorum: the stand-ins not tried yet (each takes the place of one replica).
-        let mut stand_ins = placement.stand_ins.iter();
         // Until decided; after a failure, until every replica answered, so that the error
         // reports how many really acknowledged.
         loop {
-            let decided = !matches!(round.outcome(), Outcome::Pending);
-            if decided && (matches!(round.outcome(), Outcome::Succeeded) || calls.is_empty()) {
+            let decided = !matches!(fanout.outcome(), Outcome::Pending);
+            if decided && (matches!(fanout.outcome(), Outcome::Succeeded) || calls.is_empty()) {
                 break;
             }
-            let event = tokio::select! {
+            let (call, result) = tokio::select! {
                 // Replies first: a round decided by ready replies arms no timer.
                 biased;
                 next = calls.next() => match next {
                     Some(event) => event,
                     None => break,
                 },
-                _ = &mut deadline => { round.on_timeout(); break; }
+                _ = &mut deadline => { fanout.on_timeout(); break; }
             };
-            match event {
-                WriteEvent::Replica(node, Ok(())) => {
-                    round.on_ack(&node);
-                }
-                WriteEvent::Pending(_, Ok(())) => {}
-                WriteEvent::Pending(node, Err(_)) => self.keep_hint(&node, key, &written).await,
-                WriteEvent::StandIn {
-                    target,
-                    via,
-                    result: Ok(()),
-                } => {
-                    tracing::debug!(key, target, stand_in = via, "hinted write on a stand-in");
-                    round.on_ack(&target);
-                }
-                WriteEvent::Replica(target, Err(e))
-                | WriteEvent::StandIn {
-                    target,
-                    result: Err(e),
-                    ..
-                } => match stand_ins.next() {
-                    Some(via) => calls.push(self.hint_via(via, target, key, &written)),
-                    None => {
-                        self.keep_hint(&target, key, &written).await;
-                        round.on_failure(&target, e.to_string());
-                    }
-                },
+            if let (Call::StandIn { target, via }, Ok(())) = (&call, &result) {
+                tracing::debug!(key, target, stand_in = via, "hinted write on a stand-in");
             }
+            let steps = fanout.on_result(call, result.map_err(|e| e.to_string()));
+            self.take_steps(steps, key, &written, &mut calls).await;
         }
         // Calls still out finish in the background; replicas that fail (and stand-ins that
         // refuse) leave a hint here.
+        fanout.settle();
+        let round = fanout.round().clone();
         if !calls.is_empty() {
             let (local, metrics) = (Arc::clone(&self.local), Arc::clone(&self.metrics));
             let (key, versions) = (key.to_string(), written.clone());
             self.spawn(async move {
-                while let Some(event) = calls.next().await {
-                    if let WriteEvent::Replica(target, Err(_))
-                    | WriteEvent::Pending(target, Err(_))
-                    | WriteEvent::StandIn {
-                        target,
-                        result: Err(_),
-                        ..
-                    } = event
-                    {
-                        keep_hint(&*local, &metrics, &target, &key, &versions).await;
+                while let Some((call, result)) = calls.next().await {
+                    for step in fanout.on_result(call, result.map_err(|e| e.to_string())) {
+                        // A settled fan-out only ever asks for hints.
+                        if let Step::KeepHint(target) = step {
+                            keep_hint(&*local, &metrics, &target, &key, &versions).await;
+                        }
                     }
                 }
             });
@@ -424,24 +353,49 @@ impl<T: Transport, L: LocalReplica> Coordinator<T, L> {
         keep_hint(&*self.local, &self.metrics, target, key, versions).await
     }
 
-    /// Asks `via` to keep the write meant for the unreachable `target` as a hint (it delivers
-    /// it when `target` answers again). The call runs in the round's stream, so the round's
-    /// deadline bounds it like any replica call.
-    fn hint_via(&self, via: &str, target: NodeId, key: &str, versions: &Siblings) -> WriteCall {
-        let via = via.to_string();
-        let metrics = Arc::clone(&self.metrics);
-        if via == self.local.id() {
-            let call = self.local.keep_hint(&target, key, versions);
-            return Box::pin(async move {
-                let result = call.await;
-                stand_in_done(&metrics, target, via, result)
-            });
+    /// Takes the fan-out's `steps`: calls join `calls`, hints are kept here at once.
+    async fn take_steps(
+        &self,
+        steps: Vec<Step>,
+        key: &str,
+        versions: &Siblings,
+        calls: &mut FuturesUnordered<WriteCall>,
+    ) {
+        for step in steps {
+            match step {
+                Step::Send(call) => calls.push(self.send(call, key, versions)),
+                Step::KeepHint(target) => self.keep_hint(&target, key, versions).await,
+            }
         }
-        let call = self.transport.hint(&via, &target, key, versions);
-        Box::pin(async move {
-            let result = call.await;
-            stand_in_done(&metrics, target, via, result)
-        })
+    }
+
+    /// Makes one call of a write's fan-out. A stand-in keeps the write meant for the
+    /// unreachable target as a hint (and delivers it when the target answers again); the
+    /// coordinator itself may be one. The call runs in the round's stream, so the round's
+    /// deadline bounds it like any replica call.
+    fn send(&self, call: Call, key: &str, versions: &Siblings) -> WriteCall {
+        match &call {
+            Call::Replica(to) | Call::Pending(to) => {
+                let write = self.transport.write(to, key, versions);
+                Box::pin(async move { (call, write.await) })
+            }
+            Call::StandIn { via, target } => {
+                let metrics = Arc::clone(&self.metrics);
+                let hint: Pin<Box<dyn Future<Output = Result<()>> + Send>> =
+                    if via == self.local.id() {
+                        Box::pin(self.local.keep_hint(target, key, versions))
+                    } else {
+                        Box::pin(self.transport.hint(via, target, key, versions))
+                    };
+                Box::pin(async move {
+                    let result = hint.await;
+                    if result.is_ok() {
+                        metrics.hints_stored.fetch_add(1, Ordering::Relaxed);
+                    }
+                    (call, result)
+                })
+            }
+        }
     }
 
     /// Hands a write to the first replica of the key that answers. The next replica is tried
@@ -661,17 +615,6 @@ fn on_read_reply(round: &mut ReadRound, node: NodeId, reply: Result<Siblings>) {
             round.on_failure(&node, e.to_string())
         }
     };
-}
-
-fn stand_in_done(metrics: &Metrics, target: NodeId, via: NodeId, result: Result<()>) -> WriteEvent {
-    if result.is_ok() {
-        metrics.hints_stored.fetch_add(1, Ordering::Relaxed);
-    }
-    WriteEvent::StandIn {
-        target,
-        via,
-        result,
-    }
 }
 
 /// Keeps a hint for `target` here, logging (not returning) a failure: the write's outcome is

@@ -63,6 +63,10 @@ pub struct StoreCluster {
     faults: Mutex<BTreeMap<NodeId, Fault>>,
     ring: Ring,
     settings: Settings,
+    /// Sloppy quorum: the rest of a key's ring walk stands in for its failed replicas.
+    sloppy: bool,
+    /// Hint calls that reached a stand-in.
+    stand_in_hints: Arc<std::sync::atomic::AtomicUsize>,
     peers: MemPeers,
     clock: Arc<TokioClock>,
     me: Weak<StoreCluster>,
@@ -99,7 +103,7 @@ async fn until_crash<R>(
 
 impl StoreCluster {
     /// A cluster of `nodes` whose coordinators run with `settings`.
-    pub fn new(nodes: &[&str], settings: Settings) -> Result<Arc<StoreCluster>> {
+    pub fn new(nodes: &[&str], settings: Settings, sloppy: bool) -> Result<Arc<StoreCluster>> {
         let cluster = Arc::new_cyclic(|me: &Weak<StoreCluster>| StoreCluster {
             dir: tempfile::tempdir().expect("a temporary directory"),
             slots: nodes
@@ -121,6 +125,8 @@ impl StoreCluster {
                 ring
             },
             settings,
+            sloppy,
+            stand_in_hints: Arc::default(),
             peers: MemPeers::default(),
             clock: Arc::new(TokioClock::starting_at(1_700_000_000_000)),
             me: me.clone(),
@@ -172,15 +178,17 @@ impl StoreCluster {
         Ok(())
     }
 
-    /// Where `key` lives: its N replicas on the ring.
+    /// Where `key` lives: its N replicas on the ring, and with a sloppy quorum the rest of
+    /// its ring walk as stand-ins. No failure detector runs here: a replica is known to have
+    /// failed only when a call to it fails.
     pub fn placement(&self, key: &str) -> Placement {
         let token = key_token(key.as_bytes());
-        Placement {
-            replicas: self
-                .ring
-                .preference_list_for_token(token, self.settings.quorum.n),
-            ..Placement::default()
-        }
+        let n = self.settings.quorum.n;
+        let replicas = self.ring.preference_list_for_token(token, n);
+        let walk = self
+            .sloppy
+            .then(|| self.ring.preference_list_for_token(token, usize::MAX));
+        Placement::new(replicas, Vec::new(), n, "", |_| false, walk)
     }
 
     fn slot(&self, id: &str) -> &Slot {
@@ -332,6 +340,11 @@ impl SimCluster for StoreCluster {
         self.placement(key).replicas.iter().any(|r| r == id)
     }
 
+    fn stand_in_hints(&self) -> usize {
+        self.stand_in_hints
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     async fn versions(&self, id: &str, key: &str) -> Siblings {
         let parts = self
             .parts(id)
@@ -412,11 +425,19 @@ impl Transport for StoreTransport {
         versions: &Siblings,
     ) -> impl Future<Output = Result<()>> + Send + 'static {
         let (target, key, versions) = (target.to_string(), key.to_string(), versions.clone());
+        let counter = self
+            .cluster
+            .upgrade()
+            .map(|c| Arc::clone(&c.stand_in_hints));
         self.call(via, move |p| async move {
             let hints = p.hints.clone();
             tokio::task::spawn_blocking(move || hints.add(&target, &key, &versions))
                 .await
-                .map_err(|_| NodeError::ShuttingDown)?
+                .map_err(|_| NodeError::ShuttingDown)??;
+            if let Some(c) = counter {
+                c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            Ok(())
         })
     }
 

@@ -213,52 +213,16 @@ impl<T: GossipTransport> Membership<T> {
 
     /// Where `key` lives for a round at `n` replicas: its replicas and pending replicas as the
     /// rings say, which of them the failure detector holds down, and (`sloppy`) the stand-ins.
-    ///
-    /// Normally the replicas are the key's preference list on the read ring, and the nodes
-    /// that will be replicas once pending joins and leaves complete get writes too without
-    /// counting toward W (reads do not ask them, so their acks must not stand in for a
-    /// replica's). But while the replicas and the pending ones together are no more than N,
-    /// as when a cluster is forming or growing toward N nodes, they are all counted, for reads
-    /// and writes alike: with W + R > N >= their number, every read set still meets every
-    /// write set within them, and a cluster of N nodes starting together takes writes as soon
-    /// as its nodes know each other.
+    /// The rules (pending nodes counted while the cluster is smaller than N, which nodes may
+    /// stand in) are [`Placement::new`]'s.
     pub fn placement(&self, key: &str, n: usize, sloppy: bool) -> Placement {
         let rings = self.rings.read().clone();
-        let mut replicas = rings.read.preference_list(key.as_bytes(), n);
-        let mut pending: Vec<NodeId> = rings
-            .pending
-            .preference_list(key.as_bytes(), n)
-            .into_iter()
-            .filter(|p| !replicas.contains(p))
-            .collect();
-        if replicas.len() + pending.len() <= n {
-            replicas.append(&mut pending);
-        }
-        let gossip = self.gossip.lock();
-        let is_down = |id: &str| id != self.id && gossip.is_down(id);
-        let down = replicas
-            .iter()
-            .chain(&pending)
-            .filter(|r| is_down(r))
-            .cloned()
-            .collect();
+        let replicas = rings.read.preference_list(key.as_bytes(), n);
+        let next = rings.pending.preference_list(key.as_bytes(), n);
         // Sloppy quorum (Dynamo 4.6): the nodes after the key's replicas on its ring walk.
-        let stand_ins = if sloppy {
-            rings
-                .read
-                .walk(key.as_bytes())
-                .into_iter()
-                .filter(|n| !replicas.contains(n) && !is_down(n))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        Placement {
-            replicas,
-            pending,
-            down,
-            stand_ins,
-        }
+        let walk = sloppy.then(|| rings.read.walk(key.as_bytes()));
+        let gossip = self.gossip.lock();
+        Placement::new(replicas, next, n, &self.id, |id| gossip.is_down(id), walk)
     }
 
     /// Every member as `status` shows it, sorted by id.
