@@ -168,6 +168,9 @@ impl Durable {
                 if let Some(e) = &st.failed {
                     return Err(duplicate(e));
                 }
+                if s.crashed.load(Ordering::Acquire) {
+                    return Err(Error::Closed);
+                }
                 if st.syncing {
                     s.synced_cv.wait(&mut st);
                     continue;
@@ -261,6 +264,8 @@ struct Shared {
     /// the lock and wakes it. (Both sides store, then load the other's, sequentially
     /// consistent: at least one sees the other, so no request is left unsynced.)
     sync_idle: AtomicBool,
+    /// Set by [`Db::crash`]: no sync runs again.
+    crashed: AtomicBool,
     /// Wakes the sync thread when a sync is requested.
     sync_cv: Condvar,
     /// Wakes blocking writers when a sync round ends.
@@ -643,9 +648,58 @@ impl Db {
     pub fn close(&self) -> Result<()> {
         self.handle.close()
     }
+
+    /// For simulations: the machine dies now. What the process held and had not written is
+    /// lost — with [`SyncPolicy::EveryCommit`], every write whose sync had not started, none
+    /// of them acknowledged — and no sync runs again: writers waiting for one get
+    /// [`Error::Closed`], and so does every later call. A flush or compaction under way ends
+    /// first (as if the power failed just after it). Open the directory again to recover.
+    ///
+    /// Appends that are not synced at once (the interval and never policies) went to the
+    /// page cache through the WAL's mapping and stay in the file: they survive, as they would
+    /// a crash of the process but not of the machine.
+    #[doc(hidden)]
+    pub fn crash(&self) {
+        self.handle.crash()
+    }
 }
 
 impl Handle {
+    fn crash(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let s = &self.shared;
+        s.crashed.store(true, Ordering::Release);
+        {
+            let mut bg = s.bg.lock();
+            bg.stop = true;
+            s.bg_cv.notify_all();
+        }
+        {
+            let mut st = s.sync.lock();
+            st.stop = true;
+            s.sync_cv.notify_all();
+        }
+        for t in self.threads.lock().drain(..) {
+            if t.join().is_err() {
+                tracing::error!("a background worker panicked");
+            }
+        }
+        // A round running on a blocking writer's thread ends (its write reached the disk, or
+        // failed): either is a state a crash can leave.
+        {
+            let mut st = s.sync.lock();
+            while st.syncing {
+                s.synced_cv.wait(&mut st);
+            }
+        }
+        s.wal.lock().writer.abandon();
+        let wake = s.sync.lock().fail(&Error::Closed);
+        s.synced_cv.notify_all();
+        wake.into_iter().for_each(Waker::wake);
+    }
+
     fn close(&self) -> Result<()> {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
@@ -837,7 +891,7 @@ impl Shared {
     fn sync_round(&self) {
         {
             let mut st = self.sync.lock();
-            if st.syncing || st.failed.is_some() {
+            if st.syncing || st.failed.is_some() || self.crashed.load(Ordering::Acquire) {
                 return;
             }
             st.syncing = true;
@@ -1787,7 +1841,8 @@ fn sync_worker(s: &Shared) {
             }
             s.sync_idle.store(false, Ordering::SeqCst);
             let requested = s.sync_requested.load(Ordering::SeqCst);
-            if st.stop && (requested <= st.synced || st.failed.is_some()) {
+            let crashed = s.crashed.load(Ordering::Acquire);
+            if st.stop && (requested <= st.synced || st.failed.is_some() || crashed) {
                 return;
             }
             if st.syncing {
@@ -2022,6 +2077,7 @@ fn recover(dir: &Path, opts: Options, ctx: TableContext, stats: Arc<StatsInner>)
         synced_seq: AtomicU64::new(last_seq),
         sync_requested: AtomicU64::new(0),
         sync_idle: AtomicBool::new(false),
+        crashed: AtomicBool::new(false),
         sync_cv: Condvar::new(),
         synced_cv: Condvar::new(),
         manifest: Mutex::new(manifest),

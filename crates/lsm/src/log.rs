@@ -72,6 +72,8 @@ pub(crate) struct LogWriter {
     held: Vec<u8>,
     /// Held records a [`PendingSync`] took and has not written yet.
     in_flight: Arc<InFlight>,
+    /// Set by [`Self::abandon`]: nothing more reaches the file.
+    abandoned: bool,
 }
 
 /// Writes of held records taken by syncs and not finished.
@@ -157,6 +159,7 @@ impl LogWriter {
             buf: Vec::new(),
             held: Vec::new(),
             in_flight: Arc::default(),
+            abandoned: false,
         }
     }
 
@@ -312,6 +315,14 @@ impl LogWriter {
         }
     }
 
+    /// The machine dies (a simulation's crash): the records held for a sync that has not
+    /// taken them never leave the process, and nothing more is written, not even on drop.
+    /// Records a sync already took are written by it or not at all, as a crash may leave them.
+    pub(crate) fn abandon(&mut self) {
+        self.held.clear();
+        self.abandoned = true;
+    }
+
     /// Makes every appended record durable (stores through the mapping included: they are the
     /// same page-cache pages), a sync's write in flight included. A log that is synced once is
     /// likely synced again, so from then on synced appends grow it in pre-zeroed chunks.
@@ -355,6 +366,9 @@ impl Drop for LogWriter {
     /// written anyway, as an append that is not synced would have been, so a writer dropped
     /// without a last sync loses no more than a crash of the machine would.
     fn drop(&mut self) {
+        if self.abandoned {
+            return;
+        }
         if let Err(e) = self.write_held() {
             tracing::warn!(error = %e, "writing the log's last records failed");
         }

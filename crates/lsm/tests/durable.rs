@@ -151,6 +151,53 @@ fn awaiting_writers_alone_are_all_synced_by_the_sync_thread() {
     assert_eq!(db.range(..).unwrap().count(), 2400);
 }
 
+/// A simulated machine crash keeps exactly the writes that were acknowledged durable: a
+/// write whose `Durable` resolved is there after reopening, one whose `Durable` failed with
+/// `Closed` (its sync had not started: its records never left the process) is not.
+#[test]
+fn a_crash_keeps_exactly_the_writes_whose_sync_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lost = 0;
+    for round in 0..10 {
+        let db = Db::open(dir.path(), synced_options()).unwrap();
+        let pending: Vec<(String, Durable)> = (0..200)
+            .map(|i| {
+                let k = format!("r{round}-{i:03}");
+                let d = applied(
+                    db.write_nowait(put_batch(k.as_bytes(), b"x"), &WriteOptions::default())
+                        .unwrap(),
+                );
+                (k, d)
+            })
+            .collect();
+        db.crash();
+        let outcomes: Vec<(String, bool)> = pending
+            .into_iter()
+            .map(|(k, d)| match block_on(d, Duration::from_secs(10)) {
+                Ok(()) => (k, true),
+                Err(distkv_lsm::Error::Closed) => (k, false),
+                Err(e) => panic!("{k}: {e}"),
+            })
+            .collect();
+        assert!(matches!(
+            db.write(put_batch(b"late", b"v"), &WriteOptions::default()),
+            Err(distkv_lsm::Error::Closed)
+        ));
+        drop(db);
+        let db = Db::open(dir.path(), synced_options()).unwrap();
+        for (k, acknowledged) in outcomes {
+            let present = db.get(k.as_bytes()).unwrap().is_some();
+            assert_eq!(
+                present, acknowledged,
+                "{k}: acknowledged {acknowledged}, present {present}"
+            );
+            lost += usize::from(!acknowledged);
+        }
+        db.close().unwrap();
+    }
+    assert!(lost > 0, "no crash caught a write before its sync");
+}
+
 #[test]
 fn dropping_a_durable_leaves_the_write_in_place() {
     let dir = tempfile::tempdir().unwrap();

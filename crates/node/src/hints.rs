@@ -147,6 +147,12 @@ impl HintStore {
     pub fn close(&self) -> Result<()> {
         Ok(self.db.close()?)
     }
+
+    /// The simulation's machine crash ([`distkv_lsm::Db::crash`]): what was not synced is lost.
+    #[cfg(test)]
+    pub(crate) fn crash(&self) {
+        self.db.crash();
+    }
 }
 
 fn parse_seq(b: &[u8]) -> Option<u64> {

@@ -12,9 +12,12 @@
 //! A node can crash and restart ([`StoreCluster::crash`], [`StoreCluster::restart`]): its
 //! requests in flight fail, calls to it are refused, its coordinator's background work stops,
 //! its engines are closed, and a restart opens them again from its directory (replaying their
-//! logs) with a new coordinator, whose dots must never repeat one from before. A crash loses
-//! what a killed process loses: nothing written to the logs, since the simulation does not
-//! model the machine losing its page cache.
+//! logs) with a new coordinator, whose dots must never repeat one from before. A crash
+//! ([`distkv_lsm::Db::crash`] on both engines) loses what a killed process loses: whatever the
+//! engines held for a sync that had not started, and no last sync runs. The data stores run
+//! with syncing off (their writes reach the page cache through the WAL's mapping), so their
+//! writes survive a crash here as they survive a killed process; losing the page cache with
+//! the machine is left to the engine's own crash tests.
 //!
 //! After the faults heal, the cluster settles the way a real one does without any client:
 //! every node delivers its hints, then every pair of nodes runs an anti-entropy session.
@@ -213,7 +216,8 @@ impl StoreCluster {
 
     /// Crashes node `id`: requests in flight on it fail, calls to it are refused, its
     /// coordinator's background work stops, and once nothing holds them any more its engines
-    /// are closed.
+    /// die without closing ([`distkv_lsm::Db::crash`]: no last sync, nothing held in the
+    /// process written).
     pub async fn crash(&self, id: &str) {
         let Some(parts) = self.slot(id).parts.lock().take() else {
             return;
@@ -231,6 +235,10 @@ impl StoreCluster {
             );
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
+        // Only now, with no engine work in flight on the blocking pool: what the crash finds
+        // unsynced is then the same in every replay of a seed.
+        parts.store.crash();
+        parts.hints.crash();
         drop(parts);
     }
 

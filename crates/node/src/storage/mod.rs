@@ -420,6 +420,12 @@ impl Store {
     pub fn close(&self) -> Result<()> {
         Ok(self.inner.db.close()?)
     }
+
+    /// The simulation's machine crash ([`distkv_lsm::Db::crash`]): what was not synced is lost.
+    #[cfg(test)]
+    pub(crate) fn crash(&self) {
+        self.inner.db.crash();
+    }
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
