@@ -59,6 +59,26 @@ impl HintStore {
         })
     }
 
+    /// [`Self::add`] from async code: the synced write runs on the blocking pool.
+    pub fn add_async(
+        &self,
+        target: &str,
+        key: &str,
+        versions: &Siblings,
+    ) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
+        let (hints, target, key, versions) = (
+            self.clone(),
+            target.to_string(),
+            key.to_string(),
+            versions.clone(),
+        );
+        async move {
+            tokio::task::spawn_blocking(move || hints.add(&target, &key, &versions))
+                .await
+                .map_err(|_| crate::error::NodeError::ShuttingDown)?
+        }
+    }
+
     /// Keeps a write for `target`.
     pub fn add(&self, target: &str, key: &str, versions: &Siblings) -> Result<()> {
         let seq = self.next.fetch_add(1, Ordering::Relaxed);

@@ -22,7 +22,9 @@ use distkv_cluster::{Dot, NodeId, Siblings};
 use parking_lot::Mutex;
 
 use super::WriteContext;
-use super::{Coordinator, FORWARD_MARGIN, LocalReplica, Placement, Settings, Transport, Write};
+use super::{
+    Coordinator, FORWARD_MARGIN, LocalReplica, Placement, ReplicaTransport, Settings, Write,
+};
 use crate::counters::Metrics;
 use crate::error::{NodeError, PeerFailure, Result};
 
@@ -303,7 +305,7 @@ impl MemTransport {
     }
 }
 
-impl Transport for MemTransport {
+impl ReplicaTransport for MemTransport {
     fn write(
         &self,
         to: &str,

@@ -1,5 +1,5 @@
 //! The coordinator of client reads and writes: Dynamo's quorum rounds (4.5), driven over a
-//! [`Transport`] to the key's replicas.
+//! [`ReplicaTransport`] to the key's replicas.
 //!
 //! **What it decides.** For a write it gives the new version its dot on the local replica
 //! ([`LocalReplica::apply`]), sends the resulting versions to every other replica and to the
@@ -13,12 +13,12 @@
 //! quorum found nothing; it answers with the merge of the first R replies and repairs the
 //! replicas that answered with less in the background (4.7). On a share of reads (the
 //! read-repair chance) it also reads the replicas it did not ask, after answering and for
-//! repair only, in calls shared with other such reads ([`Transport::repair_read`]).
+//! repair only, in calls shared with other such reads ([`ReplicaTransport::repair_read`]).
 //!
 //! **What it does not.** It holds no membership: the caller passes a [`Placement`] (the key's
 //! replicas as its rings say, which of them are down, and the stand-ins). It does no I/O of its
 //! own: the local replica is a [`LocalReplica`] and every replica, the local one too, is
-//! reached through the [`Transport`] (gRPC in a node, [`memory`] in tests). Its clock is
+//! reached through the [`ReplicaTransport`] (gRPC in a node, [`memory`] in tests). Its clock is
 //! tokio's, so tests run it on paused time.
 
 use std::future::Future;
@@ -27,11 +27,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+pub use crate::transport::{REPAIR_READ_DELAY, ReplicaTransport, Write, WriteContext};
 pub use distkv_cluster::fanout::Placement;
 use distkv_cluster::fanout::{Call, Step, WriteFanout};
 use distkv_cluster::{
     ConflictMode, Consistency, Dot, NodeId, Outcome, Quorum, QuorumError, ReadRound, Siblings,
-    VectorClock,
 };
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
@@ -43,8 +43,6 @@ use tokio::task::JoinSet;
 use crate::counters::Metrics;
 use crate::error::{NodeError, PeerFailure, Result};
 
-pub mod batching;
-pub mod grpc;
 pub mod memory;
 pub mod replica;
 #[cfg(test)]
@@ -60,73 +58,6 @@ pub const ABSENT_GRACE: Duration = Duration::from_millis(100);
 pub const SPECULATIVE_READ_AFTER: Duration = Duration::from_millis(50);
 /// Extra time a forwarded write gets beyond the request timeout of the replica coordinating it.
 pub const FORWARD_MARGIN: Duration = Duration::from_secs(1);
-/// How long a read for read repair only may wait for others to the same node, to share a call.
-pub const REPAIR_READ_DELAY: Duration = Duration::from_millis(10);
-
-/// The causal context of a client's write: which stored versions it supersedes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum WriteContext {
-    /// The context the client read: the write supersedes exactly the versions it covers.
-    Given(VectorClock),
-    /// None given (a blind write): the versions the coordinating replica holds when it applies
-    /// the write.
-    Coordinator,
-}
-
-/// A client's write of one key.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Write {
-    pub key: String,
-    /// The new value; `None` deletes (a tombstone).
-    pub value: Option<Vec<u8>>,
-    pub context: WriteContext,
-    /// The client's consistency level; `None`: the server's default.
-    pub level: Option<Consistency>,
-}
-
-/// How the coordinator reaches every replica of a key, the local one included (a direct call
-/// there). Futures own what they need: they may outlive the round that started them.
-pub trait Transport: Send + Sync + 'static {
-    /// Merges `versions` into `to`'s copy of `key`; done once durable there.
-    fn write(
-        &self,
-        to: &str,
-        key: &str,
-        versions: &Siblings,
-    ) -> impl Future<Output = Result<()>> + Send + 'static;
-
-    /// `to`'s versions of `key` (empty when it holds none).
-    fn read(&self, to: &str, key: &str) -> impl Future<Output = Result<Siblings>> + Send + 'static;
-
-    /// [`Transport::read`] for read repair only: no client waits for it, so it may wait (up to
-    /// [`REPAIR_READ_DELAY`]) to share a call with others to the same node.
-    fn repair_read(
-        &self,
-        to: &str,
-        key: &str,
-    ) -> impl Future<Output = Result<Siblings>> + Send + 'static {
-        self.read(to, key)
-    }
-
-    /// Asks `via` to keep `versions` of `key` as a hint for `target` and deliver it later.
-    fn hint(
-        &self,
-        via: &str,
-        target: &str,
-        key: &str,
-        versions: &Siblings,
-    ) -> impl Future<Output = Result<()>> + Send + 'static;
-
-    /// Asks `to` to coordinate `write` itself, within `timeout`; returns the versions it
-    /// wrote. A failure that says `to` could not be reached ([`is_unreachable`]) means it
-    /// never got the write.
-    fn forward(
-        &self,
-        to: &str,
-        write: &Write,
-        timeout: Duration,
-    ) -> impl Future<Output = Result<Siblings>> + Send + 'static;
-}
 
 /// The coordinator's own replica: what only the node coordinating a write does.
 pub trait LocalReplica: Send + Sync + 'static {
@@ -200,7 +131,7 @@ pub struct Coordinator<T, L> {
     rng: Mutex<SmallRng>,
 }
 
-impl<T: Transport, L: LocalReplica> Coordinator<T, L> {
+impl<T: ReplicaTransport, L: LocalReplica> Coordinator<T, L> {
     pub fn new(transport: T, local: L, settings: Settings, metrics: Arc<Metrics>) -> Self {
         Coordinator {
             transport: Arc::new(transport),
@@ -430,7 +361,7 @@ impl<T: Transport, L: LocalReplica> Coordinator<T, L> {
     /// [`Settings::speculative_read_after`], and all of them when the quorum found nothing;
     /// answers with the merge of the first R replies and repairs the replicas that answered
     /// with less in the background. On a [`Settings::read_repair_chance`] of reads the
-    /// replicas not asked are read too, for that repair only ([`Transport::repair_read`]).
+    /// replicas not asked are read too, for that repair only ([`ReplicaTransport::repair_read`]).
     pub async fn read(
         &self,
         placement: &Placement,

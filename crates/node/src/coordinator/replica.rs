@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 
 use super::{LocalReplica, WriteContext};
 use crate::clock::{Clock, SystemClock};
-use crate::error::{NodeError, Result};
+use crate::error::Result;
 use crate::hints::HintStore;
 use crate::storage::Store;
 
@@ -20,18 +20,6 @@ use crate::storage::Store;
 const DOT_HWM_KEY: &[u8] = b"meta:dot-high-water-mark";
 /// Dots reserved durably at a time.
 const DOT_RESERVE: u64 = 100_000;
-
-/// Keeps `versions` as a hint for `target` in `hints` (a synced write: on the blocking pool).
-pub(crate) async fn add_hint(
-    hints: HintStore,
-    target: String,
-    key: String,
-    versions: Siblings,
-) -> Result<()> {
-    tokio::task::spawn_blocking(move || hints.add(&target, &key, &versions))
-        .await
-        .map_err(|_| NodeError::ShuttingDown)?
-}
 
 /// The node's own replica: its store, its hints and the dots of the writes it coordinates.
 pub struct StoreReplica {
@@ -108,12 +96,7 @@ impl LocalReplica for StoreReplica {
         key: &str,
         versions: &Siblings,
     ) -> impl Future<Output = Result<()>> + Send + 'static {
-        add_hint(
-            self.hints.clone(),
-            target.to_string(),
-            key.to_string(),
-            versions.clone(),
-        )
+        self.hints.add_async(target, key, versions)
     }
 }
 

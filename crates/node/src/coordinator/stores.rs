@@ -34,7 +34,7 @@ use parking_lot::Mutex;
 use super::memory::{Fault, exchange};
 use super::replica::StoreReplica;
 use super::sim::SimCluster;
-use super::{Coordinator, FORWARD_MARGIN, Placement, Settings, Transport, Write};
+use super::{Coordinator, FORWARD_MARGIN, Placement, ReplicaTransport, Settings, Write};
 use crate::clock::TokioClock;
 use crate::counters::Metrics;
 use crate::error::{NodeError, PeerFailure, Result};
@@ -407,7 +407,7 @@ impl StoreTransport {
     }
 }
 
-impl Transport for StoreTransport {
+impl ReplicaTransport for StoreTransport {
     fn write(
         &self,
         to: &str,

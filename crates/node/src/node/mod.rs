@@ -46,7 +46,6 @@ use tokio::task::JoinSet;
 
 use crate::clock::SystemClock;
 use crate::config::NodeConfig;
-use crate::coordinator::grpc::GrpcTransport;
 use crate::coordinator::replica::StoreReplica;
 use crate::coordinator::{self, Coordinator, Placement, Write};
 use crate::error::{NodeError, Result};
@@ -60,6 +59,7 @@ use crate::repair::AntiEntropy;
 use crate::storage::Store;
 use crate::transport::ScanTransport;
 use crate::transport::grpc::GrpcPeerCalls;
+use crate::transport::replicas::GrpcTransport;
 
 /// The least a replica is asked for in one scan page, however many nodes share the budget.
 const MIN_SCAN_PAGE_BYTES: usize = 256 * 1024;

@@ -6,10 +6,12 @@ use distkv_cluster::{RangeSet, Siblings, TokenRange};
 use distkv_proto::internal::{self as pb, replica_server::Replica};
 use tonic::{Request, Response, Status};
 
-use crate::node::{Node, WriteContext};
+use crate::node::Node;
 use crate::storage::Cursor;
 use crate::transport::GossipAnswer;
-use crate::transport::convert::{ack_to_proto, ack2_from_proto, range_from_proto, syn_from_proto};
+use crate::transport::convert::{
+    ack_to_proto, ack2_from_proto, range_from_proto, syn_from_proto, write_from_proto,
+};
 
 pub struct ReplicaService {
     node: Arc<Node>,
@@ -303,18 +305,9 @@ impl Replica for ReplicaService {
         let r = req.into_inner();
         let result = async {
             self.node.validate_key(&r.key)?;
-            let context = if r.coordinator_context {
-                WriteContext::Coordinator
-            } else {
-                WriteContext::Given(
-                    distkv_cluster::VectorClock::decode(&r.context)
-                        .map_err(crate::error::NodeError::BadContext)?,
-                )
-            };
-            let value = (!r.is_delete).then_some(r.value);
-            let level = crate::service::consistency(r.consistency_level, r.consistency_set);
+            let w = write_from_proto(r)?;
             self.node
-                .coordinate_write_here(&r.key, value, &context, level, true)
+                .coordinate_write_here(&w.key, w.value, &w.context, w.level, true)
                 .await
         }
         .await;

@@ -5,10 +5,12 @@
 //! Decoding what a peer or a file says is fallible and names what was wrong.
 
 use distkv_cluster::gossip::{Ack, Ack2, GossipDigest, Syn};
-use distkv_cluster::{Member, MemberState, TokenRange, Update};
+use distkv_cluster::{Consistency, Member, MemberState, TokenRange, Update, VectorClock};
+use distkv_proto::distkv::ConsistencyLevel;
 use distkv_proto::internal;
 
-use crate::error::{BadMessage, Result};
+use super::{Write, WriteContext};
+use crate::error::{BadMessage, NodeError, Result};
 
 pub fn member_to_proto(m: &Member) -> internal::Member {
     internal::Member {
@@ -142,6 +144,77 @@ pub fn range_from_proto(r: &internal::TokenRange) -> TokenRange {
     TokenRange::new(r.start, r.end)
 }
 
+/// The request's consistency level, or `None` to use the server's R/W.
+///
+/// proto3 cannot tell an explicit `ONE` from an unset field, so a request counts as choosing a
+/// level only when it also sets `consistency_set` (our clients do; the original's never did, and
+/// their server ignored the level anyway).
+pub fn consistency(level: i32, set: bool) -> Option<Consistency> {
+    if !set {
+        return None;
+    }
+    Some(match ConsistencyLevel::try_from(level) {
+        Ok(ConsistencyLevel::One) => Consistency::One,
+        Ok(ConsistencyLevel::All) => Consistency::All,
+        _ => Consistency::Quorum,
+    })
+}
+
+/// A consistency level as the original's messages carry it: the level and whether it is set.
+pub fn consistency_to_proto(level: Option<Consistency>) -> (i32, bool) {
+    match level {
+        None => (ConsistencyLevel::One as i32, false),
+        Some(Consistency::One) => (ConsistencyLevel::One as i32, true),
+        Some(Consistency::Quorum) => (ConsistencyLevel::Quorum as i32, true),
+        Some(Consistency::All) => (ConsistencyLevel::All as i32, true),
+    }
+}
+
+/// The internal request that hands `write` to another replica to coordinate.
+pub fn write_to_proto(write: &Write) -> internal::CoordinateRequest {
+    let (consistency_level, consistency_set) = consistency_to_proto(write.level);
+    internal::CoordinateRequest {
+        key: write.key.clone(),
+        is_delete: write.value.is_none(),
+        value: write.value.clone().unwrap_or_default(),
+        context: match &write.context {
+            WriteContext::Given(c) => c.encode(),
+            WriteContext::Coordinator => Vec::new(),
+        },
+        consistency_level,
+        consistency_set,
+        coordinator_context: write.context == WriteContext::Coordinator,
+    }
+}
+
+/// The write a peer handed this node to coordinate; a context that does not decode is an
+/// error naming it.
+pub fn write_from_proto(r: internal::CoordinateRequest) -> Result<Write> {
+    let context = if r.coordinator_context {
+        WriteContext::Coordinator
+    } else {
+        WriteContext::Given(VectorClock::decode(&r.context).map_err(NodeError::BadContext)?)
+    };
+    Ok(Write {
+        level: consistency(r.consistency_level, r.consistency_set),
+        value: (!r.is_delete).then_some(r.value),
+        key: r.key,
+        context,
+    })
+}
+
+/// A replica's answer to a read of `address`.
+pub fn read_from_proto(
+    address: &str,
+    reply: internal::ReplicaReadResponse,
+) -> Result<distkv_cluster::Siblings> {
+    if !reply.found {
+        return Ok(distkv_cluster::Siblings::new());
+    }
+    distkv_cluster::Siblings::decode(&reply.versions)
+        .map_err(|e| NodeError::bad_reply(address, format!("versions: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,5 +228,42 @@ mod tests {
         let mut bad = member_to_proto(&m);
         bad.state = 9;
         assert!(member_from_proto(bad).is_err());
+    }
+
+    #[test]
+    fn forwarded_writes_round_trip_through_protobuf() {
+        let mut clock = VectorClock::new();
+        clock.set("n1", 3);
+        for level in [
+            None,
+            Some(Consistency::One),
+            Some(Consistency::Quorum),
+            Some(Consistency::All),
+        ] {
+            for (value, context) in [
+                (Some(b"v".to_vec()), WriteContext::Coordinator),
+                (None, WriteContext::Given(clock.clone())),
+                (Some(Vec::new()), WriteContext::Given(VectorClock::new())),
+            ] {
+                let w = Write {
+                    key: "k".into(),
+                    value,
+                    context,
+                    level,
+                };
+                assert_eq!(write_from_proto(write_to_proto(&w)).unwrap(), w);
+            }
+        }
+        let mut bad = write_to_proto(&Write {
+            key: "k".into(),
+            value: None,
+            context: WriteContext::Given(clock),
+            level: None,
+        });
+        bad.context = vec![0xff, 0xff];
+        assert!(matches!(
+            write_from_proto(bad),
+            Err(NodeError::BadContext(_))
+        ));
     }
 }

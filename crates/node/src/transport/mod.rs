@@ -7,7 +7,8 @@
 //! [`grpc::GrpcPeerCalls`] implements them over the `Replica` service (the only place their
 //! proto types appear), and [`MemPeers`](crate::twin::MemPeers) in process, for tests that run components of
 //! several nodes over real engines without sockets. (Client requests reach replicas through
-//! the coordinator's own `Transport`, batched, in `coordinator/grpc.rs`.)
+//! [`ReplicaTransport`], implemented over gRPC, batched, by
+//! [`replicas::GrpcTransport`] and in memory by the coordinator's tests' twin.)
 //!
 //! Peers are named by address. Every call fails with a [`NodeError`](crate::NodeError) naming
 //! the peer: unreachable, timed out, refused, or a reply that does not make sense.
@@ -16,13 +17,15 @@ use std::future::Future;
 use std::time::Duration;
 
 use distkv_cluster::gossip::{Ack, Ack2, Syn};
-use distkv_cluster::{NodeId, Siblings, TokenRange};
+use distkv_cluster::{Consistency, NodeId, Siblings, TokenRange, VectorClock};
 
 use crate::error::Result;
 use crate::storage::{Cursor, RangePage};
 
+pub mod batching;
 pub mod convert;
 pub mod grpc;
+pub mod replicas;
 
 /// What an anti-entropy session asks of a peer.
 pub trait RepairTransport: Send + Sync + 'static {
@@ -138,4 +141,72 @@ pub trait ScanTransport: Send + Sync + 'static {
         limit: usize,
         max_bytes: usize,
     ) -> impl Future<Output = Result<(Vec<(String, Siblings)>, bool)>> + Send;
+}
+
+/// How long a read for read repair only may wait for others to the same node, to share a call.
+pub const REPAIR_READ_DELAY: Duration = Duration::from_millis(10);
+
+/// The causal context of a client's write: which stored versions it supersedes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WriteContext {
+    /// The context the client read: the write supersedes exactly the versions it covers.
+    Given(VectorClock),
+    /// None given (a blind write): the versions the coordinating replica holds when it applies
+    /// the write.
+    Coordinator,
+}
+
+/// A client's write of one key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Write {
+    pub key: String,
+    /// The new value; `None` deletes (a tombstone).
+    pub value: Option<Vec<u8>>,
+    pub context: WriteContext,
+    /// The client's consistency level; `None`: the server's default.
+    pub level: Option<Consistency>,
+}
+
+/// How the coordinator reaches every replica of a key, the local one included (a direct call
+/// there). Futures own what they need: they may outlive the round that started them.
+pub trait ReplicaTransport: Send + Sync + 'static {
+    /// Merges `versions` into `to`'s copy of `key`; done once durable there.
+    fn write(
+        &self,
+        to: &str,
+        key: &str,
+        versions: &Siblings,
+    ) -> impl Future<Output = Result<()>> + Send + 'static;
+
+    /// `to`'s versions of `key` (empty when it holds none).
+    fn read(&self, to: &str, key: &str) -> impl Future<Output = Result<Siblings>> + Send + 'static;
+
+    /// [`ReplicaTransport::read`] for read repair only: no client waits for it, so it may wait (up to
+    /// [`REPAIR_READ_DELAY`]) to share a call with others to the same node.
+    fn repair_read(
+        &self,
+        to: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Siblings>> + Send + 'static {
+        self.read(to, key)
+    }
+
+    /// Asks `via` to keep `versions` of `key` as a hint for `target` and deliver it later.
+    fn hint(
+        &self,
+        via: &str,
+        target: &str,
+        key: &str,
+        versions: &Siblings,
+    ) -> impl Future<Output = Result<()>> + Send + 'static;
+
+    /// Asks `to` to coordinate `write` itself, within `timeout`; returns the versions it
+    /// wrote. A failure that says `to` could not be reached ([`is_unreachable`]) means it
+    /// never got the write.
+    fn forward(
+        &self,
+        to: &str,
+        write: &Write,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Siblings>> + Send + 'static;
 }

@@ -1,22 +1,22 @@
 //! The coordinator's transport in a running node: [`GrpcTransport`] reaches the local replica
 //! with a direct call into its [`Store`] and the others over the `Replica` gRPC service, one
 //! shared HTTP/2 channel per peer ([`Peers`]). The node's own replica is
-//! [`super::replica::StoreReplica`].
+//! [`crate::coordinator::replica::StoreReplica`].
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use distkv_cluster::{Consistency, NodeId, Siblings};
+use distkv_cluster::{NodeId, Siblings};
 use distkv_proto::internal;
 use distkv_proto::internal::replica_client::ReplicaClient;
 use parking_lot::{Mutex, RwLock};
 use tonic::transport::Channel;
 
 use super::batching::{CallQueues, Gathered, Queued, Turn};
-use super::replica::add_hint;
-use super::{Transport, Write, WriteContext};
+use super::convert::{read_from_proto, write_to_proto};
+use super::{REPAIR_READ_DELAY, ReplicaTransport, Write};
 use crate::error::{BadMessage, NodeError, PeerFailure, Result};
 use crate::hints::HintStore;
 use crate::peers::Peers;
@@ -39,7 +39,7 @@ struct Batcher {
     peers: Arc<Peers>,
     writes: CallQueues<(String, Vec<u8>), ()>,
     reads: CallQueues<String, Siblings>,
-    /// Reads for read repair only, gathered for up to [`super::REPAIR_READ_DELAY`].
+    /// Reads for read repair only, gathered for up to [`REPAIR_READ_DELAY`].
     repair_reads: Gathered<String, Siblings>,
     /// Peers that answered a batch call with "unimplemented" (an older release), and when:
     /// single calls only, for [`SINGLE_ONLY_FOR`] (a rolling upgrade may bring batches).
@@ -135,7 +135,7 @@ impl GrpcTransport {
     }
 }
 
-impl Transport for GrpcTransport {
+impl ReplicaTransport for GrpcTransport {
     fn write(
         &self,
         to: &str,
@@ -186,7 +186,7 @@ impl Transport for GrpcTransport {
         let versions = versions.clone();
         async move {
             match route? {
-                Route::Local => add_hint(hints, target, key, versions).await,
+                Route::Local => hints.add_async(&target, &key, &versions).await,
                 Route::Remote {
                     mut client,
                     address,
@@ -212,7 +212,7 @@ impl Transport for GrpcTransport {
         let route = self.route(to);
         let peers = Arc::clone(self.peers());
         let to = to.to_string();
-        let request = coordinate_request(write);
+        let request = write_to_proto(write);
         async move {
             let (mut client, address) = match route? {
                 Route::Remote { client, address } => (client, address),
@@ -354,7 +354,7 @@ impl Batcher {
 
     /// A read of `key` from the peer at `address` for read repair only: it joins the next
     /// batch of reads to that peer when one is in flight, else waits up to
-    /// [`super::REPAIR_READ_DELAY`] for others to the same peer and leaves with them in one
+    /// [`REPAIR_READ_DELAY`] for others to the same peer and leaves with them in one
     /// call, rather than costing a call of its own (both ends of a lone call cost about as
     /// much as the client's request that caused it).
     async fn repair_read(
@@ -372,7 +372,7 @@ impl Batcher {
         if first {
             let batcher = Arc::clone(&self);
             tokio::spawn(async move {
-                tokio::time::sleep(super::REPAIR_READ_DELAY).await;
+                tokio::time::sleep(REPAIR_READ_DELAY).await;
                 let gathered = batcher.repair_reads.take(&address);
                 batcher.send_all::<Reads>(&client, &address, gathered).await;
             });
@@ -593,7 +593,7 @@ impl Kind for Reads {
             .await
             .map_err(|s| b.peers.error(address, s))?
             .into_inner();
-        decode_read(address, reply)
+        read_from_proto(address, reply)
     }
 
     async fn many(
@@ -613,7 +613,7 @@ impl Kind for Reads {
                 let answers = reply.replies.into_iter().zip(reply.errors);
                 for (queued, (answer, error)) in batch.into_iter().zip(answers) {
                     let result = if error.is_empty() {
-                        decode_read(address, answer)
+                        read_from_proto(address, answer)
                     } else {
                         Err(refused(address, error))
                     };
@@ -627,36 +627,5 @@ impl Kind for Reads {
             Err(status) => batch_failed(b, address, status, batch),
         }
         Ok(())
-    }
-}
-
-/// A replica's answer to a read.
-fn decode_read(address: &str, reply: internal::ReplicaReadResponse) -> Result<Siblings> {
-    if !reply.found {
-        return Ok(Siblings::new());
-    }
-    Siblings::decode(&reply.versions)
-        .map_err(|e| NodeError::bad_reply(address, format!("versions: {e}")))
-}
-
-/// The internal request that hands `write` to another replica to coordinate.
-fn coordinate_request(write: &Write) -> internal::CoordinateRequest {
-    let (consistency_level, consistency_set) = match write.level {
-        None => (0, false),
-        Some(Consistency::One) => (0, true),
-        Some(Consistency::Quorum) => (1, true),
-        Some(Consistency::All) => (2, true),
-    };
-    internal::CoordinateRequest {
-        key: write.key.clone(),
-        is_delete: write.value.is_none(),
-        value: write.value.clone().unwrap_or_default(),
-        context: match &write.context {
-            WriteContext::Given(c) => c.encode(),
-            WriteContext::Coordinator => Vec::new(),
-        },
-        consistency_level,
-        consistency_set,
-        coordinator_context: write.context == WriteContext::Coordinator,
     }
 }
