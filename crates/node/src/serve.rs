@@ -10,7 +10,7 @@
 //! a future of that task, woken by what it waits for.
 //!
 //! The requests of one connection share one thread that way. A connection with more work than
-//! that thread does (it used all [`ROUNDS_PER_POLL`] rounds of a poll) runs the requests it
+//! that thread does (it used all `ROUNDS_PER_POLL` rounds of a poll) runs the requests it
 //! starts in its next poll as tasks of their own, which the runtime's other threads take, as
 //! hyper does by default: one busy client connection still gets every core.
 //!
@@ -266,7 +266,7 @@ where
 /// Each poll makes rounds: poll the connection (it reads the frames that arrived, starts
 /// streams, writes what is ready), run the streams it started and those woken since, and poll
 /// the connection again when a stream gave it something to write. The connection is polled
-/// with a waker of its own ([`ConnWaker`]) so that a stream that replies during the rounds does
+/// with a waker of its own (`ConnWaker`) so that a stream that replies during the rounds does
 /// not reschedule the task: the next round writes the reply. Wake-ups from elsewhere (the
 /// socket, a timer, a stream's reply while the task is idle) wake the task as usual.
 pub struct Driver {

@@ -81,10 +81,14 @@ pub struct Membership<T> {
 impl<T: GossipTransport> Membership<T> {
     /// The membership of the node `cfg` describes, from the member table its last run saved
     /// (`saved`, empty for a new node): see [`initial_state`]. Does no I/O.
+    ///
+    /// `rings` is the handle the node's rings are kept in (shared with the transport, which
+    /// finds members' addresses there); it is set from the table here.
     pub fn new(
         cfg: &NodeConfig,
         saved: Vec<Member>,
         transport: T,
+        rings: Arc<RwLock<Rings>>,
         metrics: Arc<Metrics>,
         clock: Arc<dyn Clock>,
     ) -> Self {
@@ -95,7 +99,7 @@ impl<T: GossipTransport> Membership<T> {
         let state = local.state;
         let mut table = MemberTable::new(local);
         table.merge(saved.into_iter().filter(|m| m.id != cfg.node_id));
-        let rings = Arc::new(RwLock::new(Rings::of(&table)));
+        *rings.write() = Rings::of(&table);
         let rng_seed = distkv_cluster::key_token(cfg.node_id.as_bytes()) ^ now_ms;
         let gossip = Gossiper::new(gossip_config(cfg), table, cfg.seeds.clone(), rng_seed, 0);
         Membership {

@@ -93,6 +93,7 @@ mod component {
             &config(id, seeds, dir.path()),
             saved,
             peers.clone(),
+            Arc::default(),
             Arc::new(Metrics::default()),
             Arc::new(TokioClock::starting_at(1_800_000_000_000)),
         ));

@@ -18,7 +18,7 @@ use crate::repair::{SyncStats, expired};
 
 impl Node {
     /// Compares the given ranges with the node `peer` and exchanges the keys that differ
-    /// ([`AntiEntropy::sync_ranges`]).
+    /// ([`AntiEntropy::sync_ranges`](crate::repair::session::AntiEntropy::sync_ranges)).
     pub async fn sync_ranges(
         self: &Arc<Self>,
         peer: &str,

@@ -79,7 +79,7 @@ impl Node {
             persist,
             shutdown: self.shutdown_signal(),
         };
-        pull::pull(&self.peer_calls, &self.store, task, &mut hooks).await
+        pull::pull(&self.transport, &self.store, task, &mut hooks).await
     }
 
     /// Pushes the local copy of the task's ranges to its peer, from the task's cursor on.
@@ -150,7 +150,7 @@ impl Node {
 
     /// Sends versions to the node at `address`, which merges them (the hint handoff RPC).
     pub async fn send_entries(&self, address: &str, entries: &[(String, Siblings)]) -> Result<()> {
-        self.peer_calls.send(address, entries).await
+        self.transport.send(address, entries).await
     }
 
     /// Pulls `ranges` from the first of `sources` that answers (others as fall-backs), as
@@ -604,7 +604,7 @@ impl Node {
             .membership
             .address_of(target)
             .ok_or_else(|| NodeError::UnknownNode(target.to_string()))?;
-        self.peer_calls
+        self.transport
             .ask_to_pull(&address, &ranges, sources, reason)
             .await
     }

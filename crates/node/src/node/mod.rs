@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 use distkv_cluster::{Consistency, MemberState, NodeId, QuorumError, Siblings};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -56,10 +56,10 @@ use crate::membership::Membership;
 use crate::ops::{Op, Operations};
 use crate::peers::Peers;
 use crate::repair::AntiEntropy;
+use crate::rings::Rings;
 use crate::storage::Store;
 use crate::transport::ScanTransport;
-use crate::transport::grpc::GrpcPeerCalls;
-use crate::transport::replicas::GrpcTransport;
+use crate::transport::grpc::GrpcTransport;
 
 /// The least a replica is asked for in one scan page, however many nodes share the budget.
 const MIN_SCAN_PAGE_BYTES: usize = 256 * 1024;
@@ -81,16 +81,16 @@ pub struct Node {
     /// Client reads and writes: quorum rounds over the replicas.
     pub(crate) coordinator: NodeCoordinator,
     /// Gossip, the rings and the member table; whether the node serves.
-    pub membership: Arc<Membership<GrpcPeerCalls>>,
+    pub membership: Arc<Membership<GrpcTransport>>,
     pub(crate) ops: Operations,
     /// The join or decommission running, by kind.
     pub(crate) lifecycle_ops: Mutex<HashMap<&'static str, Op>>,
     /// Merkle comparisons with peers, and the answers to theirs.
-    pub(crate) anti_entropy: AntiEntropy<GrpcPeerCalls>,
+    pub(crate) anti_entropy: AntiEntropy<GrpcTransport>,
     /// Delivery of the hints this node holds.
-    pub(crate) handoff: Handoff<GrpcPeerCalls>,
-    /// Background calls to peers (streaming's pulls).
-    pub(crate) peer_calls: GrpcPeerCalls,
+    pub(crate) handoff: Handoff<GrpcTransport>,
+    /// Every call to peers (streaming's pulls too); components hold clones.
+    pub(crate) transport: GrpcTransport,
     pub metrics: Arc<Metrics>,
     /// Client requests by operation (Prometheus).
     pub requests: crate::counters::RequestMetrics,
@@ -133,27 +133,26 @@ impl Node {
         }
         let peers = Arc::new(peers);
         let metrics = Arc::new(Metrics::default());
+        let rings = Arc::new(RwLock::new(Rings::default()));
         // Tree building, key listings and batches of hints take longer than a replica call.
-        let calls = GrpcPeerCalls::new(
-            Arc::clone(&peers),
+        let transport = GrpcTransport::new(
             cfg.node_id.clone(),
+            store.clone(),
+            hints.clone(),
+            Arc::clone(&peers),
+            Arc::clone(&rings),
             cfg.request_timeout * 4,
         );
         let membership = Arc::new(Membership::new(
             &cfg,
             saved,
-            calls.clone(),
+            transport.clone(),
+            rings,
             Arc::clone(&metrics),
             Arc::new(SystemClock),
         ));
         let coordinator = Coordinator::new(
-            GrpcTransport::new(
-                cfg.node_id.clone(),
-                store.clone(),
-                hints.clone(),
-                Arc::clone(&peers),
-                membership.rings_handle(),
-            ),
+            transport.clone(),
             StoreReplica::open(cfg.node_id.clone(), store.clone(), hints.clone())?,
             coordinator::Settings {
                 quorum: cfg.quorum,
@@ -167,8 +166,8 @@ impl Node {
         );
         let slots = cfg.max_concurrent_requests;
         let (shutdown, _) = watch::channel(false);
-        let anti_entropy = AntiEntropy::new(store.clone(), calls.clone(), Arc::clone(&metrics));
-        let handoff = Handoff::new(hints.clone(), calls.clone(), Arc::clone(&metrics));
+        let anti_entropy = AntiEntropy::new(store.clone(), transport.clone(), Arc::clone(&metrics));
+        let handoff = Handoff::new(hints.clone(), transport.clone(), Arc::clone(&metrics));
         let node = Arc::new(Node {
             // Every call's own deadline is the request timeout (rounds stop waiting then); the
             // channel allows a forwarded write the margin on top.
@@ -182,7 +181,7 @@ impl Node {
             lifecycle_ops: Mutex::new(HashMap::new()),
             anti_entropy,
             handoff,
-            peer_calls: calls,
+            transport,
             metrics,
             requests: crate::counters::RequestMetrics::default(),
             network: Arc::new(crate::counters::NetworkCounters::default()),
@@ -504,7 +503,7 @@ impl Node {
             .membership
             .address_of(node)
             .ok_or_else(|| NodeError::UnknownNode(node.to_string()))?;
-        self.peer_calls
+        self.transport
             .scan(&address, start, end, limit, max_bytes)
             .await
     }

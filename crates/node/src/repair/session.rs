@@ -2,7 +2,7 @@
 //! the answering side a peer's comparison talks to ([`RepairServer`]).
 //!
 //! It reaches peers only through [`RepairTransport`], a trait with domain-typed calls: over
-//! gRPC in a node ([`crate::transport::grpc::GrpcPeerCalls`], where every proto conversion
+//! gRPC in a node ([`crate::transport::grpc::GrpcTransport`], where every proto conversion
 //! lives), and in process in tests ([`crate::twin::MemPeers`]), so that sessions
 //! between real engines in temporary directories run without sockets. The descent of the trees is the
 //! sans-IO [`MerkleDiff`] of `distkv-cluster`; this component only carries its questions.

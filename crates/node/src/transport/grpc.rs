@@ -1,5 +1,6 @@
-//! The background calls to peers over the `Replica` gRPC service: the only place anti-entropy,
-//! hinted handoff and streaming meet proto types.
+//! The node's calls to peers over the `Replica` gRPC service ([`GrpcTransport`]): the
+//! background calls of anti-entropy, hinted handoff, streaming, gossip and scans here, the
+//! coordinator's replica calls in [`super::replicas`]. The only place they meet proto types.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,26 +12,53 @@ use distkv_proto::internal;
 use super::convert::range_to_proto;
 use super::convert::{ack_from_proto, ack2_to_proto, syn_to_proto};
 use super::{GossipTransport, HandoffTransport, RepairTransport, ScanTransport, StreamTransport};
-use crate::error::{NodeError, Result};
-use crate::peers::Peers;
-use crate::storage::{Cursor, RangePage};
+use parking_lot::RwLock;
 
-/// Background calls to peers over gRPC, each with a deadline of `timeout` (tree building, key
-/// listings and batches of hints take longer than a replica call).
+use super::replicas::Batcher;
+use crate::error::{NodeError, Result};
+use crate::hints::HintStore;
+use crate::peers::Peers;
+use crate::rings::Rings;
+use crate::storage::{Cursor, RangePage, Store};
+
+/// The node's one way to its peers over gRPC: the replica calls of the coordinator
+/// ([`ReplicaTransport`](super::ReplicaTransport), in [`super::replicas`]: the local replica by
+/// direct calls, the others batched) and the background calls of anti-entropy, hinted
+/// handoff, streaming, gossip and scans, each with a deadline of `timeout` (tree building,
+/// key listings and batches of hints take longer than a replica call). Cheap to clone: every
+/// component holds a clone.
 #[derive(Clone)]
-pub struct GrpcPeerCalls {
-    peers: Arc<Peers>,
-    /// This node, as the sender of handoff batches.
-    local: NodeId,
+pub struct GrpcTransport {
+    pub(super) peers: Arc<Peers>,
+    /// This node (the sender of handoff batches, the local replica).
+    pub(super) local: NodeId,
     timeout: Duration,
+    pub(super) store: Store,
+    pub(super) hints: HintStore,
+    /// The node's rings, for its members' addresses.
+    pub(super) rings: Arc<RwLock<Rings>>,
+    pub(super) batcher: Arc<Batcher>,
 }
 
-impl GrpcPeerCalls {
-    pub fn new(peers: Arc<Peers>, local: NodeId, timeout: Duration) -> Self {
-        GrpcPeerCalls {
+impl GrpcTransport {
+    /// Calls to `peers` from the node `local`, whose replica is `store` and `hints`, finding
+    /// members' addresses in `rings`; background calls get `timeout`.
+    pub fn new(
+        local: NodeId,
+        store: Store,
+        hints: HintStore,
+        peers: Arc<Peers>,
+        rings: Arc<RwLock<Rings>>,
+        timeout: Duration,
+    ) -> Self {
+        GrpcTransport {
+            batcher: Arc::new(Batcher::new(Arc::clone(&peers), local.clone())),
             peers,
             local,
             timeout,
+            store,
+            hints,
+            rings,
         }
     }
 
@@ -45,7 +73,7 @@ fn ranges_to_proto(ranges: &[TokenRange]) -> Vec<internal::TokenRange> {
     ranges.iter().copied().map(range_to_proto).collect()
 }
 
-impl RepairTransport for GrpcPeerCalls {
+impl RepairTransport for GrpcTransport {
     async fn merkle_hashes(
         &self,
         peer: &str,
@@ -119,7 +147,7 @@ impl RepairTransport for GrpcPeerCalls {
     }
 }
 
-impl GrpcPeerCalls {
+impl GrpcTransport {
     /// The handoff call: the peer merges `entries`.
     async fn handoff(&self, peer: &str, entries: &[(String, Siblings)]) -> Result<()> {
         if entries.is_empty() {
@@ -144,7 +172,7 @@ impl GrpcPeerCalls {
     }
 }
 
-impl HandoffTransport for GrpcPeerCalls {
+impl HandoffTransport for GrpcTransport {
     async fn deliver(&self, peer: &str, entries: &[(String, Siblings)]) -> Result<()> {
         self.handoff(peer, entries).await
     }
@@ -171,7 +199,7 @@ impl HandoffTransport for GrpcPeerCalls {
     }
 }
 
-impl StreamTransport for GrpcPeerCalls {
+impl StreamTransport for GrpcTransport {
     async fn fetch_range(
         &self,
         peer: &str,
@@ -210,7 +238,7 @@ impl StreamTransport for GrpcPeerCalls {
     }
 }
 
-impl GossipTransport for GrpcPeerCalls {
+impl GossipTransport for GrpcTransport {
     async fn syn(&self, peer: &str, syn: Syn, timeout: Duration, dial_anyway: bool) -> Result<Ack> {
         let mut client = if dial_anyway {
             self.peers.replica(peer)?
@@ -243,7 +271,7 @@ impl GossipTransport for GrpcPeerCalls {
     }
 }
 
-impl ScanTransport for GrpcPeerCalls {
+impl ScanTransport for GrpcTransport {
     /// Dialled even while the peer is backed off (a client's request), with the channel's
     /// deadline (the request timeout).
     async fn scan(
@@ -275,7 +303,7 @@ impl ScanTransport for GrpcPeerCalls {
     }
 }
 
-impl GrpcPeerCalls {
+impl GrpcTransport {
     /// Asks the peer to pull `ranges` from the first of `sources` that answers (a removal's
     /// re-replication, `reason` saying which); returns the keys and bytes it pulled. Dialled
     /// even while the peer is backed off; a range takes as long as it takes, so the deadline

@@ -1,14 +1,14 @@
-//! The node's calls to its peers other than the coordinator's replica rounds, as traits with
-//! domain types: what anti-entropy asks of a peer ([`RepairTransport`]), what hinted handoff
-//! sends ([`HandoffTransport`]), what streaming pulls ([`StreamTransport`]; it pushes with
-//! [`RepairTransport::send`]), gossip's exchanges ([`GossipTransport`], answered by a
-//! [`GossipAnswer`]) and a scan's replica pages ([`ScanTransport`]). Every conversion to and
-//! from the protocol's messages is in [`convert`]. Components hold one of these, never a gRPC client:
-//! [`grpc::GrpcPeerCalls`] implements them over the `Replica` service (the only place their
-//! proto types appear), and [`MemPeers`](crate::twin::MemPeers) in process, for tests that run components of
-//! several nodes over real engines without sockets. (Client requests reach replicas through
-//! [`ReplicaTransport`], implemented over gRPC, batched, by
-//! [`replicas::GrpcTransport`] and in memory by the coordinator's tests' twin.)
+//! The node's calls to its peers, as traits with domain types: the coordinator's replica
+//! calls ([`ReplicaTransport`]: write, read, hint, forward), what anti-entropy asks of a peer
+//! ([`RepairTransport`]), what hinted handoff sends ([`HandoffTransport`]), what streaming
+//! pulls ([`StreamTransport`]; it pushes with [`RepairTransport::send`]), gossip's exchanges
+//! ([`GossipTransport`], answered by a [`GossipAnswer`]) and a scan's replica pages
+//! ([`ScanTransport`]). Components hold one of these, never a gRPC client. In a node one
+//! [`grpc::GrpcTransport`] implements them all over the `Replica` service (the coordinator's
+//! calls, batched, in [`replicas`]), converting with [`convert`]: the only place their proto
+//! types appear. In process, [`MemPeers`](crate::twin::MemPeers) implements the background
+//! ones for tests that run components of several nodes over real engines without sockets,
+//! and the coordinator's tests have their own twin of [`ReplicaTransport`].
 //!
 //! Peers are named by address. Every call fails with a [`NodeError`](crate::NodeError) naming
 //! the peer: unreachable, timed out, refused, or a reply that does not make sense.
@@ -201,7 +201,7 @@ pub trait ReplicaTransport: Send + Sync + 'static {
     ) -> impl Future<Output = Result<()>> + Send + 'static;
 
     /// Asks `to` to coordinate `write` itself, within `timeout`; returns the versions it
-    /// wrote. A failure that says `to` could not be reached ([`is_unreachable`]) means it
+    /// wrote. A failure that says `to` could not be reached ([`is_unreachable`](crate::coordinator::is_unreachable)) means it
     /// never got the write.
     fn forward(
         &self,

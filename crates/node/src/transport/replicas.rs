@@ -1,6 +1,6 @@
-//! The coordinator's transport in a running node: [`GrpcTransport`] reaches the local replica
-//! with a direct call into its [`Store`] and the others over the `Replica` gRPC service, one
-//! shared HTTP/2 channel per peer ([`Peers`]). The node's own replica is
+//! The coordinator's replica calls in a running node: [`GrpcTransport`] reaches the local
+//! replica with a direct call into its [`Store`](crate::storage::Store) and the others over the
+//! `Replica` gRPC service, one shared HTTP/2 channel per peer ([`Peers`]). The node's own replica is
 //! [`crate::coordinator::replica::StoreReplica`].
 
 use std::collections::HashMap;
@@ -11,31 +11,18 @@ use std::time::{Duration, Instant};
 use distkv_cluster::{NodeId, Siblings};
 use distkv_proto::internal;
 use distkv_proto::internal::replica_client::ReplicaClient;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use tonic::transport::Channel;
 
 use super::batching::{CallQueues, Gathered, Queued, Turn};
 use super::convert::{read_from_proto, write_to_proto};
+use super::grpc::GrpcTransport;
 use super::{REPAIR_READ_DELAY, ReplicaTransport, Write};
 use crate::error::{BadMessage, NodeError, PeerFailure, Result};
-use crate::hints::HintStore;
 use crate::peers::Peers;
-use crate::rings::Rings;
-use crate::storage::Store;
-
-/// Replicas over gRPC; the local one by direct calls. Writes to a busy peer are batched
-/// ([`super::batching`]).
-pub struct GrpcTransport {
-    local: NodeId,
-    store: Store,
-    hints: HintStore,
-    /// The node's rings, for its members' addresses.
-    rings: Arc<RwLock<Rings>>,
-    batcher: Arc<Batcher>,
-}
 
 /// What sends replica writes and reads: the peers' channels and their call queues.
-struct Batcher {
+pub(super) struct Batcher {
     peers: Arc<Peers>,
     writes: CallQueues<(String, Vec<u8>), ()>,
     reads: CallQueues<String, Siblings>,
@@ -63,32 +50,21 @@ enum Route {
     },
 }
 
-impl GrpcTransport {
-    pub fn new(
-        local: NodeId,
-        store: Store,
-        hints: HintStore,
-        peers: Arc<Peers>,
-        rings: Arc<RwLock<Rings>>,
-    ) -> Self {
-        let batcher = Arc::new(Batcher {
+impl Batcher {
+    pub(super) fn new(peers: Arc<Peers>, local: NodeId) -> Self {
+        Batcher {
             batch_bytes: peers.max_message() / 2,
             peers,
             writes: CallQueues::default(),
             reads: CallQueues::default(),
             repair_reads: Gathered::default(),
             single_only: Mutex::new(HashMap::new()),
-            local: local.clone(),
-        });
-        GrpcTransport {
             local,
-            store,
-            hints,
-            rings,
-            batcher,
         }
     }
+}
 
+impl GrpcTransport {
     fn peers(&self) -> &Arc<Peers> {
         &self.batcher.peers
     }
