@@ -665,12 +665,9 @@ impl Db {
 }
 
 impl Handle {
-    fn crash(&self) {
-        if self.closed.swap(true, Ordering::AcqRel) {
-            return;
-        }
+    /// Tells the flush, compaction and sync workers to stop, and waits until they have.
+    fn stop_workers(&self) {
         let s = &self.shared;
-        s.crashed.store(true, Ordering::Release);
         {
             let mut bg = s.bg.lock();
             bg.stop = true;
@@ -686,6 +683,15 @@ impl Handle {
                 tracing::error!("a background worker panicked");
             }
         }
+    }
+
+    fn crash(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let s = &self.shared;
+        s.crashed.store(true, Ordering::Release);
+        self.stop_workers();
         // A round running on a blocking writer's thread ends (its write reached the disk, or
         // failed): either is a state a crash can leave.
         {
@@ -705,21 +711,7 @@ impl Handle {
             return Ok(());
         }
         let s = &self.shared;
-        {
-            let mut bg = s.bg.lock();
-            bg.stop = true;
-            s.bg_cv.notify_all();
-        }
-        {
-            let mut st = s.sync.lock();
-            st.stop = true;
-            s.sync_cv.notify_all();
-        }
-        for t in self.threads.lock().drain(..) {
-            if t.join().is_err() {
-                tracing::error!("a background worker panicked");
-            }
-        }
+        self.stop_workers();
         // Wait for any writer in flight, then make the WAL durable; waiters resolve either way.
         let mut wal = s.wal.lock();
         if s.opts.sync != SyncPolicy::Never || wal.dirty {

@@ -104,10 +104,7 @@ fn concurrent_writers_awaiting_and_blocking_all_become_durable() {
         t.join().unwrap();
     }
     assert!(db.stats().counters.wal_syncs >= 1);
-    db.close().unwrap();
-    drop(db);
-    let db = Db::open(dir.path(), synced_options()).unwrap();
-    assert_eq!(db.range(..).unwrap().count(), 800);
+    assert_eq!(keys_after_reopen(db, dir.path()), 800);
 }
 
 /// Only non-blocking writers: every sync is the sync thread's, which writers wake without a
@@ -145,10 +142,15 @@ fn awaiting_writers_alone_are_all_synced_by_the_sync_thread() {
     for t in threads {
         t.join().unwrap();
     }
+    assert_eq!(keys_after_reopen(db, dir.path()), 2400);
+}
+
+/// Closes `db`, opens its directory again and counts its keys.
+fn keys_after_reopen(db: Db, dir: &std::path::Path) -> usize {
     db.close().unwrap();
     drop(db);
-    let db = Db::open(dir.path(), synced_options()).unwrap();
-    assert_eq!(db.range(..).unwrap().count(), 2400);
+    let db = Db::open(dir, synced_options()).unwrap();
+    db.range(..).unwrap().count()
 }
 
 /// A simulated machine crash keeps exactly the writes that were acknowledged durable: a

@@ -447,6 +447,13 @@ fn covers(context: &VectorClock, dot: &Dot) -> bool {
     context.get(&dot.node) >= dot.counter
 }
 
+/// True when `versions` hold the version with `dot`, or one that saw it.
+fn holds(versions: &[distkv_cluster::Version], dot: &Dot) -> bool {
+    versions
+        .iter()
+        .any(|v| v.dot == *dot || covers(&v.context, dot))
+}
+
 /// What the checker found wrong with a run; empty when nothing.
 pub fn check(run: &Run) -> Vec<String> {
     let quorum = run.scenario.settings().quorum;
@@ -534,10 +541,7 @@ pub fn check(run: &Run) -> Vec<String> {
             {
                 continue;
             }
-            let kept = versions
-                .iter()
-                .any(|v| v.dot == *dot || covers(&v.context, dot));
-            if !kept {
+            if !holds(versions, dot) {
                 problems.push(format!(
                     "lost write: client {}'s {} of {} through {} at {:?} acknowledged at t={}ms ({dot:?}), not in client {}'s get through {} at {:?} started at t={}ms",
                     w.client,
@@ -594,11 +598,7 @@ pub fn check(run: &Run) -> Vec<String> {
             let Some(versions) = held.get(&w.key) else {
                 continue;
             };
-            let kept = versions
-                .versions()
-                .iter()
-                .any(|v| v.dot == *dot || covers(&v.context, dot))
-                || (versions.is_empty() && deleted);
+            let kept = holds(versions.versions(), dot) || (versions.is_empty() && deleted);
             if !kept {
                 problems.push(format!(
                     "lost write after healing: client {}'s {} of {} through {} at {:?} acknowledged at t={}ms ({dot:?}), not held by replica {node}",
