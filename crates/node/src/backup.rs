@@ -26,11 +26,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use distkv_cluster::NodeId;
+use parking_lot::Mutex;
 use serde::Serialize;
 
 use crate::error::{BackupError, NodeError, Result};
-use crate::membership::MEMBERS_FILE;
-use crate::node::Node;
+use crate::hints::HintStore;
+use crate::members_file::MEMBERS_FILE;
+use crate::storage::Store;
 
 /// Where a node keeps its backups, under its data directory.
 pub const BACKUPS_DIR: &str = "backups";
@@ -148,27 +151,49 @@ fn sync_path(path: &Path) -> Result<()> {
         .map_err(|e| io_error(path, e))
 }
 
-impl Node {
-    /// Writes a backup of this node's data named `name` (or the current UTC time). Refused when
-    /// a backup of that name exists, or while the node is joining.
-    pub async fn backup(self: &Arc<Self>, name: Option<String>) -> Result<BackupInfo> {
-        self.check_serving()?;
+/// The backups of one node: its two engines, where its data directory is, and the lock that
+/// lets one backup be written at a time. Cheap to clone.
+#[derive(Clone)]
+pub struct Backups {
+    store: Store,
+    hints: HintStore,
+    data_dir: PathBuf,
+    node_id: NodeId,
+    /// Held while a backup is written: two of the same name would share the partial
+    /// directory.
+    one_at_a_time: Arc<Mutex<()>>,
+}
+
+impl Backups {
+    /// Backups of `node_id`'s `store` and `hints`, kept under `data_dir`.
+    pub fn new(store: Store, hints: HintStore, data_dir: PathBuf, node_id: NodeId) -> Self {
+        Backups {
+            store,
+            hints,
+            data_dir,
+            node_id,
+            one_at_a_time: Arc::default(),
+        }
+    }
+
+    /// Writes a backup named `name` (or the current UTC time), on the blocking pool. Refused
+    /// when the name is not valid or a backup of that name exists.
+    pub async fn write(&self, name: Option<String>) -> Result<BackupInfo> {
         let now = chrono::Utc::now();
         let name = match name.filter(|n| !n.is_empty()) {
             Some(n) => n,
             None => default_name(now),
         };
         validate_name(&name)?;
-        let node = Arc::clone(self);
-        tokio::task::spawn_blocking(move || node.write_backup(&name, now))
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.write_backup(&name, now))
             .await
             .map_err(|_| NodeError::ShuttingDown)?
     }
 
     fn write_backup(&self, name: &str, now: chrono::DateTime<chrono::Utc>) -> Result<BackupInfo> {
-        // One backup at a time: two of the same name would share the partial directory.
-        let _one = self.backup_lock.lock();
-        let data_dir = &self.cfg.data_dir;
+        let _one = self.one_at_a_time.lock();
+        let data_dir = &self.data_dir;
         let root = data_dir.join(BACKUPS_DIR);
         let dest = root.join(name);
         if dest.exists() {
@@ -197,7 +222,7 @@ impl Node {
         let info = BackupInfo {
             name: name.to_string(),
             path: std::path::absolute(&dest).unwrap_or(dest),
-            node_id: self.cfg.node_id.clone(),
+            node_id: self.node_id.clone(),
             created: now.timestamp(),
             files: storage.tables + hints.tables,
             bytes: storage.bytes + hints.bytes,
@@ -220,7 +245,7 @@ impl Node {
         name: &str,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(distkv_lsm::Checkpoint, distkv_lsm::Checkpoint)> {
-        let data_dir = &self.cfg.data_dir;
+        let data_dir = &self.data_dir;
         let storage = self.store.db().checkpoint(dir.join("storage"))?;
         let hints = self.hints.db().checkpoint(dir.join("hints"))?;
         for file in [MEMBERS_FILE, "NODE_ID"] {
@@ -235,7 +260,7 @@ impl Node {
         let description = Description {
             format: 1,
             name,
-            node_id: &self.cfg.node_id,
+            node_id: &self.node_id,
             created: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             created_unix: now.timestamp(),
             distkv_version: env!("CARGO_PKG_VERSION"),
@@ -289,6 +314,61 @@ mod tests {
         left.sort();
         assert_eq!(left, ["nightly"]);
         remove_partial_backups(&root.path().join("none-yet")).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_backup_holds_both_engines_and_refuses_its_name_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            &dir.path().join("storage"),
+            distkv_lsm::Options::default(),
+            distkv_cluster::ConflictMode::Siblings,
+        )
+        .unwrap();
+        let hints = HintStore::open(&dir.path().join("hints")).unwrap();
+        let versions = distkv_cluster::Siblings::new().write(
+            distkv_cluster::Dot::new("n1", 1),
+            &distkv_cluster::VectorClock::new(),
+            Some(b"v".to_vec()),
+            1,
+            distkv_cluster::ConflictMode::Siblings,
+        );
+        store
+            .merge("k".to_string(), versions.clone())
+            .await
+            .unwrap();
+        hints.add("n2", "k", &versions).unwrap();
+        std::fs::write(dir.path().join("NODE_ID"), "n1").unwrap();
+        let backups = Backups::new(store, hints, dir.path().to_path_buf(), "n1".into());
+
+        let info = backups.write(Some("first".into())).await.unwrap();
+        assert_eq!(info.node_id, "n1");
+        let root = dir.path().join(BACKUPS_DIR).join("first");
+        for part in ["storage", "hints", "NODE_ID", DESCRIPTION_FILE] {
+            assert!(root.join(part).exists(), "{part} missing from the backup");
+        }
+        let restored = Store::open(
+            &root.join("storage"),
+            distkv_lsm::Options::default(),
+            distkv_cluster::ConflictMode::Siblings,
+        )
+        .unwrap();
+        assert_eq!(restored.read("k".to_string()).await.unwrap(), versions);
+        assert_eq!(
+            HintStore::open(&root.join("hints"))
+                .unwrap()
+                .count()
+                .unwrap(),
+            1
+        );
+
+        let again = backups.write(Some("first".into())).await.unwrap_err();
+        assert!(
+            matches!(again, NodeError::Backup(BackupError::Exists { .. })),
+            "{again}"
+        );
+        let bad = backups.write(Some("../x".into())).await.unwrap_err();
+        assert!(matches!(bad, NodeError::Backup(_)), "{bad}");
     }
 
     #[test]

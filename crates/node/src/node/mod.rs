@@ -44,6 +44,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::backup::{BackupInfo, Backups};
 use crate::clock::SystemClock;
 use crate::config::NodeConfig;
 use crate::coordinator::replica::StoreReplica;
@@ -100,8 +101,8 @@ pub struct Node {
     /// One permit per client request in flight (-max-concurrent-requests).
     pub(crate) request_slots: Arc<tokio::sync::Semaphore>,
     tasks: Mutex<JoinSet<()>>,
-    /// Held while a backup is written (`backup.rs`).
-    pub(crate) backup_lock: Mutex<()>,
+    /// Backups of the node's data (`backup.rs`).
+    pub(crate) backups: Backups,
     shutdown: watch::Sender<bool>,
     pub(crate) started: Instant,
 }
@@ -168,6 +169,12 @@ impl Node {
         let (shutdown, _) = watch::channel(false);
         let anti_entropy = AntiEntropy::new(store.clone(), transport.clone(), Arc::clone(&metrics));
         let handoff = Handoff::new(hints.clone(), transport.clone(), Arc::clone(&metrics));
+        let backups = Backups::new(
+            store.clone(),
+            hints.clone(),
+            cfg.data_dir.clone(),
+            cfg.node_id.clone(),
+        );
         let node = Arc::new(Node {
             // Every call's own deadline is the request timeout (rounds stop waiting then); the
             // channel allows a forwarded write the margin on top.
@@ -188,7 +195,7 @@ impl Node {
             request_ids: AtomicU64::new(1),
             request_slots: Arc::new(tokio::sync::Semaphore::new(slots)),
             tasks: Mutex::new(JoinSet::new()),
-            backup_lock: Mutex::new(()),
+            backups,
             shutdown,
             started: Instant::now(),
         });
@@ -297,6 +304,13 @@ impl Node {
         })
         .await
         .map_err(|_| NodeError::ShuttingDown)?
+    }
+
+    /// Writes a backup of this node's data named `name` (or the current UTC time; see
+    /// [`Backups::write`]). Refused while the node is joining.
+    pub async fn backup(&self, name: Option<String>) -> Result<BackupInfo> {
+        self.check_serving()?;
+        self.backups.write(name).await
     }
 
     // ---- validation ----
