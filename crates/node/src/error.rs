@@ -50,8 +50,12 @@ pub enum NodeError {
     #[error("server busy: {limit} requests in flight (-max-concurrent-requests); retry later")]
     Busy { limit: usize },
     /// The node is still joining the cluster; it serves requests once its ranges are in.
-    #[error("node {node} is joining the cluster ({progress}); ask another node")]
-    Joining { node: String, progress: String },
+    #[error("node {node} is joining the cluster ({}); ask another node", JoinState(.progress))]
+    Joining {
+        node: String,
+        /// How far its join is; `None` before the join has started.
+        progress: Option<JoinProgress>,
+    },
     #[error("node {0} is not dead: decommission it instead (removenode is for dead nodes)")]
     StillAlive(String),
     #[error("decommission would leave {remaining} nodes for {replicas} replicas per key")]
@@ -86,6 +90,43 @@ pub enum NodeError {
     /// A backup could not be made; the reason names the name or file at fault.
     #[error(transparent)]
     Backup(#[from] BackupError),
+}
+
+/// How far a join is, as a node that is still joining reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinProgress {
+    pub steps_done: u32,
+    pub steps_total: u32,
+    /// Keys streamed in so far.
+    pub keys: u64,
+    /// What it is doing or waiting for now (empty: nothing to add).
+    pub detail: String,
+}
+
+impl std::fmt::Display for JoinProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}/{} steps, {} keys streamed",
+            self.steps_done, self.steps_total, self.keys
+        )?;
+        if !self.detail.is_empty() {
+            write!(f, ": {}", self.detail)?;
+        }
+        Ok(())
+    }
+}
+
+/// A join's progress, or "starting" before there is any.
+struct JoinState<'a>(&'a Option<JoinProgress>);
+
+impl std::fmt::Display for JoinState<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(p) => p.fmt(f),
+            None => f.write_str("starting"),
+        }
+    }
 }
 
 /// Something a peer sent that makes no sense, or a request a node cannot act on.
@@ -300,6 +341,46 @@ impl NodeError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_joining_node_says_how_far_its_join_is() {
+        let starting = NodeError::Joining {
+            node: "n4".into(),
+            progress: None,
+        };
+        assert_eq!(
+            starting.to_string(),
+            "node n4 is joining the cluster (starting); ask another node"
+        );
+        let waiting = NodeError::Joining {
+            node: "n4".into(),
+            progress: Some(JoinProgress {
+                steps_done: 0,
+                steps_total: 0,
+                keys: 0,
+                detail: "waiting for a seed to answer".into(),
+            }),
+        };
+        assert_eq!(
+            waiting.to_string(),
+            "node n4 is joining the cluster (0/0 steps, 0 keys streamed: waiting for a seed to answer); ask another node"
+        );
+        let streaming = NodeError::Joining {
+            node: "n4".into(),
+            progress: Some(JoinProgress {
+                steps_done: 2,
+                steps_total: 5,
+                keys: 1200,
+                detail: String::new(),
+            }),
+        };
+        assert!(
+            streaming
+                .to_string()
+                .contains("(2/5 steps, 1200 keys streamed)")
+        );
+        assert!(streaming.is_retryable());
+    }
 
     fn down(peer: &str) -> (String, NodeError) {
         (peer.to_string(), NodeError::PeerDown(peer.to_string()))

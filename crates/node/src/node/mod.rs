@@ -49,7 +49,7 @@ use crate::clock::SystemClock;
 use crate::config::NodeConfig;
 use crate::coordinator::replica::StoreReplica;
 use crate::coordinator::{self, Coordinator, Placement, Write};
-use crate::error::{NodeError, Result};
+use crate::error::{JoinProgress, NodeError, Result};
 use crate::handoff::Handoff;
 use crate::hints::HintStore;
 use crate::members_file;
@@ -239,20 +239,12 @@ impl Node {
             .into_iter()
             .rev()
             .find(|o| o.kind == "join")
-            .map(|o| {
-                format!(
-                    "{}/{} steps, {} keys streamed{}",
-                    o.steps_done,
-                    o.steps_total,
-                    o.keys,
-                    if o.detail.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {}", o.detail)
-                    }
-                )
-            })
-            .unwrap_or_else(|| "starting".to_string());
+            .map(|o| JoinProgress {
+                steps_done: o.steps_done,
+                steps_total: o.steps_total,
+                keys: o.keys,
+                detail: o.detail,
+            });
         Err(NodeError::Joining {
             node: self.cfg.node_id.clone(),
             progress,
