@@ -91,6 +91,32 @@ impl<T: HandoffTransport> Handoff<T> {
         .await
     }
 
+    /// The component's worker: a pass of [`Self::deliver`] every `every`, until `stop` turns
+    /// true (or its sender is gone). A pass that fails is logged and tried again next time.
+    pub async fn run(
+        &self,
+        routes: &impl HintRoutes,
+        every: std::time::Duration,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                changed = stop.changed() => {
+                    if changed.is_err() || *stop.borrow() {
+                        return;
+                    }
+                    continue;
+                }
+            }
+            if let Err(e) = self.deliver(routes).await {
+                tracing::debug!(error = %e, "hint delivery incomplete");
+            }
+        }
+    }
+
     /// One pass of delivery over every node hints are held for, routed by `routes`; returns
     /// how many hints were delivered. One target that fails does not hold up the others.
     pub async fn deliver(&self, routes: &impl HintRoutes) -> Result<usize> {

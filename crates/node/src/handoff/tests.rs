@@ -182,3 +182,35 @@ async fn a_leaving_node_with_no_member_to_take_its_hints_says_so_and_keeps_them(
     assert!(matches!(err, NodeError::NoSource), "{err}");
     assert_eq!(w.held_for("b"), 3);
 }
+
+/// The worker delivers on its interval once the node answers, and ends when told to stop.
+#[tokio::test(start_paused = true)]
+async fn the_worker_delivers_every_interval_and_stops_when_told() {
+    let w = world();
+    w.hold("b", 5);
+    w.peers.set_down(B, true);
+    let to_b = routes(&[("b", HintRoute::Deliver(B.into()))]);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let worker = w.a.run(&to_b, std::time::Duration::from_secs(1), stopped);
+    let check = async {
+        // Down: passes run and keep the hints.
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        assert_eq!(w.held_for("b"), 5);
+        w.peers.set_down(B, false);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        while w.held_for("b") > 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "hints not delivered within 30 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(w.b_store.read("b-4".into()).await.unwrap(), version(5));
+        stop.send(true).unwrap();
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        tokio::join!(worker, check)
+    })
+    .await
+    .expect("the worker ended after the stop signal");
+}

@@ -514,20 +514,16 @@ impl Node {
             .await
     }
 
-    /// Delivers held hints to their nodes every hint interval.
+    /// Delivers held hints to their nodes every hint interval, until the node stops (the
+    /// handoff component's worker, routed by the membership).
     pub async fn hint_loop(self: Arc<Self>) {
-        let mut stop = self.shutdown_signal();
-        let mut tick = tokio::time::interval(self.cfg.hint_interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = stop.changed() => return,
-            }
-            if let Err(e) = self.deliver_hints().await {
-                tracing::debug!(error = %e, "hint delivery incomplete");
-            }
-        }
+        self.handoff
+            .run(
+                self.membership.as_ref(),
+                self.cfg.hint_interval,
+                self.shutdown_signal(),
+            )
+            .await
     }
 
     /// One pass of hint delivery; returns how many hints were delivered.
