@@ -103,10 +103,10 @@ struct SyncState {
 }
 
 impl SyncState {
-    /// Records that everything up to `seq` is durable, in this state and in its `mirror`
-    /// (after the waiters it covers are taken out, so that a writer that sees the mirror
-    /// covering its batch has no waiter left to remove); returns the wakers to wake (outside
-    /// the lock).
+    /// Records that everything up to `seq` is durable, in this state and in its `mirror`, and
+    /// takes out the waiters it covers, all under the lock: a writer that sees the mirror
+    /// covering its batch leaves its waiter (if any) to this, and need not take the lock to
+    /// remove it. Returns the wakers to wake (outside the lock).
     fn advance(&mut self, seq: SeqNo, mirror: &AtomicU64) -> Vec<Waker> {
         self.synced = self.synced.max(seq);
         mirror.store(self.synced, Ordering::Release);
@@ -189,8 +189,8 @@ impl std::future::Future for Durable {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Result<()>> {
         let this = &mut *self;
-        // Durable already: no lock. A waiter registered before was taken out when the
-        // mirror was raised past it, so there is nothing for `drop` to remove.
+        // Durable already: no lock. A waiter registered before is taken out by the advance
+        // that raised the mirror past it, so there is nothing for `drop` to remove.
         if this.shared.synced_seq.load(Ordering::Acquire) >= this.seq {
             this.waiter = None;
             return std::task::Poll::Ready(Ok(()));
