@@ -242,7 +242,14 @@ impl<T: ReplicaTransport, L: LocalReplica> Coordinator<T, L> {
         // Calls still out finish in the background; replicas that fail (and stand-ins that
         // refuse) leave a hint here.
         fanout.settle();
-        let round = fanout.round().clone();
+        // Decided now (the fan-out moves to the background below), without copying the round.
+        let failure = match fanout.outcome() {
+            Outcome::Succeeded => None,
+            _ => {
+                let round = fanout.round();
+                Some(not_reached(required, round.acked().len(), round.failed()))
+            }
+        };
         if !calls.is_empty() {
             let (local, metrics) = (Arc::clone(&self.local), Arc::clone(&self.metrics));
             let (key, versions) = (key.to_string(), written.clone());
@@ -257,8 +264,18 @@ impl<T: ReplicaTransport, L: LocalReplica> Coordinator<T, L> {
                 }
             });
         }
-        let failed = || not_reached(required, round.acked().len(), round.failed());
-        self.conclude(round.outcome(), || written, failed)
+        match failure {
+            None => {
+                self.metrics
+                    .quorum_successes
+                    .fetch_add(1, Ordering::Relaxed);
+                Ok(written)
+            }
+            Some(e) => {
+                self.metrics.quorum_failures.fetch_add(1, Ordering::Relaxed);
+                Err(e)
+            }
+        }
     }
 
     /// Counts a decided round and turns it into the request's answer: `value` when it
