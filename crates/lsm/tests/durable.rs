@@ -73,36 +73,26 @@ fn without_a_sync_policy_or_option_nothing_waits() {
 fn concurrent_writers_awaiting_and_blocking_all_become_durable() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path(), synced_options()).unwrap();
-    let threads: Vec<_> = (0..8)
-        .map(|t| {
-            let db = db.clone();
-            std::thread::spawn(move || {
-                for i in 0..100 {
-                    let k = format!("t{t}-{i:03}");
-                    if t % 2 == 0 {
-                        // Behind a writer that holds the WAL (preempted, with more threads
-                        // than cores) a non-blocking write may come back: it is written as
-                        // blocking then, as the node does.
-                        match db
-                            .write_nowait(put_batch(k.as_bytes(), b"x"), &WriteOptions::default())
-                            .unwrap()
-                        {
-                            Submitted::Applied(d) => block_on(d, Duration::from_secs(30)).unwrap(),
-                            Submitted::WouldStall(b) => {
-                                db.write(b, &WriteOptions::default()).unwrap()
-                            }
-                        }
-                    } else {
-                        db.write(put_batch(k.as_bytes(), b"x"), &WriteOptions::default())
-                            .unwrap();
-                    }
+    on_threads(&db, 8, |db, t| {
+        for i in 0..100 {
+            let k = format!("t{t}-{i:03}");
+            if t % 2 == 0 {
+                // Behind a writer that holds the WAL (preempted, with more threads
+                // than cores) a non-blocking write may come back: it is written as
+                // blocking then, as the node does.
+                match db
+                    .write_nowait(put_batch(k.as_bytes(), b"x"), &WriteOptions::default())
+                    .unwrap()
+                {
+                    Submitted::Applied(d) => block_on(d, Duration::from_secs(30)).unwrap(),
+                    Submitted::WouldStall(b) => db.write(b, &WriteOptions::default()).unwrap(),
                 }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().unwrap();
-    }
+            } else {
+                db.write(put_batch(k.as_bytes(), b"x"), &WriteOptions::default())
+                    .unwrap();
+            }
+        }
+    });
     assert!(db.stats().counters.wal_syncs >= 1);
     assert_eq!(keys_after_reopen(db, dir.path()), 800);
 }
@@ -114,35 +104,41 @@ fn concurrent_writers_awaiting_and_blocking_all_become_durable() {
 fn awaiting_writers_alone_are_all_synced_by_the_sync_thread() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path(), synced_options()).unwrap();
-    let threads: Vec<_> = (0..8)
-        .map(|t| {
-            let db = db.clone();
-            std::thread::spawn(move || {
-                for i in 0..300 {
-                    let k = format!("t{t}-{i:03}");
-                    let mut batch = put_batch(k.as_bytes(), b"x");
-                    loop {
-                        match db.write_nowait(batch, &WriteOptions::default()).unwrap() {
-                            Submitted::Applied(d) => {
-                                block_on(d, Duration::from_secs(30)).unwrap();
-                                break;
-                            }
-                            // Behind a writer switching memtables: try again, still without
-                            // blocking, so no sync round runs on this thread.
-                            Submitted::WouldStall(b) => {
-                                batch = b;
-                                std::thread::yield_now();
-                            }
-                        }
+    on_threads(&db, 8, |db, t| {
+        for i in 0..300 {
+            let k = format!("t{t}-{i:03}");
+            let mut batch = put_batch(k.as_bytes(), b"x");
+            loop {
+                match db.write_nowait(batch, &WriteOptions::default()).unwrap() {
+                    Submitted::Applied(d) => {
+                        block_on(d, Duration::from_secs(30)).unwrap();
+                        break;
+                    }
+                    // Behind a writer switching memtables: try again, still without
+                    // blocking, so no sync round runs on this thread.
+                    Submitted::WouldStall(b) => {
+                        batch = b;
+                        std::thread::yield_now();
                     }
                 }
-            })
+            }
+        }
+    });
+    assert_eq!(keys_after_reopen(db, dir.path()), 2400);
+}
+
+/// Runs `work(db, t)` on `n` threads at once (t = 0..n) and waits for them all.
+fn on_threads(db: &Db, n: usize, work: impl Fn(&Db, usize) + Send + Sync + 'static) {
+    let work = std::sync::Arc::new(work);
+    let threads: Vec<_> = (0..n)
+        .map(|t| {
+            let (db, work) = (db.clone(), std::sync::Arc::clone(&work));
+            std::thread::spawn(move || work(&db, t))
         })
         .collect();
     for t in threads {
         t.join().unwrap();
     }
-    assert_eq!(keys_after_reopen(db, dir.path()), 2400);
 }
 
 /// Closes `db`, opens its directory again and counts its keys.
