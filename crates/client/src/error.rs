@@ -208,7 +208,8 @@ impl ClientError {
                     detail: status_detail(&status),
                 }
             }
-            Code::Cancelled if status.message().contains("connection closed") => {
+            // hyper says only "operation was canceled"; what happened is in the source chain.
+            Code::Cancelled if status_detail(&status).contains("connection closed") => {
                 ClientError::Unavailable {
                     op,
                     server,
@@ -328,6 +329,13 @@ mod tests {
         ));
         assert!(matches!(err, ClientError::Unavailable { .. }), "{err}");
         assert!(err.is_retryable());
+        // The same as hyper reports it: the message says canceled, its source why.
+        let mut status = tonic::Status::cancelled("operation was canceled");
+        status.set_source(std::sync::Arc::new(std::io::Error::other(
+            "transport error: operation was canceled: connection closed",
+        )));
+        let err = from(status);
+        assert!(matches!(err, ClientError::Unavailable { .. }), "{err}");
         let err = from(tonic::Status::cancelled("the server gave up"));
         assert!(matches!(err, ClientError::Status { .. }), "{err}");
 
