@@ -37,7 +37,7 @@ pub async fn serve(
     workers.spawn(Arc::clone(&node.membership).run(node.shutdown_signal()));
     workers.spawn(evict_idle_peers(Arc::clone(&node)));
     workers.spawn(Arc::clone(&node).hint_loop());
-    workers.spawn(Arc::clone(&node).lifecycle_loop());
+    workers.spawn(Arc::clone(&node.streaming).run());
     workers.spawn(Arc::clone(&node).anti_entropy_loop());
     workers.spawn(report_health(Arc::clone(&node), health_reporter));
 

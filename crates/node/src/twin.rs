@@ -27,7 +27,19 @@ struct Peer {
     server: Option<Arc<RepairServer>>,
     hints: Option<HintStore>,
     gossip: Option<Arc<dyn GossipAnswer>>,
+    puller: Option<Arc<dyn PullAnswer>>,
     down: bool,
+}
+
+/// The side of a node that pulls ranges when a peer asks it to (a removal's
+/// re-replication): its streaming component.
+pub trait PullAnswer: Send + Sync {
+    fn pull(
+        &self,
+        ranges: Vec<TokenRange>,
+        sources: Vec<NodeId>,
+        reason: String,
+    ) -> futures::future::BoxFuture<'static, Result<(u64, u64)>>;
 }
 
 /// Calls made through a [`MemPeers`], by kind.
@@ -44,6 +56,8 @@ pub struct Calls {
     pub pages: usize,
     /// Gossip messages delivered (syns and ack2s).
     pub gossip: usize,
+    /// Pulls asked of a peer.
+    pub pulls: usize,
     /// Scan pages asked for.
     pub scans: usize,
 }
@@ -81,6 +95,15 @@ impl MemPeers {
             .entry(address.to_string())
             .or_default()
             .gossip = Some(answer);
+    }
+
+    /// Makes `answer` what pulls ranges at `address` when asked to.
+    pub fn add_puller(&self, address: &str, answer: Arc<dyn PullAnswer>) {
+        self.peers
+            .lock()
+            .entry(address.to_string())
+            .or_default()
+            .puller = Some(answer);
     }
 
     /// Forgets the node at `address` (its components are gone): calls to it are refused.
@@ -200,6 +223,19 @@ impl StreamTransport for MemPeers {
         server
             .store()
             .range_page(RangeSet::new(ranges), after, max_bytes)
+            .await
+    }
+
+    async fn ask_to_pull(
+        &self,
+        peer: &str,
+        ranges: &[TokenRange],
+        sources: Vec<NodeId>,
+        reason: &str,
+    ) -> Result<(u64, u64)> {
+        let answer = self.reach(peer, |p| p.puller.clone(), |c| c.pulls += 1)?;
+        answer
+            .pull(ranges.to_vec(), sources, reason.to_string())
             .await
     }
 }

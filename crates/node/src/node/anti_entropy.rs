@@ -24,24 +24,12 @@ impl Node {
         peer: &str,
         ranges: &[TokenRange],
     ) -> Result<SyncStats> {
-        if ranges.is_empty() || peer == self.cfg.node_id {
+        if peer == self.cfg.node_id {
             return Ok(SyncStats::default());
         }
-        let address = self
-            .membership
-            .address_of(peer)
-            .ok_or_else(|| NodeError::UnknownNode(peer.to_string()))?;
-        let stats = self.anti_entropy.sync_ranges(&address, ranges).await?;
-        if stats.repaired > 0 {
-            tracing::info!(
-                peer,
-                keys = stats.repaired,
-                fetched = stats.fetched,
-                sent = stats.sent,
-                "anti-entropy repaired keys"
-            );
-        }
-        Ok(stats)
+        self.anti_entropy
+            .sync_member(peer, self.membership.address_of(peer), ranges)
+            .await
     }
 
     /// The peers this node shares ranges with (in the read ring), with those ranges.

@@ -32,12 +32,12 @@
 //! get writes before they serve reads ([`crate::streaming`]). Merkle anti-entropy is in
 //! [`crate::repair`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use distkv_cluster::{Consistency, MemberState, NodeId, QuorumError, Siblings};
+use distkv_cluster::{Consistency, NodeId, QuorumError, Siblings};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use parking_lot::{Mutex, RwLock};
@@ -59,6 +59,7 @@ use crate::peers::Peers;
 use crate::repair::AntiEntropy;
 use crate::rings::Rings;
 use crate::storage::Store;
+use crate::streaming::{Streaming, StreamingParts};
 use crate::transport::ScanTransport;
 use crate::transport::grpc::GrpcTransport;
 
@@ -66,7 +67,6 @@ use crate::transport::grpc::GrpcTransport;
 const MIN_SCAN_PAGE_BYTES: usize = 256 * 1024;
 
 mod anti_entropy;
-mod lifecycle;
 
 pub use crate::coordinator::WriteContext;
 pub use crate::counters::Metrics;
@@ -83,13 +83,13 @@ pub struct Node {
     pub(crate) coordinator: NodeCoordinator,
     /// Gossip, the rings and the member table; whether the node serves.
     pub membership: Arc<Membership<GrpcTransport>>,
-    pub(crate) ops: Operations,
-    /// The join or decommission running, by kind.
-    pub(crate) lifecycle_ops: Mutex<HashMap<&'static str, Op>>,
+    pub(crate) ops: Arc<Operations>,
     /// Merkle comparisons with peers, and the answers to theirs.
-    pub(crate) anti_entropy: AntiEntropy<GrpcTransport>,
+    pub(crate) anti_entropy: Arc<AntiEntropy<GrpcTransport>>,
     /// Delivery of the hints this node holds.
-    pub(crate) handoff: Handoff<GrpcTransport>,
+    pub(crate) handoff: Arc<Handoff<GrpcTransport>>,
+    /// Join, decommission and removal of a dead member.
+    pub streaming: Arc<Streaming<GrpcTransport>>,
     /// Every call to peers (streaming's pulls too); components hold clones.
     pub(crate) transport: GrpcTransport,
     pub metrics: Arc<Metrics>,
@@ -167,8 +167,33 @@ impl Node {
         );
         let slots = cfg.max_concurrent_requests;
         let (shutdown, _) = watch::channel(false);
-        let anti_entropy = AntiEntropy::new(store.clone(), transport.clone(), Arc::clone(&metrics));
-        let handoff = Handoff::new(hints.clone(), transport.clone(), Arc::clone(&metrics));
+        let anti_entropy = Arc::new(AntiEntropy::new(
+            store.clone(),
+            transport.clone(),
+            Arc::clone(&metrics),
+        ));
+        let handoff = Arc::new(Handoff::new(
+            hints.clone(),
+            transport.clone(),
+            Arc::clone(&metrics),
+        ));
+        let ops = Arc::new(Operations::default());
+        let streaming = Streaming::new(StreamingParts {
+            id: cfg.node_id.clone(),
+            replicas: cfg.quorum.n,
+            seeds: cfg.seeds.clone(),
+            bytes_per_sec: cfg.stream_bytes_per_sec,
+            drain_within: cfg.request_timeout * 2,
+            store: store.clone(),
+            hints: hints.clone(),
+            membership: Arc::clone(&membership),
+            transport: transport.clone(),
+            anti_entropy: Arc::clone(&anti_entropy),
+            handoff: Arc::clone(&handoff),
+            ops: Arc::clone(&ops),
+            metrics: Arc::clone(&metrics),
+            stop: shutdown.subscribe(),
+        });
         let backups = Backups::new(
             store.clone(),
             hints.clone(),
@@ -184,10 +209,10 @@ impl Node {
             store,
             hints,
             membership,
-            ops: Operations::default(),
-            lifecycle_ops: Mutex::new(HashMap::new()),
+            ops,
             anti_entropy,
             handoff,
+            streaming,
             transport,
             metrics,
             requests: crate::counters::RequestMetrics::default(),
@@ -531,22 +556,23 @@ impl Node {
         self.handoff.deliver(self.membership.as_ref()).await
     }
 
-    /// Before this node leaves: delivers the hints it holds, and hands those whose target is
-    /// unreachable to another member, which delivers them later.
-    pub async fn hand_off_all_hints(&self) -> Result<()> {
-        let heirs: Vec<(NodeId, String)> = self
-            .membership
-            .members()
-            .into_iter()
-            .filter(|m| {
-                m.id != self.cfg.node_id
-                    && m.state == MemberState::Normal
-                    && !self.membership.is_down(&m.id)
-            })
-            .map(|m| (m.id, m.address))
-            .collect();
-        self.handoff
-            .hand_off_all(self.membership.as_ref(), &heirs)
-            .await
+    /// Starts this node's decommission (or returns the one running).
+    pub fn start_decommission(&self) -> Result<Op> {
+        self.streaming.start_decommission()
+    }
+
+    /// Admin RemoveNode ([`Streaming::remove_node`]).
+    pub async fn remove_node(&self, id_or_address: &str) -> Result<(NodeId, u64)> {
+        self.streaming.remove_node(id_or_address).await
+    }
+
+    /// Pulls `ranges` from the first of `sources` that answers ([`Streaming::pull_ranges`]).
+    pub async fn pull_ranges(
+        &self,
+        kind: &'static str,
+        ranges: Vec<distkv_cluster::TokenRange>,
+        sources: Vec<NodeId>,
+    ) -> Result<(u64, u64)> {
+        self.streaming.pull_ranges(kind, ranges, sources).await
     }
 }

@@ -205,6 +205,31 @@ impl<T: RepairTransport> AntiEntropy<T> {
         &self.server
     }
 
+    /// [`Self::sync_ranges`] with the member `peer`, named by id and found at `address` (none:
+    /// an unknown node); logs what it repaired.
+    pub async fn sync_member(
+        &self,
+        peer: &str,
+        address: Option<String>,
+        ranges: &[TokenRange],
+    ) -> Result<SyncStats> {
+        if ranges.is_empty() {
+            return Ok(SyncStats::default());
+        }
+        let address = address.ok_or_else(|| NodeError::UnknownNode(peer.to_string()))?;
+        let stats = self.sync_ranges(&address, ranges).await?;
+        if stats.repaired > 0 {
+            tracing::info!(
+                peer,
+                keys = stats.repaired,
+                fetched = stats.fetched,
+                sent = stats.sent,
+                "anti-entropy repaired keys"
+            );
+        }
+        Ok(stats)
+    }
+
     /// Compares `ranges` with the peer at `peer` and exchanges the keys that differ: keys the
     /// peer holds differently are fetched and merged here, then every key that differed is
     /// sent to the peer already merged, so both end with the merge of both.

@@ -21,12 +21,16 @@
 //! keeps its plan and a cursor per source in the hint store, so that a join or decommission
 //! interrupted by a restart resumes where it stopped (a removal is run again instead).
 //!
-//! This module holds the parts that do not need a node: the plans ([`plan`]) and a pull of
-//! one task from one peer over a [`StreamTransport`](crate::transport::StreamTransport)
-//! ([`pull`]). The node's join, decommission and removal, which run plans through one
-//! executor, are in [`crate::node`]'s `lifecycle.rs`.
+//! The plans ([`plan`]) and a pull of one task from one peer over a
+//! [`StreamTransport`](crate::transport::StreamTransport) ([`pull`]) are the parts; the
+//! [`Streaming`] component ([`lifecycle`]) runs a node's join, decommission and removal
+//! through one plan executor.
 
+pub mod lifecycle;
 pub mod plan;
 pub mod pull;
+#[cfg(test)]
+mod tests;
 
+pub use lifecycle::{Streaming, StreamingParts};
 pub use plan::{StreamPlan, StreamTask, group_pulls, group_pushes};

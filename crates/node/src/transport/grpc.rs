@@ -236,6 +236,30 @@ impl StreamTransport for GrpcTransport {
         }
         Ok(page)
     }
+
+    /// Dialled even while the peer is backed off; a range takes as long as it takes, so the
+    /// deadline is an hour.
+    async fn ask_to_pull(
+        &self,
+        peer: &str,
+        ranges: &[TokenRange],
+        sources: Vec<NodeId>,
+        reason: &str,
+    ) -> Result<(u64, u64)> {
+        let mut client = self.peers.replica(peer)?;
+        let mut req = tonic::Request::new(internal::PullRangesRequest {
+            ranges: ranges_to_proto(ranges),
+            sources,
+            reason: reason.to_string(),
+        });
+        req.set_timeout(Duration::from_secs(3600));
+        let r = client
+            .pull_ranges(req)
+            .await
+            .map_err(|s| self.peers.error(peer, s))?
+            .into_inner();
+        Ok((r.keys, r.bytes))
+    }
 }
 
 impl GossipTransport for GrpcTransport {
@@ -300,33 +324,5 @@ impl ScanTransport for GrpcTransport {
             out.push((e.key, v));
         }
         Ok((out, reply.more))
-    }
-}
-
-impl GrpcTransport {
-    /// Asks the peer to pull `ranges` from the first of `sources` that answers (a removal's
-    /// re-replication, `reason` saying which); returns the keys and bytes it pulled. Dialled
-    /// even while the peer is backed off; a range takes as long as it takes, so the deadline
-    /// is an hour.
-    pub async fn ask_to_pull(
-        &self,
-        peer: &str,
-        ranges: &[TokenRange],
-        sources: Vec<NodeId>,
-        reason: &str,
-    ) -> Result<(u64, u64)> {
-        let mut client = self.peers.replica(peer)?;
-        let mut req = tonic::Request::new(internal::PullRangesRequest {
-            ranges: ranges_to_proto(ranges),
-            sources,
-            reason: reason.to_string(),
-        });
-        req.set_timeout(Duration::from_secs(3600));
-        let r = client
-            .pull_ranges(req)
-            .await
-            .map_err(|s| self.peers.error(peer, s))?
-            .into_inner();
-        Ok((r.keys, r.bytes))
     }
 }

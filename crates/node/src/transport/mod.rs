@@ -96,6 +96,17 @@ pub trait StreamTransport: Send + Sync + 'static {
         after: Option<Cursor>,
         max_bytes: usize,
     ) -> impl Future<Output = Result<RangePage>> + Send;
+
+    /// Asks the peer to pull `ranges` itself from the first of `sources` that answers (a
+    /// removal's re-replication, `reason` saying which); resolves with the keys and bytes it
+    /// pulled, once it has.
+    fn ask_to_pull(
+        &self,
+        peer: &str,
+        ranges: &[TokenRange],
+        sources: Vec<NodeId>,
+        reason: &str,
+    ) -> impl Future<Output = Result<(u64, u64)>> + Send;
 }
 
 /// Gossip's three-way exchange, as the side that starts it sees it.
