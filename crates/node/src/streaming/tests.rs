@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use super::{Streaming, StreamingParts};
 use crate::clock::TokioClock;
 use crate::counters::Metrics;
-use crate::error::Result;
+use crate::error::{NodeError, Result};
 use crate::handoff::Handoff;
 use crate::hints::HintStore;
 use crate::membership::Membership;
@@ -192,11 +192,10 @@ async fn two_with_data(peers: &MemPeers, keys: usize) -> (House, House, Written)
     (a, b, Written(written))
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_joining_node_takes_its_share_of_the_keys_then_serves() {
-    let peers = MemPeers::default();
-    let (a, b, written) = two_with_data(&peers, 300).await;
-    let c = start(&peers, "c", &["a"]);
+/// [`two_with_data`], then c joins through a: once every node holds it normal.
+async fn three_with_data(peers: &MemPeers, keys: usize) -> (House, House, House, Written) {
+    let (a, b, written) = two_with_data(peers, keys).await;
+    let c = start(peers, "c", &["a"]);
     eventually("c joined and every node holds it normal", || {
         c.membership.local_state() == MemberState::Normal
             && [&a, &b, &c]
@@ -204,6 +203,13 @@ async fn a_joining_node_takes_its_share_of_the_keys_then_serves() {
                 .all(|h| h.membership.ring().nodes().len() == 3)
     })
     .await;
+    (a, b, c, written)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_joining_node_takes_its_share_of_the_keys_then_serves() {
+    let peers = MemPeers::default();
+    let (_a, _b, c, written) = three_with_data(&peers, 300).await;
     assert!(c.membership.serving());
     // c is a replica of some keys, and holds each of them as its old replicas did, including
     // those its stream's source lacked (a missed every tenth key; b has them).
@@ -224,14 +230,7 @@ async fn a_joining_node_takes_its_share_of_the_keys_then_serves() {
 #[tokio::test(start_paused = true)]
 async fn a_decommissioned_node_hands_its_share_on_then_leaves() {
     let peers = MemPeers::default();
-    let (a, b, written) = two_with_data(&peers, 300).await;
-    let c = start(&peers, "c", &["a"]);
-    eventually("c joined", || {
-        [&a, &b, &c]
-            .iter()
-            .all(|h| h.membership.ring().nodes().len() == 3)
-    })
-    .await;
+    let (a, b, c, written) = three_with_data(&peers, 300).await;
     // b alone holds every tenth key: its decommission must carry them.
     b.streaming.start_decommission().unwrap();
     eventually("b left and every node knows", || {
@@ -254,17 +253,13 @@ async fn a_decommissioned_node_hands_its_share_on_then_leaves() {
 #[tokio::test(start_paused = true)]
 async fn a_dead_nodes_ranges_are_re_replicated_from_the_survivors() {
     let peers = MemPeers::default();
-    let (a, b, written) = two_with_data(&peers, 300).await;
-    let c = start(&peers, "c", &["a"]);
-    eventually("c joined", || {
-        [&a, &b, &c]
-            .iter()
-            .all(|h| h.membership.ring().nodes().len() == 3)
-    })
-    .await;
+    let (a, b, c, written) = three_with_data(&peers, 300).await;
     // a dies; removing it while a is still alive is refused.
     let err = b.streaming.remove_node("a").await.unwrap_err();
-    assert!(err.to_string().contains('a'), "{err}");
+    assert!(
+        matches!(&err, NodeError::StillAlive(id) if id == "a"),
+        "{err}"
+    );
     let _ = a.stop.send(true);
     peers.set_down(&address("a"), true);
     eventually("b and c hold a down", || {
