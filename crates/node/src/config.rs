@@ -5,6 +5,9 @@
 //! original's 1024 bytes was a bug its README contradicts); an empty `-node-id` is generated once
 //! and kept in `<data-dir>/NODE_ID`, so a restarted node keeps its identity; an unknown
 //! `-tls-client-auth` is an error rather than `NoClientCert`.
+//!
+//! Size: a quarter of this file is its tests; the rest is the flag table and its checks,
+//! which read best whole.
 
 use std::path::PathBuf;
 use std::time::Duration;

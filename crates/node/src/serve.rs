@@ -18,6 +18,9 @@
 //! own setting), and across every connection of the node the permits of `in_flight`; a request
 //! past them is refused at once, before its body is read, with gRPC's `RESOURCE_EXHAUSTED` (an
 //! HTTP `503` for a plain HTTP request).
+//!
+//! Size: about half of this file is its tests (a connection's life: admission, the limits, idle
+//! and silent peers), kept beside the code they drive.
 
 use std::convert::Infallible;
 use std::future::Future;

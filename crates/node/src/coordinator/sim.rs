@@ -31,6 +31,9 @@
 //! and [`DEFAULT_STORE_SEEDS`] of the second ring (`DISTKV_SIM_STORE_SEEDS`; heavy: 1,000).
 //! The twin's [`Fault::Forgetful`] (a replica that acknowledges writes it never stores) shows
 //! the checker catching lost writes.
+//!
+//! Size: the scenario, the run and the checker read as one story, and the checker's tests
+//! sit under it; the twin and the second ring are apart (`memory.rs`, `stores.rs`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;

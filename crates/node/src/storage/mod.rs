@@ -35,6 +35,10 @@
 //! tombstones finds its candidates there without reading values.
 //!
 //! A data directory written before the index existed gets it built once at open.
+//!
+//! Size: the store's async face ([`Store`]) and the engine work it runs under each key's lock
+//! (`StoreInner`) are one contract and stay in one file; the token index (`index.rs`) and the
+//! tests are apart.
 
 use std::ops::Bound;
 use std::path::Path;

@@ -2,6 +2,9 @@
 //! replica with a direct call into its [`Store`](crate::storage::Store) and the others over the
 //! `Replica` gRPC service, one shared HTTP/2 channel per peer ([`Peers`]). The node's own replica is
 //! [`crate::coordinator::replica::StoreReplica`].
+//!
+//! Size: the replica calls and the batcher that carries them are one piece (a call's answer is
+//! its slot in a batch), so they share the file.
 
 use std::collections::HashMap;
 use std::future::Future;
