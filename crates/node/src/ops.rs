@@ -4,9 +4,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::Mutex;
+// tokio's clock: a throttled stream waits in simulated time where tokio's clock is paused.
+use tokio::time::Instant;
 
 /// Finished operations kept for `status`.
 const KEEP_FINISHED: usize = 16;

@@ -38,7 +38,7 @@ pub async fn serve(
     workers.spawn(evict_idle_peers(Arc::clone(&node)));
     workers.spawn(Arc::clone(&node).hint_loop());
     workers.spawn(Arc::clone(&node.streaming).run());
-    workers.spawn(Arc::clone(&node).anti_entropy_loop());
+    workers.spawn(Arc::clone(&node.rounds).run(node.shutdown_signal()));
     workers.spawn(report_health(Arc::clone(&node), health_reporter));
 
     // gRPC services and the HTTP routes on one router: one port, one certificate.

@@ -4,6 +4,9 @@
 //! test without sockets. A peer can be taken down (its calls are refused, as by a closed port)
 //! and every call is counted, per kind.
 
+#[cfg(test)]
+pub mod house;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 

@@ -56,7 +56,7 @@ use crate::members_file;
 use crate::membership::Membership;
 use crate::ops::{Op, Operations};
 use crate::peers::Peers;
-use crate::repair::AntiEntropy;
+use crate::repair::{AntiEntropy, Rounds, RoundsParts};
 use crate::rings::Rings;
 use crate::storage::Store;
 use crate::streaming::{Streaming, StreamingParts};
@@ -65,8 +65,6 @@ use crate::transport::grpc::GrpcTransport;
 
 /// The least a replica is asked for in one scan page, however many nodes share the budget.
 const MIN_SCAN_PAGE_BYTES: usize = 256 * 1024;
-
-mod anti_entropy;
 
 pub use crate::coordinator::WriteContext;
 pub use crate::counters::Metrics;
@@ -90,6 +88,8 @@ pub struct Node {
     pub(crate) handoff: Arc<Handoff<GrpcTransport>>,
     /// Join, decommission and removal of a dead member.
     pub streaming: Arc<Streaming<GrpcTransport>>,
+    /// Anti-entropy rounds, tombstone GC and the clean-up of handed-over ranges.
+    pub rounds: Arc<Rounds<GrpcTransport>>,
     /// Every call to peers (streaming's pulls too); components hold clones.
     pub(crate) transport: GrpcTransport,
     pub metrics: Arc<Metrics>,
@@ -178,6 +178,17 @@ impl Node {
             Arc::clone(&metrics),
         ));
         let ops = Arc::new(Operations::default());
+        let rounds = Rounds::new(RoundsParts {
+            id: cfg.node_id.clone(),
+            replicas: cfg.quorum.n,
+            interval: cfg.anti_entropy_interval,
+            store: store.clone(),
+            membership: Arc::clone(&membership),
+            anti_entropy: Arc::clone(&anti_entropy),
+            ops: Arc::clone(&ops),
+            metrics: Arc::clone(&metrics),
+            clock: Arc::new(SystemClock),
+        });
         let streaming = Streaming::new(StreamingParts {
             id: cfg.node_id.clone(),
             replicas: cfg.quorum.n,
@@ -213,6 +224,7 @@ impl Node {
             anti_entropy,
             handoff,
             streaming,
+            rounds,
             transport,
             metrics,
             requests: crate::counters::RequestMetrics::default(),

@@ -13,7 +13,7 @@
 //! That session is the component in [`session`] ([`AntiEntropy`], and [`RepairServer`] on the
 //! answering side), which reaches peers through
 //! [`RepairTransport`](crate::transport::RepairTransport): over gRPC in a node, in process in
-//! tests. The node's rounds ([`crate::node`]'s `anti_entropy.rs`) choose the peers and ranges from its rings.
+//! tests. The node's rounds ([`rounds`]: [`Rounds`]) choose the peers and ranges from its rings.
 //!
 //! **When.** Every `-anti-entropy-interval` with every live peer that shares ranges, and on
 //! demand (`distkv-client repair`, which also serves `Rebalance`).
@@ -24,8 +24,10 @@
 //! before it goes; a replica that was down for longer than the grace must be wiped and
 //! re-joined, or it could bring deleted data back (as in Cassandra with `gc_grace_seconds`).
 
+pub mod rounds;
 pub mod session;
 #[cfg(test)]
 mod tests;
 
+pub use rounds::{Rounds, RoundsParts};
 pub use session::{AntiEntropy, RepairServer, SyncStats, build_tree, expired, leaf_keys};

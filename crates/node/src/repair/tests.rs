@@ -272,3 +272,113 @@ async fn the_session_counts_into_the_node_metrics() {
     assert_eq!(load(&metrics.ae_keys_compared), 1);
     assert_eq!(load(&metrics.ae_keys_repaired), 1);
 }
+
+// ---- the rounds: whole nodes (membership, anti-entropy, rounds) over the twin ----
+
+mod rounds {
+    use distkv_cluster::{ConflictMode, Dot, Siblings};
+
+    use crate::error::NodeError;
+    use crate::twin::MemPeers;
+    use crate::twin::house::{address, eventually, two_with_data};
+
+    /// A tombstone over `versions`, stamped long ago.
+    fn deleted(versions: &Siblings, counter: u64) -> Siblings {
+        versions.write(
+            Dot::new("b", 1_000_000 + counter),
+            &versions.context(),
+            None,
+            2_000,
+            ConflictMode::Siblings,
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_round_repairs_what_a_replica_missed_and_then_tombstones_can_go() {
+        let peers = MemPeers::default();
+        let (a, b, written) = two_with_data(&peers, 300).await;
+        // Some keys deleted on both replicas, long ago.
+        let gone: Vec<&(String, Siblings)> = written.0.iter().skip(1).step_by(7).collect();
+        for (i, (key, versions)) in gone.iter().enumerate() {
+            let tombstone = deleted(versions, i as u64);
+            for h in [&a, &b] {
+                h.store.merge(key.clone(), tombstone.clone()).await.unwrap();
+            }
+        }
+        for h in [&a, &b] {
+            h.store.set_gc_grace(3_600_000);
+        }
+        // No full round yet: nothing may be purged (a replica might not have the tombstone).
+        assert_eq!(a.rounds.purge_old_tombstones().await.unwrap(), 0);
+
+        // a missed every tenth key (those deleted since hold the same tombstone on both); one
+        // round with its only peer brings them.
+        let missed = written
+            .0
+            .iter()
+            .step_by(10)
+            .filter(|(k, _)| !gone.iter().any(|(g, _)| g == k))
+            .count();
+        let (stats, peers_compared) = a.rounds.repair_all("repair").await.unwrap();
+        assert_eq!(peers_compared, 1);
+        assert_eq!(stats.repaired, missed as u64, "{stats:?}");
+        for (key, versions) in written.0.iter().step_by(10) {
+            if gone.iter().any(|(k, _)| k == key) {
+                continue;
+            }
+            assert_eq!(&a.store.read(key.clone()).await.unwrap(), versions, "{key}");
+        }
+        // The round reached every replica: a's old tombstones go for good.
+        assert_eq!(a.rounds.purge_old_tombstones().await.unwrap(), gone.len());
+        for (key, _) in &gone {
+            assert!(a.store.read(key.clone()).await.unwrap().is_empty(), "{key}");
+        }
+        // b's own round (each node's horizon follows its own full rounds: until b's, b still
+        // offers the tombstones a left out, which a takes back), then b's purge; after that
+        // the replicas agree and a round finds nothing to repair.
+        b.rounds.repair_all("repair").await.unwrap();
+        for h in [&a, &b] {
+            h.rounds.purge_old_tombstones().await.unwrap();
+        }
+        let (again, _) = a.rounds.repair_all("repair").await.unwrap();
+        assert_eq!(again.repaired, 0, "{again:?}");
+        for h in [&a, &b] {
+            for (key, _) in &gone {
+                assert!(h.store.read(key.clone()).await.unwrap().is_empty(), "{key}");
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_round_that_cannot_reach_a_peer_names_it_and_purges_nothing() {
+        let peers = MemPeers::default();
+        let (a, b, _written) = two_with_data(&peers, 50).await;
+        a.store.set_gc_grace(3_600_000);
+        // b is gone, as a killed process: its workers stop and calls to it are refused.
+        let _ = b.stop.send(true);
+        peers.set_down(&address("b"), true);
+        let err = a.rounds.repair_all("repair").await.unwrap_err();
+        match &err {
+            NodeError::Streaming { failures } => {
+                assert_eq!(failures.len(), 1, "{err}");
+                assert_eq!(failures[0].0, "b");
+            }
+            other => panic!("not a per-peer failure: {other}"),
+        }
+        assert_eq!(
+            a.store.gc_horizon(),
+            0,
+            "an incomplete round set the GC horizon"
+        );
+        // Once the failure detector holds b down, rounds skip it: they succeed without
+        // counting as full rounds.
+        eventually("a holds b down", || a.membership.is_down("b")).await;
+        let (_, compared) = a.rounds.repair_all("repair").await.unwrap();
+        assert_eq!(compared, 0);
+        assert_eq!(
+            a.store.gc_horizon(),
+            0,
+            "a round that skipped b set the GC horizon"
+        );
+    }
+}

@@ -153,7 +153,7 @@ impl AdminService for AdminServiceImpl {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let node = Arc::clone(&self.node);
         self.node.spawn_task(async move {
-            let _ = tx.send(node.repair_all("rebalance").await);
+            let _ = tx.send(node.rounds.repair_all("rebalance").await);
         });
         let result = rx
             .await
@@ -212,11 +212,11 @@ impl AdminService for AdminServiceImpl {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let node = Arc::clone(&self.node);
         self.node.spawn_task(async move {
-            let result = node.repair_all("repair").await;
+            let result = node.rounds.repair_all("repair").await;
             // Tombstones past the grace go after a repair too (the only purge when the
             // background rounds are off).
             if result.is_ok()
-                && let Err(e) = node.purge_old_tombstones().await
+                && let Err(e) = node.rounds.purge_old_tombstones().await
             {
                 tracing::warn!(error = %e, "tombstone purge after repair failed");
             }

@@ -1,65 +1,91 @@
 //! The node's anti-entropy rounds: which peers and ranges to compare, from its rings, on a
-//! timer and on demand; the tombstone purge after a round; and the clean-up of ranges the
-//! node has handed over. The session itself is the [`AntiEntropy`](crate::repair::AntiEntropy)
-//! component ([`crate::repair`] explains the protocol).
+//! timer ([`Rounds::run`]) and on demand (`repair`, `rebalance`); the tombstone purge after a
+//! round; and the clean-up of ranges the node has handed over. Each comparison is a session
+//! of the [`AntiEntropy`] component ([`super`] explains the protocol). Generic over its
+//! transport, with the clock injected, like every component.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-use distkv_cluster::placement::{RangeSet, peers_sharing, shared_ranges};
+use distkv_cluster::placement::{RangeSet, peers_sharing};
 use distkv_cluster::{NodeId, TokenRange};
+use tokio::sync::watch;
 
-use super::Node;
+use super::session::{AntiEntropy, SyncStats, expired};
+use crate::clock::Clock;
+use crate::counters::Metrics;
 use crate::error::{NodeError, Result};
-use crate::storage::{Cursor, IndexEntry};
+use crate::membership::Membership;
+use crate::ops::Operations;
+use crate::storage::{Cursor, IndexEntry, Store};
+use crate::transport::{GossipTransport, RepairTransport};
 
-use crate::repair::{SyncStats, expired};
+/// What a node's anti-entropy rounds need of the rest of it.
+pub struct RoundsParts<T> {
+    /// This node's id.
+    pub id: NodeId,
+    /// Replicas per key (N).
+    pub replicas: usize,
+    /// How often a round runs (zero: never on a timer).
+    pub interval: Duration,
+    pub store: Store,
+    pub membership: Arc<Membership<T>>,
+    pub anti_entropy: Arc<AntiEntropy<T>>,
+    pub ops: Arc<Operations>,
+    pub metrics: Arc<Metrics>,
+    /// Stamps a round's start and end (the tombstone horizon follows full rounds).
+    pub clock: Arc<dyn Clock>,
+}
 
-impl Node {
-    /// Compares the given ranges with the node `peer` and exchanges the keys that differ
-    /// ([`AntiEntropy::sync_ranges`](crate::repair::session::AntiEntropy::sync_ranges)).
-    pub async fn sync_ranges(
-        self: &Arc<Self>,
-        peer: &str,
-        ranges: &[TokenRange],
-    ) -> Result<SyncStats> {
-        if peer == self.cfg.node_id {
+/// The anti-entropy rounds of one node (see the module doc).
+pub struct Rounds<T> {
+    p: RoundsParts<T>,
+}
+
+impl<T: RepairTransport + GossipTransport> Rounds<T> {
+    pub fn new(parts: RoundsParts<T>) -> Arc<Self> {
+        Arc::new(Rounds { p: parts })
+    }
+
+    /// Compares the given ranges with the member `peer` and exchanges the keys that differ
+    /// ([`AntiEntropy::sync_ranges`]).
+    pub async fn sync_with(&self, peer: &str, ranges: &[TokenRange]) -> Result<SyncStats> {
+        if peer == self.p.id {
             return Ok(SyncStats::default());
         }
-        self.anti_entropy
-            .sync_member(peer, self.membership.address_of(peer), ranges)
+        self.p
+            .anti_entropy
+            .sync_member(peer, self.p.membership.address_of(peer), ranges)
             .await
     }
 
     /// The peers this node shares ranges with (in the read ring), with those ranges.
-    pub fn repair_peers(&self) -> BTreeMap<NodeId, Vec<TokenRange>> {
-        peers_sharing(
-            &self.membership.ring(),
-            self.cfg.quorum.n,
-            &self.cfg.node_id,
-        )
+    pub fn peers(&self) -> BTreeMap<NodeId, Vec<TokenRange>> {
+        peers_sharing(&self.p.membership.ring(), self.p.replicas, &self.p.id)
     }
 
     /// One anti-entropy round with every live peer sharing ranges, as an operation of `kind`.
     /// Returns the totals and the number of peers compared with.
-    pub async fn repair_all(self: &Arc<Self>, kind: &'static str) -> Result<(SyncStats, usize)> {
-        let started_ms = now_ms();
-        let sharing = self.repair_peers();
+    pub async fn repair_all(&self, kind: &'static str) -> Result<(SyncStats, usize)> {
+        let started_ms = self.p.clock.now_ms();
+        let sharing = self.peers();
         let peers: Vec<(NodeId, Vec<TokenRange>)> = sharing
             .iter()
-            .filter(|(p, _)| !self.membership.is_down(p))
+            .filter(|(p, _)| !self.p.membership.is_down(p))
             .map(|(p, r)| (p.clone(), r.clone()))
             .collect();
         let skipped = sharing.len() - peers.len();
         let op = self
+            .p
             .ops
             .start(kind, format!("comparing with {} peers", peers.len()));
         op.set_steps(peers.len());
         let mut total = SyncStats::default();
         let mut failures = Vec::new();
         for (peer, ranges) in &peers {
-            match self.sync_ranges(peer, ranges).await {
+            match self.sync_with(peer, ranges).await {
                 Ok(s) => {
                     total += s;
                     op.add(s.repaired, 0);
@@ -68,14 +94,15 @@ impl Node {
             }
             op.step_done();
         }
-        self.metrics.ae_rounds.fetch_add(1, Ordering::Relaxed);
+        self.p.metrics.ae_rounds.fetch_add(1, Ordering::Relaxed);
         let result = if failures.is_empty() {
-            self.metrics
+            self.p
+                .metrics
                 .ae_last_round_secs
-                .store(now_secs() as u64, Ordering::Relaxed);
+                .store(self.p.clock.now_ms() / 1000, Ordering::Relaxed);
             if skipped == 0 {
                 // Every replica sharing ranges with this node was compared with.
-                self.store.full_round_done(started_ms);
+                self.p.store.full_round_done(started_ms);
             }
             Ok((total, peers.len()))
         } else {
@@ -87,18 +114,19 @@ impl Node {
 
     /// Deletes tombstones older than the grace period for good; returns how many.
     pub async fn purge_old_tombstones(&self) -> Result<usize> {
-        let before = self.store.gc_horizon();
+        let before = self.p.store.gc_horizon();
         if before == 0 {
             return Ok(0);
         }
         let purged = self
             .sweep_index(
                 |e| expired(e.tombstone_ms, before),
-                |old| self.store.purge_tombstones(old, before),
+                |old| self.p.store.purge_tombstones(old, before),
             )
             .await?;
         if purged > 0 {
-            self.metrics
+            self.p
+                .metrics
                 .tombstones_purged
                 .fetch_add(purged as u64, Ordering::Relaxed);
             tracing::info!(purged, "purged tombstones older than the grace period");
@@ -112,14 +140,14 @@ impl Node {
     /// elsewhere, and kept here it would come back if the node became a replica again after
     /// its tombstones were purged. Returns how many keys went.
     pub async fn clean_up_handed_over(&self, settled: std::time::Duration) -> Result<usize> {
-        let rings = self.membership.rings();
-        if rings.read != rings.pending || self.membership.since_ring_change() < settled {
+        let rings = self.p.membership.rings();
+        if rings.read != rings.pending || self.p.membership.since_ring_change() < settled {
             return Ok(0);
         }
         let ours = RangeSet::new(&distkv_cluster::placement::replicated_ranges(
             &rings.read,
-            self.cfg.quorum.n,
-            &self.cfg.node_id,
+            self.p.replicas,
+            &self.p.id,
         ));
         if ours.is_empty() {
             return Ok(0);
@@ -127,7 +155,7 @@ impl Node {
         let removed = self
             .sweep_index(
                 |e| !ours.contains(e.token),
-                |foreign| self.store.delete_keys(foreign),
+                |foreign| self.p.store.delete_keys(foreign),
             )
             .await?;
         if removed > 0 {
@@ -150,7 +178,7 @@ impl Node {
         let mut done = 0;
         let mut cursor = None;
         loop {
-            let (page, more) = self.store.index_page(all.clone(), cursor, 4096).await?;
+            let (page, more) = self.p.store.index_page(all.clone(), cursor, 4096).await?;
             cursor = page.last().map(|e| Cursor {
                 token: e.token,
                 key: e.key.clone(),
@@ -165,13 +193,13 @@ impl Node {
         }
     }
 
-    /// Anti-entropy every interval, then tombstone GC, until shutdown.
-    pub async fn anti_entropy_loop(self: Arc<Self>) {
-        let interval = self.cfg.anti_entropy_interval;
+    /// The component's worker: a round every interval (while this node is normal), then
+    /// tombstone GC and the clean-up of handed-over ranges, until `stop` turns true.
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let interval = self.p.interval;
         if interval.is_zero() {
             return;
         }
-        let mut stop = self.shutdown_signal();
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -179,7 +207,7 @@ impl Node {
                 _ = tick.tick() => {}
                 _ = stop.changed() => return,
             }
-            if self.membership.local_state() != distkv_cluster::MemberState::Normal {
+            if self.p.membership.local_state() != distkv_cluster::MemberState::Normal {
                 continue;
             }
             let round = async {
@@ -199,24 +227,4 @@ impl Node {
             }
         }
     }
-
-    /// This node's shared-range check used by tests and status: the ranges shared with `peer`.
-    pub fn shared_with(&self, peer: &str) -> Vec<TokenRange> {
-        shared_ranges(
-            &self.membership.ring(),
-            self.cfg.quorum.n,
-            &self.cfg.node_id,
-            peer,
-        )
-    }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-fn now_secs() -> i64 {
-    (now_ms() / 1000) as i64
 }
