@@ -32,12 +32,12 @@ run:
 test:
 	$(CARGO) test --workspace
 
-## test-heavy: 50 SIGKILL crash cycles, 1000 cases per model property, a crash among 1000 gossiping nodes, 5000 seeds of the request-round simulation and 1000 over real engines
+## test-heavy: 50 SIGKILL crash cycles, 1000 cases per model property, a crash among 1000 gossiping nodes, 5000 seeds of the request-round simulation, 1000 over real engines and 1000 with joins and decommissions
 test-heavy:
 	DISTKV_CRASH_CYCLES=50 $(CARGO) test --release -p distkv-lsm --test crash
 	PROPTEST_CASES=1000 $(CARGO) test --release -p distkv-lsm --test model
 	GOSSIP_SIM_CRASH_NODES=1000 $(CARGO) test --release -p distkv-cluster --test gossip_sim -- --nocapture
-	DISTKV_SIM_SEEDS=5000 DISTKV_SIM_STORE_SEEDS=1000 $(CARGO) test --release -p distkv-node --lib coordinator::sim -- --nocapture
+	DISTKV_SIM_SEEDS=5000 DISTKV_SIM_STORE_SEEDS=1000 DISTKV_SIM_MEMBER_SEEDS=1000 $(CARGO) test --release -p distkv-node --lib coordinator::sim -- --nocapture
 
 ## fuzz: every decoder under libFuzzer for FUZZ_SECONDS each (default 60; nightly toolchain and cargo-fuzz; `make test` replays the corpus)
 fuzz:

@@ -26,9 +26,16 @@
 //! between every pair of nodes over the ranges they share. Blind puts are then compared by
 //! the node that coordinated them (their dot's), and replicas of each key with each other.
 //!
+//! In membership mode ([`Scenario::over_members`]) the second ring's nodes also run their
+//! real membership (gossip and failure detection over the twin) and streaming components:
+//! each coordinator places keys by its own membership's rings, a node joins during the run
+//! and another may decommission, crashes hit joining and leaving nodes too, and the cluster
+//! settles once every join and decommission has finished.
+//!
 //! A failing seed is printed with the command that replays it (`DISTKV_SIM_SEED`); `make test`
 //! runs [`DEFAULT_SEEDS`] seeds, `DISTKV_SIM_SEEDS` sets how many (`make test-heavy`: 5,000),
-//! and [`DEFAULT_STORE_SEEDS`] of the second ring (`DISTKV_SIM_STORE_SEEDS`; heavy: 1,000).
+//! and [`DEFAULT_STORE_SEEDS`] of the second ring (`DISTKV_SIM_STORE_SEEDS`; heavy: 1,000),
+//! [`DEFAULT_MEMBER_SEEDS`] of its membership mode (`DISTKV_SIM_MEMBER_SEEDS`; heavy: 1,000).
 //! The twin's [`Fault::Forgetful`] (a replica that acknowledges writes it never stores) shows
 //! the checker catching lost writes.
 //!
@@ -91,6 +98,21 @@ pub trait SimCluster: Send + Sync + 'static {
     fn stand_in_hints(&self) -> usize {
         0
     }
+    /// The node that is not started with the others and may join during the run (membership
+    /// mode only).
+    fn joiner(&self) -> Option<String> {
+        None
+    }
+    /// Starts node `id`, which joins the cluster; whether it started.
+    fn join(&self, id: &str) -> impl Future<Output = bool> + Send {
+        let _ = id;
+        async { false }
+    }
+    /// Starts node `id`'s decommission; whether it started.
+    fn decommission(&self, id: &str) -> impl Future<Output = bool> + Send {
+        let _ = id;
+        async { false }
+    }
 }
 
 impl SimCluster for MemCluster {
@@ -146,6 +168,8 @@ pub enum Ring {
 pub const DEFAULT_SEEDS: u64 = 300;
 /// Seeds of the second ring (real engines) `make test` runs.
 pub const DEFAULT_STORE_SEEDS: u64 = 40;
+/// Seeds of the second ring in membership mode `make test` runs.
+pub const DEFAULT_MEMBER_SEEDS: u64 = 20;
 
 /// What one simulated run does.
 #[derive(Clone, Debug)]
@@ -165,6 +189,9 @@ pub struct Scenario {
     /// Sloppy quorum (second ring only): a replica that fails is stood in for by the next
     /// node on the key's ring walk, which keeps the write as a hint and counts toward W.
     pub sloppy: bool,
+    /// Membership mode (second ring only): each node's ring comes from its own gossiping
+    /// membership, the last node joins during the run, and another may decommission.
+    pub members: bool,
 }
 
 impl Scenario {
@@ -189,6 +216,7 @@ impl Scenario {
             ],
             ring: Ring::Memory,
             sloppy: false,
+            members: false,
         }
     }
 }
@@ -235,6 +263,9 @@ pub struct Run {
     pub crashes: usize,
     /// Writes stand-ins kept as hints for failed replicas (sloppy quorum).
     pub stand_in_hints: usize,
+    /// Nodes that joined, and nodes whose decommission started (membership mode).
+    pub joins: usize,
+    pub decommissions: usize,
 }
 
 impl Scenario {
@@ -247,6 +278,17 @@ impl Scenario {
             replicas: 3,
             sloppy: SmallRng::seed_from_u64(seed ^ 0x510_99e).random_bool(0.5),
             ..Scenario::from_seed(seed)
+        }
+    }
+
+    /// The second ring's scenario of `seed` in membership mode: 4 or 5 nodes (the last
+    /// joining during the run), keys on 3.
+    pub fn over_members(seed: u64) -> Scenario {
+        let s = Scenario::over_stores(seed);
+        Scenario {
+            members: true,
+            nodes: s.nodes.max(4),
+            ..s
         }
     }
 
@@ -279,8 +321,14 @@ pub fn run(scenario: &Scenario) -> Run {
                 .await
             }
             Ring::Stores => {
-                let cluster = StoreCluster::new(&refs, scenario.settings(), scenario.sloppy)
-                    .unwrap_or_else(|e| panic!("cannot open the nodes' engines: {e}"));
+                let cluster = StoreCluster::new(
+                    &refs,
+                    scenario.settings(),
+                    scenario.sloppy,
+                    scenario.members,
+                )
+                .unwrap_or_else(|e| panic!("cannot open the nodes' engines: {e}"));
+                cluster.form().await;
                 simulate(scenario.clone(), cluster).await
             }
         }
@@ -369,6 +417,27 @@ async fn simulate<C: SimCluster>(scenario: Scenario, cluster: Arc<C>) -> Run {
         });
     }
     let crashes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let changes = Arc::new(Mutex::new((0usize, 0usize)));
+    // Membership mode: the joiner joins, and another node (not the first, which seeds the
+    // others) may decommission, each once, at times drawn from their own generator.
+    let membership = cluster.joiner().map(|joiner| {
+        let (cluster, names, changes) = (Arc::clone(&cluster), names.clone(), Arc::clone(&changes));
+        let mut rng = SmallRng::seed_from_u64(scenario.seed.wrapping_mul(13) + 7);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(rng.random_range(0..=1500))).await;
+            if cluster.join(&joiner).await {
+                changes.lock().0 += 1;
+            }
+            if rng.random_bool(0.6) {
+                tokio::time::sleep(Duration::from_millis(rng.random_range(0..=1500))).await;
+                let others: Vec<&String> = names[1..].iter().filter(|n| **n != joiner).collect();
+                let victim = others[rng.random_range(0..others.len())];
+                if cluster.decommission(victim).await {
+                    changes.lock().1 += 1;
+                }
+            }
+        })
+    });
     let nemesis = {
         let (cluster, names, scenario) = (Arc::clone(&cluster), names.clone(), scenario.clone());
         let crashes = Arc::clone(&crashes);
@@ -397,6 +466,9 @@ async fn simulate<C: SimCluster>(scenario: Scenario, cluster: Arc<C>) -> Run {
         })
     };
     while clients.join_next().await.is_some() {}
+    if let Some(m) = membership {
+        let _ = m.await;
+    }
     nemesis.abort();
     // The nemesis may stop between a crash and its restart.
     let _ = nemesis.await;
@@ -418,6 +490,7 @@ async fn simulate<C: SimCluster>(scenario: Scenario, cluster: Arc<C>) -> Run {
         replicas.insert(n.clone(), held);
     }
     let history = std::mem::take(&mut *history.lock());
+    let (joins, decommissions) = *changes.lock();
     Run {
         scenario,
         history,
@@ -425,6 +498,8 @@ async fn simulate<C: SimCluster>(scenario: Scenario, cluster: Arc<C>) -> Run {
         drained,
         crashes: crashes.load(std::sync::atomic::Ordering::Relaxed),
         stand_in_hints: cluster.stand_in_hints(),
+        joins,
+        decommissions,
     }
 }
 
@@ -746,6 +821,35 @@ mod tests {
         );
     }
 
+    #[test]
+    fn joins_and_decommissions_over_gossiping_memberships_lose_nothing() {
+        let (mut requests, mut failed, mut crashes) = (0, 0, 0);
+        let (mut joins, mut decommissions) = (0, 0);
+        for seed in seeds_from("DISTKV_SIM_MEMBER_SEEDS", DEFAULT_MEMBER_SEEDS) {
+            let run = run(&Scenario::over_members(seed));
+            requests += run.history.len();
+            failed += run.history.iter().filter(|e| e.result.is_err()).count();
+            crashes += run.crashes;
+            joins += run.joins;
+            decommissions += run.decommissions;
+            let problems = check(&run);
+            assert!(
+                problems.is_empty(),
+                "seed {seed} ({:?}): {} problems, first: {}\nreplay: DISTKV_SIM_SEED={seed} cargo test -p distkv-node --lib coordinator::sim::tests::joins_and_decommissions",
+                run.scenario,
+                problems.len(),
+                problems.join("\n")
+            );
+        }
+        eprintln!(
+            "simulated {requests} requests over gossiping memberships ({failed} failed, {crashes} crashes, {joins} joins, {decommissions} decommissions)"
+        );
+        assert!(
+            std::env::var("DISTKV_SIM_SEED").is_ok() || (joins > 0 && decommissions > 0),
+            "no run joined or decommissioned a node"
+        );
+    }
+
     /// The end-of-run check can fail: the replicas of a key that all agree on losing its
     /// acknowledged puts converge, but are reported.
     #[test]
@@ -782,6 +886,20 @@ mod tests {
                 matches!(e.request, Request::Put { .. }) && e.result.is_ok() && !deleted(&e.key)
             })
             .map(|e| e.key.clone())
+    }
+
+    #[test]
+    fn a_seed_over_gossiping_memberships_replays_exactly() {
+        // A seed that joins a node and decommissions another.
+        let scenario = (0..)
+            .map(Scenario::over_members)
+            .find(|s| {
+                let r = run(s);
+                r.joins == 1 && r.decommissions == 1
+            })
+            .expect("a seed with a join and a decommission");
+        let fingerprint = |run: &Run| format!("{:?}{:?}", run.history, run.replicas);
+        assert_eq!(fingerprint(&run(&scenario)), fingerprint(&run(&scenario)));
     }
 
     #[test]

@@ -6,8 +6,8 @@
 //! forgetful replica is the first ring's only), hints
 //! and Merkle sessions through [`MemPeers`]. Keys are placed on a ring of the nodes' tokens,
 //! N of them a key (N may be fewer than the nodes): a node that is not a replica of a key
-//! forwards a write of it to one, and anti-entropy compares what two nodes share. Engine work runs on tokio's blocking pool, which holds a paused clock still
-//! while it runs, and the data stores do not wait for syncs, so a seed replays exactly.
+//! forwards a write of it to one, and anti-entropy compares what two nodes share. Engine
+//! work runs on tokio's blocking pool, which holds a paused clock still while it runs, and the data stores do not wait for syncs, so a seed replays exactly.
 //!
 //! A node can crash and restart ([`StoreCluster::crash`], [`StoreCluster::restart`]): its
 //! requests in flight fail, calls to it are refused, its coordinator's background work stops,
@@ -21,8 +21,14 @@
 //!
 //! After the faults heal, the cluster settles the way a real one does without any client:
 //! every node delivers its hints, then every pair of nodes runs an anti-entropy session.
+//!
+//! In membership mode (`members.rs`) each node also runs its real membership and streaming
+//! components: rings come from gossip, the last node joins during the run and another may
+//! decommission; the cluster then settles once every join and decommission has finished.
 
-use std::collections::BTreeMap;
+mod members;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -43,14 +49,17 @@ use crate::hints::HintStore;
 use crate::repair::AntiEntropy;
 use crate::storage::Store;
 use crate::twin::MemPeers;
+use members::MemberParts;
 
 /// One node's components, as one run of it opened them.
 struct Parts {
     store: Store,
     hints: HintStore,
     coordinator: Coordinator<StoreTransport, StoreReplica>,
-    repair: AntiEntropy<MemPeers>,
-    handoff: Handoff<MemPeers>,
+    repair: Arc<AntiEntropy<MemPeers>>,
+    handoff: Arc<Handoff<MemPeers>>,
+    /// Membership mode: the node's membership and streaming, and their workers.
+    member: Option<MemberParts>,
 }
 
 /// A node: its components while it runs, and a signal that fires when it crashes.
@@ -72,7 +81,18 @@ pub struct StoreCluster {
     stand_in_hints: Arc<std::sync::atomic::AtomicUsize>,
     peers: MemPeers,
     clock: Arc<TokioClock>,
+    /// Membership mode: each node learns the ring from its own membership, gossiping over
+    /// the twin (so placements differ while news travels, and the failure detector holds
+    /// nodes down), and the last node joins only when [`StoreCluster::join`] starts it.
+    members: bool,
+    /// The nodes started so far (the joiner is not, until it joins).
+    started: Mutex<BTreeSet<NodeId>>,
     me: Weak<StoreCluster>,
+}
+
+/// Where node `id` is reached through the twin.
+pub(super) fn address(id: &str) -> String {
+    format!("{id}:7000")
 }
 
 /// Hints go straight to their node (addresses are node ids here).
@@ -80,7 +100,7 @@ struct Everyone;
 
 impl HintRoutes for Everyone {
     fn route(&self, target: &str) -> HintRoute {
-        HintRoute::Deliver(target.to_string())
+        HintRoute::Deliver(address(target))
     }
 }
 
@@ -105,8 +125,14 @@ async fn until_crash<R>(
 }
 
 impl StoreCluster {
-    /// A cluster of `nodes` whose coordinators run with `settings`.
-    pub fn new(nodes: &[&str], settings: Settings, sloppy: bool) -> Result<Arc<StoreCluster>> {
+    /// A cluster of `nodes` whose coordinators run with `settings`; with `members`, in
+    /// membership mode (the last of `nodes` joins later).
+    pub fn new(
+        nodes: &[&str],
+        settings: Settings,
+        sloppy: bool,
+        members: bool,
+    ) -> Result<Arc<StoreCluster>> {
         let cluster = Arc::new_cyclic(|me: &Weak<StoreCluster>| StoreCluster {
             dir: tempfile::tempdir().expect("a temporary directory"),
             slots: nodes
@@ -132,9 +158,16 @@ impl StoreCluster {
             stand_in_hints: Arc::default(),
             peers: MemPeers::default(),
             clock: Arc::new(TokioClock::starting_at(1_700_000_000_000)),
+            members,
+            started: Mutex::default(),
             me: me.clone(),
         });
-        for n in nodes {
+        let first = if members {
+            nodes.len() - 1
+        } else {
+            nodes.len()
+        };
+        for n in &nodes[..first] {
             cluster.open(n)?;
         }
         Ok(cluster)
@@ -167,17 +200,31 @@ impl StoreCluster {
             self.settings.clone(),
             Arc::clone(&metrics),
         );
-        let repair = AntiEntropy::new(store.clone(), self.peers.clone(), Arc::clone(&metrics));
-        let handoff = Handoff::new(hints.clone(), self.peers.clone(), metrics);
-        self.peers.add(id, Arc::clone(repair.server()));
-        self.peers.add_hints(id, hints.clone());
+        let repair = Arc::new(AntiEntropy::new(
+            store.clone(),
+            self.peers.clone(),
+            Arc::clone(&metrics),
+        ));
+        let handoff = Arc::new(Handoff::new(
+            hints.clone(),
+            self.peers.clone(),
+            Arc::clone(&metrics),
+        ));
+        let at = address(id);
+        self.peers.add(&at, Arc::clone(repair.server()));
+        self.peers.add_hints(&at, hints.clone());
+        let member = self
+            .members
+            .then(|| self.start_member(id, &home, &store, &hints, &repair, &handoff, metrics));
         *self.slot(id).parts.lock() = Some(Arc::new(Parts {
             store,
             hints,
             coordinator,
             repair,
             handoff,
+            member,
         }));
+        self.started.lock().insert(id.to_string());
         Ok(())
     }
 
@@ -185,6 +232,21 @@ impl StoreCluster {
     /// its ring walk as stand-ins. No failure detector runs here: a replica is known to have
     /// failed only when a call to it fails.
     pub fn placement(&self, key: &str) -> Placement {
+        if self.members {
+            return self
+                .reference_ring()
+                .map_or_else(Placement::default, |ring| {
+                    let n = self.settings.quorum.n;
+                    Placement::new(
+                        ring.preference_list(key.as_bytes(), n),
+                        Vec::new(),
+                        n,
+                        "",
+                        |_| false,
+                        None,
+                    )
+                });
+        }
         let token = key_token(key.as_bytes());
         let n = self.settings.quorum.n;
         let replicas = self.ring.preference_list_for_token(token, n);
@@ -192,6 +254,17 @@ impl StoreCluster {
             .sloppy
             .then(|| self.ring.preference_list_for_token(token, usize::MAX));
         Placement::new(replicas, Vec::new(), n, "", |_| false, walk)
+    }
+
+    /// Where node `at` places `key`: its membership's view in membership mode (pending
+    /// nodes, nodes it holds down), the fixed ring otherwise.
+    fn placement_at(&self, at: &str, key: &str) -> Placement {
+        match self.member(at) {
+            Some(m) => m
+                .membership
+                .placement(key, self.settings.quorum.n, self.sloppy),
+            None => self.placement(key),
+        }
     }
 
     fn slot(&self, id: &str) -> &Slot {
@@ -222,9 +295,18 @@ impl StoreCluster {
         let Some(parts) = self.slot(id).parts.lock().take() else {
             return;
         };
-        self.peers.remove(id);
+        self.peers.remove(&address(id));
         self.slot(id).crashes.send_modify(|n| *n += 1);
         parts.coordinator.abort_background();
+        if let Some(m) = &parts.member {
+            // Its gossip and streaming stop; a join or decommission in progress stops at its
+            // next page and resumes from its saved plan after the restart.
+            let _ = m.stop.send(true);
+            let workers = std::mem::take(&mut *m.workers.lock());
+            for w in workers {
+                let _ = w.await;
+            }
+        }
         // Whatever still holds the components (a request that has not seen the crash yet)
         // lets go within a round of the runtime or two.
         let started = tokio::time::Instant::now();
@@ -244,7 +326,7 @@ impl StoreCluster {
 
     /// Starts node `id` again from what its engines hold (nothing when it runs).
     pub fn restart(&self, id: &str) -> Result<()> {
-        if self.slot(id).parts.lock().is_some() {
+        if self.slot(id).parts.lock().is_some() || !self.started.lock().contains(id) {
             return Ok(());
         }
         self.open(id)
@@ -252,14 +334,26 @@ impl StoreCluster {
 
     /// Every node delivers its hints, then every pair of nodes runs an anti-entropy session.
     async fn deliver_and_repair(&self) -> Result<()> {
-        let names: Vec<&NodeId> = self.slots.keys().collect();
-        for n in &names {
-            self.parts(n)?.handoff.deliver(&Everyone).await?;
+        let ring = match self.members {
+            true => self.reference_ring().ok_or(NodeError::EmptyRing)?,
+            false => Arc::new(self.ring.clone()),
+        };
+        let names: Vec<NodeId> = ring.nodes();
+        let started: Vec<NodeId> = self.started.lock().iter().cloned().collect();
+        for n in started {
+            let p = self.parts(&n)?;
+            match self.member(&n) {
+                Some(m) => p.handoff.deliver(m.membership.as_ref()).await?,
+                None => p.handoff.deliver(&Everyone).await?,
+            };
         }
         for (i, a) in names.iter().enumerate() {
             for b in &names[i + 1..] {
-                let shared = shared_ranges(&self.ring, self.settings.quorum.n, a, b);
-                self.parts(a)?.repair.sync_ranges(b, &shared).await?;
+                let shared = shared_ranges(&ring, self.settings.quorum.n, a, b);
+                self.parts(a)?
+                    .repair
+                    .sync_ranges(&address(b), &shared)
+                    .await?;
             }
         }
         Ok(())
@@ -274,18 +368,30 @@ impl StoreCluster {
     }
 }
 
+impl Drop for StoreCluster {
+    /// The twin holds each node's gossip and streaming, which hold the twin: forgetting the
+    /// nodes there lets their engines close (and their threads end) with the run.
+    fn drop(&mut self) {
+        for id in self.slots.keys() {
+            self.peers.remove(&address(id));
+        }
+    }
+}
+
 impl SimCluster for StoreCluster {
     async fn write(&self, id: &str, write: Write) -> Result<Siblings> {
         let crashes = self.crashes(id);
         let p = self.parts(id)?;
-        let placement = self.placement(&write.key);
+        self.check_serving(id)?;
+        let placement = self.placement_at(id, &write.key);
         until_crash(id, crashes, p.coordinator.write(&placement, write, false)).await
     }
 
     async fn read_at(&self, id: &str, key: &str, level: Option<Consistency>) -> Result<Siblings> {
         let crashes = self.crashes(id);
         let p = self.parts(id)?;
-        let placement = self.placement(key);
+        self.check_serving(id)?;
+        let placement = self.placement_at(id, key);
         until_crash(id, crashes, p.coordinator.read(&placement, key, level)).await
     }
 
@@ -329,14 +435,29 @@ impl SimCluster for StoreCluster {
         }
     }
 
+    fn joiner(&self) -> Option<String> {
+        self.members
+            .then(|| self.slots.keys().next_back().cloned())
+            .flatten()
+    }
+
+    async fn join(&self, id: &str) -> bool {
+        StoreCluster::join(self, id).unwrap_or_else(|e| panic!("{id} cannot start: {e}"))
+    }
+
+    async fn decommission(&self, id: &str) -> bool {
+        StoreCluster::decommission(self, id)
+    }
+
     /// What a cluster does with no client once its faults healed: every node delivers its
     /// hints (and holds none after), then every pair of nodes compares and repairs all their
     /// keys. No client read repairs anything.
     async fn settle(&self, _keys: &[String], nodes: &[String]) {
+        self.settle_membership().await;
         self.deliver_and_repair()
             .await
             .unwrap_or_else(|e| panic!("the healed cluster did not settle: {e}"));
-        for n in nodes {
+        for n in nodes.iter().filter(|n| self.started.lock().contains(*n)) {
             let held = self
                 .parts(n)
                 .map_or(usize::MAX, |p| p.hints.count().unwrap_or(usize::MAX));
@@ -460,7 +581,7 @@ impl ReplicaTransport for StoreTransport {
         let placement = self
             .cluster
             .upgrade()
-            .map(|c| c.placement(&write.key))
+            .map(|c| c.placement_at(to, &write.key))
             .unwrap_or_default();
         let timed_out = NodeError::Peer {
             peer: peer.clone(),

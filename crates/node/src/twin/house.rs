@@ -46,7 +46,7 @@ pub struct House {
 }
 
 /// A node pulls ranges when a peer asks (a removal) through its streaming component.
-struct Puller(Arc<Streaming<MemPeers>>);
+pub struct Puller(pub Arc<Streaming<MemPeers>>);
 
 impl PullAnswer for Puller {
     fn pull(
