@@ -87,6 +87,8 @@ pub struct StoreCluster {
     members: bool,
     /// The nodes started so far (the joiner is not, until it joins).
     started: Mutex<BTreeSet<NodeId>>,
+    /// A bug planted on purpose ([`StoreCluster::plant_join_without_data`]).
+    wipe_joiner: std::sync::atomic::AtomicBool,
     me: Weak<StoreCluster>,
 }
 
@@ -160,6 +162,7 @@ impl StoreCluster {
             clock: Arc::new(TokioClock::starting_at(1_700_000_000_000)),
             members,
             started: Mutex::default(),
+            wipe_joiner: Default::default(),
             me: me.clone(),
         });
         let first = if members {
@@ -447,6 +450,10 @@ impl SimCluster for StoreCluster {
 
     async fn decommission(&self, id: &str) -> bool {
         StoreCluster::decommission(self, id)
+    }
+
+    fn member_state(&self, id: &str) -> Option<distkv_cluster::MemberState> {
+        StoreCluster::member_state(self, id)
     }
 
     /// What a cluster does with no client once its faults healed: every node delivers its

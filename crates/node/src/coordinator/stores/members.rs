@@ -102,8 +102,12 @@ impl StoreCluster {
         cfg.data_dir = home.to_path_buf();
         cfg.quorum = self.settings.quorum;
         cfg.virtual_nodes = 16;
-        cfg.suspect_timeout = Duration::from_secs(5);
-        cfg.dead_timeout = Duration::from_secs(10);
+        // Gossip five times a second: joins and decommissions finish while clients still
+        // send requests (a run's requests span a few simulated seconds).
+        cfg.gossip_interval = Duration::from_millis(200);
+        cfg.heartbeat_interval = Duration::from_millis(200);
+        cfg.suspect_timeout = Duration::from_secs(1);
+        cfg.dead_timeout = Duration::from_secs(3);
         let saved = crate::members_file::load(home)
             .unwrap_or_else(|e| panic!("{id}'s member table: {e}"))
             .unwrap_or_default();
@@ -181,7 +185,36 @@ impl StoreCluster {
         if !self.members || self.started.lock().contains(id) {
             return Ok(false);
         }
-        self.open(id).map(|()| true)
+        self.open(id)?;
+        if self.wipe_joiner.load(std::sync::atomic::Ordering::Relaxed)
+            && let Some(m) = self.member(id)
+        {
+            let (membership, store) = (Arc::clone(&m.membership), m.0.store.clone());
+            tokio::spawn(async move {
+                let mut state = membership.local_state_watch();
+                while *state.borrow_and_update() != MemberState::Normal {
+                    if state.changed().await.is_err() {
+                        return;
+                    }
+                }
+                let _ = store.delete_all().await;
+            });
+        }
+        Ok(true)
+    }
+
+    /// Plants a bug on purpose (the checker's test): the joiner loses what it holds the
+    /// moment it turns normal, as a join that streamed and compared nothing would leave it.
+    pub fn plant_join_without_data(&self) {
+        self.wipe_joiner
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Membership mode: node `id`'s state as it sees itself, while it runs.
+    pub fn member_state(&self, id: &str) -> Option<MemberState> {
+        let m = self.member(id)?;
+        let state = m.membership.local_state();
+        (state != MemberState::Normal || m.membership.serving()).then_some(state)
     }
 
     /// Membership mode: starts node `id`'s decommission; whether it started (the node runs,
