@@ -19,7 +19,7 @@ fn sources(src: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 /// The files of modules declared under `#[cfg(test)]` (`#[cfg(test)] mod x;` in `dir/m.rs`
-/// or `dir/m/mod.rs`), relative to `src`.
+/// or `dir/m/mod.rs`) and of their submodules, relative to `src`.
 fn test_only(src: &Path, files: &[PathBuf]) -> BTreeSet<PathBuf> {
     let mut out = BTreeSet::new();
     for file in files {
@@ -41,10 +41,17 @@ fn test_only(src: &Path, files: &[PathBuf]) -> BTreeSet<PathBuf> {
             }
         }
     }
+    // A test-only module's own submodules (files under its directory) are test-only too.
+    let dirs: Vec<PathBuf> = out.iter().map(|f| f.with_extension("")).collect();
+    for file in files {
+        if dirs.iter().any(|d| file.starts_with(d)) {
+            out.insert(file.clone());
+        }
+    }
     out
 }
 
-/// The top-level module a file belongs to (`node/lifecycle.rs` → `node`).
+/// The top-level module a file belongs to (`node/mod.rs` → `node`).
 fn top_module(file: &Path) -> String {
     let first = file.components().next().expect("a path");
     let name = first.as_os_str().to_string_lossy();

@@ -199,7 +199,7 @@ impl Node {
             hints: hints.clone(),
             membership: Arc::clone(&membership),
             transport: transport.clone(),
-            anti_entropy: Arc::clone(&anti_entropy),
+            rounds: Arc::clone(&rounds),
             handoff: Arc::clone(&handoff),
             ops: Arc::clone(&ops),
             metrics: Arc::clone(&metrics),

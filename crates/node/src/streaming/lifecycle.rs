@@ -24,7 +24,7 @@ use crate::handoff::Handoff;
 use crate::hints::HintStore;
 use crate::membership::Membership;
 use crate::ops::{Op, Operations, Throttle};
-use crate::repair::{AntiEntropy, SyncStats};
+use crate::repair::{Rounds, SyncStats};
 use crate::storage::{Cursor, Store};
 use crate::streaming::plan::{plan_from_proto, plan_to_proto};
 use crate::streaming::pull::{self, PullHooks};
@@ -65,7 +65,8 @@ pub struct StreamingParts<T> {
     pub hints: HintStore,
     pub membership: Arc<Membership<T>>,
     pub transport: T,
-    pub anti_entropy: Arc<AntiEntropy<T>>,
+    /// Its anti-entropy rounds: the final comparisons of a join or decommission.
+    pub rounds: Arc<Rounds<T>>,
     pub handoff: Arc<Handoff<T>>,
     pub ops: Arc<Operations>,
     pub metrics: Arc<Metrics>,
@@ -287,13 +288,7 @@ where
 
     /// Compares `ranges` with the member `peer` (anti-entropy), as after a stream.
     async fn sync_ranges(&self, peer: &str, ranges: &[TokenRange]) -> Result<SyncStats> {
-        if peer == self.p.id {
-            return Ok(SyncStats::default());
-        }
-        self.p
-            .anti_entropy
-            .sync_member(peer, self.p.membership.address_of(peer), ranges)
-            .await
+        self.p.rounds.sync_with(peer, ranges).await
     }
 
     /// Before this node leaves: delivers the hints it holds, and hands those whose target is

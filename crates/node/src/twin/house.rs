@@ -126,7 +126,7 @@ pub fn start_streaming_at(
         hints: hints.clone(),
         membership: Arc::clone(&membership),
         transport: peers.clone(),
-        anti_entropy: Arc::clone(&anti_entropy),
+        rounds: Arc::clone(&rounds),
         handoff,
         ops,
         metrics,

@@ -19,7 +19,7 @@ use crate::handoff::Handoff;
 use crate::hints::HintStore;
 use crate::membership::Membership;
 use crate::ops::Operations;
-use crate::repair::AntiEntropy;
+use crate::repair::{AntiEntropy, Rounds, RoundsParts};
 use crate::storage::Store;
 use crate::streaming::{Streaming, StreamingParts};
 use crate::twin::MemPeers;
@@ -120,6 +120,20 @@ impl StoreCluster {
             self.clock.clone(),
         ));
         let (stop, stopped) = tokio::sync::watch::channel(false);
+        let ops = Arc::new(Operations::default());
+        // Rounds for the final comparisons of a join or decommission; the settling runs
+        // the cluster-wide ones.
+        let rounds = Rounds::new(RoundsParts {
+            id: id.to_string(),
+            replicas: self.settings.quorum.n,
+            interval: Duration::ZERO,
+            store: store.clone(),
+            membership: Arc::clone(&membership),
+            anti_entropy: Arc::clone(repair),
+            ops: Arc::clone(&ops),
+            metrics: Arc::clone(&metrics),
+            clock: self.clock.clone(),
+        });
         let streaming = Streaming::new(StreamingParts {
             id: id.to_string(),
             replicas: self.settings.quorum.n,
@@ -130,9 +144,9 @@ impl StoreCluster {
             hints: hints.clone(),
             membership: Arc::clone(&membership),
             transport: self.peers.clone(),
-            anti_entropy: Arc::clone(repair),
+            rounds,
             handoff: Arc::clone(handoff),
-            ops: Arc::new(Operations::default()),
+            ops,
             metrics,
             stop: stopped.clone(),
         });
