@@ -447,6 +447,22 @@ fn batch_failed<Q, A>(b: &Batcher, address: &str, status: tonic::Status, batch: 
     }
 }
 
+/// A batch call that failed with `status`: handed back to go one call at a time when the
+/// peer may take single calls ([`unsent`]), failed request by request otherwise.
+fn batch_error<K: Kind>(
+    b: &Batcher,
+    address: &str,
+    status: tonic::Status,
+    batch: Batch<K>,
+) -> std::result::Result<(), Unsent<K>> {
+    if unsent(&status) {
+        let no_batches = status.code() == tonic::Code::Unimplemented;
+        return Err(Unsent(batch, no_batches));
+    }
+    batch_failed(b, address, status, batch);
+    Ok(())
+}
+
 /// True when a batch call failed for a reason single calls may not share: the peer has no
 /// batch calls (an older release), or a message went over a size limit (a batch of reads
 /// whose answers together are too large). Not for an unreachable or silent peer.
@@ -539,11 +555,7 @@ impl Kind for Writes {
                     queued.finish(result);
                 }
             }
-            Err(status) if unsent(&status) => {
-                let no_batches = status.code() == tonic::Code::Unimplemented;
-                return Err(Unsent(batch, no_batches));
-            }
-            Err(status) => batch_failed(b, address, status, batch),
+            Err(status) => return batch_error(b, address, status, batch),
         }
         Ok(())
     }
@@ -599,11 +611,7 @@ impl Kind for Reads {
                     queued.finish(result);
                 }
             }
-            Err(status) if unsent(&status) => {
-                let no_batches = status.code() == tonic::Code::Unimplemented;
-                return Err(Unsent(batch, no_batches));
-            }
-            Err(status) => batch_failed(b, address, status, batch),
+            Err(status) => return batch_error(b, address, status, batch),
         }
         Ok(())
     }
