@@ -154,6 +154,37 @@ impl HintStore {
         Ok(n)
     }
 
+    /// The oldest timestamp of any version in the hints held; `None` when none is held.
+    /// Scans the store (a round of anti-entropy asks once; hints are few while nodes answer).
+    pub fn oldest_version_ms(&self) -> Result<Option<u64>> {
+        let mut oldest: Option<u64> = None;
+        for item in self.db.range(..)? {
+            let (id, value) = item?;
+            if !id.contains(&0) {
+                continue;
+            }
+            // An undecodable hint is dropped when its target's hints are next read; until
+            // then it holds nothing back.
+            let Some((_, versions)) = decode_hint(&value) else {
+                continue;
+            };
+            let min = versions.versions().iter().map(|v| v.timestamp_ms).min();
+            oldest = match (oldest, min) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        Ok(oldest)
+    }
+
+    /// [`Self::oldest_version_ms`] from async code, on the blocking pool.
+    pub async fn oldest_version_ms_async(&self) -> Result<Option<u64>> {
+        let hints = self.clone();
+        tokio::task::spawn_blocking(move || hints.oldest_version_ms())
+            .await
+            .map_err(|_| crate::error::NodeError::ShuttingDown)?
+    }
+
     /// Number of hints held (counts the store; meant for status, not hot paths).
     pub fn count(&self) -> Result<usize> {
         let mut n = 0;

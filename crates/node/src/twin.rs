@@ -193,6 +193,11 @@ impl RepairTransport for MemPeers {
         let server = self.server(peer, |c| c.sends += 1)?;
         server.store().merge_many(entries.to_vec()).await.map(drop)
     }
+
+    async fn oldest_hint(&self, peer: &str) -> Result<Option<u64>> {
+        let hints = self.reach(peer, |p| p.hints.clone(), |_| {})?;
+        hints.oldest_version_ms_async().await
+    }
 }
 
 impl HandoffTransport for MemPeers {

@@ -557,9 +557,15 @@ async fn add_node_introduces_a_waiting_node_and_refuses_wrong_ones() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tombstones_are_purged_after_the_grace_period_and_the_key_stays_deleted() {
+    // The horizon trails a round's start by twice the request timeout and a second (a write
+    // may be in flight that long), and every member is asked for its hints after a round.
     let c = Cluster::start(
         3,
-        &["-anti-entropy-interval=500ms", "-tombstone-gc-grace=1s"],
+        &[
+            "-anti-entropy-interval=500ms",
+            "-tombstone-gc-grace=1s",
+            "-request-timeout=2s",
+        ],
     )
     .await;
     let mut a = c.kv(0).await;

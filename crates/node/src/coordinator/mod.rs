@@ -59,6 +59,14 @@ pub const SPECULATIVE_READ_AFTER: Duration = Duration::from_millis(50);
 /// Extra time a forwarded write gets beyond the request timeout of the replica coordinating it.
 pub const FORWARD_MARGIN: Duration = Duration::from_secs(1);
 
+/// How long after its coordinator stamped a version a write of it may still land on a replica
+/// or become a hint, with `request_timeout`: the replica calls, then a hint's call to a stand-in,
+/// each within the timeout, and a forwarded write's margin. The tombstone horizon trails a
+/// round's start by this much ([`crate::repair::Rounds`]).
+pub fn in_flight_bound(request_timeout: Duration) -> Duration {
+    request_timeout * 2 + FORWARD_MARGIN
+}
+
 /// The coordinator's own replica: what only the node coordinating a write does.
 pub trait LocalReplica: Send + Sync + 'static {
     /// This node's id.

@@ -55,7 +55,7 @@ use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
 use super::memory::{Fault, MemCluster, settings};
-use super::stores::StoreCluster;
+use super::stores::{StoreCluster, TombstoneGc};
 use super::{Write, WriteContext};
 use crate::error::Result;
 
@@ -97,6 +97,10 @@ pub trait SimCluster: Send + Sync + 'static {
     fn versions(&self, id: &str, key: &str) -> impl Future<Output = Siblings> + Send;
     /// Writes a stand-in agreed to keep as a hint for a failed replica (sloppy quorum).
     fn stand_in_hints(&self) -> usize {
+        0
+    }
+    /// Tombstones the nodes purged for good during the run.
+    fn tombstones_purged(&self) -> u64 {
         0
     }
     /// The node that is not started with the others and may join during the run (membership
@@ -201,6 +205,9 @@ pub struct Scenario {
     /// A bug planted on purpose (membership mode): the joiner loses its data as it turns
     /// normal, as if its join had streamed and compared nothing.
     pub join_without_data: bool,
+    /// Membership mode: every node runs anti-entropy rounds and purges tombstones past
+    /// their grace during the run, as a node does ([`TombstoneGc`]).
+    pub tombstone_gc: Option<TombstoneGc>,
 }
 
 impl Scenario {
@@ -227,6 +234,7 @@ impl Scenario {
             sloppy: false,
             members: false,
             join_without_data: false,
+            tombstone_gc: None,
         }
     }
 }
@@ -271,8 +279,12 @@ pub struct Run {
     pub drained: bool,
     /// Nodes the nemesis crashed (and restarted).
     pub crashes: usize,
+    /// When (simulated milliseconds) the cluster had settled and the replicas were read.
+    pub ended: u64,
     /// Writes stand-ins kept as hints for failed replicas (sloppy quorum).
     pub stand_in_hints: usize,
+    /// Tombstones purged for good during the run (membership mode with tombstone GC).
+    pub purged: u64,
     /// Nodes that joined, and nodes whose decommission started (membership mode).
     pub joins: usize,
     pub decommissions: usize,
@@ -300,11 +312,22 @@ impl Scenario {
         let s = Scenario::over_stores(seed);
         // Longer runs than the other rings' (drawn apart, as the sloppy choice is), so that
         // joins and decommissions finish while clients still send requests.
-        let ops = SmallRng::seed_from_u64(seed ^ 0x3e3b).random_range(40..=90);
+        let mut rng = SmallRng::seed_from_u64(seed ^ 0x3e3b);
+        let ops = rng.random_range(40..=90);
+        // Rounds and purges several times within a run, in most runs: a tombstone may go
+        // while writes it deleted still wait in hints or on replicas that were away.
+        let tombstone_gc = rng.random_bool(0.75).then(|| {
+            let interval = Duration::from_millis(rng.random_range(300..=1500));
+            TombstoneGc {
+                interval,
+                grace: interval * rng.random_range(2..=4),
+            }
+        });
         Scenario {
             members: true,
             nodes: s.nodes.max(4),
             ops_per_client: ops,
+            tombstone_gc,
             ..s
         }
     }
@@ -343,6 +366,7 @@ pub fn run(scenario: &Scenario) -> Run {
                     scenario.settings(),
                     scenario.sloppy,
                     scenario.members,
+                    scenario.tombstone_gc,
                 )
                 .unwrap_or_else(|e| panic!("cannot open the nodes' engines: {e}"));
                 if scenario.join_without_data {
@@ -526,6 +550,7 @@ async fn simulate<C: SimCluster>(scenario: Scenario, cluster: Arc<C>) -> Run {
     let mut drained = cluster.drain(within).await;
     cluster.settle(&keys, &names).await;
     drained &= cluster.drain(within).await;
+    let ended = now();
     let mut replicas = BTreeMap::new();
     for n in &names {
         let mut held = BTreeMap::new();
@@ -542,7 +567,9 @@ async fn simulate<C: SimCluster>(scenario: Scenario, cluster: Arc<C>) -> Run {
         replicas,
         drained,
         crashes: crashes.load(std::sync::atomic::Ordering::Relaxed),
+        ended,
         stand_in_hints: cluster.stand_in_hints(),
+        purged: cluster.tombstones_purged(),
         joins: changes.joins,
         decommissions: changes.decommissions,
         joined_at: changes.joined_at,
@@ -600,6 +627,8 @@ pub fn check(run: &Run) -> Vec<String> {
     // Each put's value, its request, and the dot of the version it wrote (from its result).
     let mut puts: HashMap<String, &Event> = HashMap::new();
     let mut written: Vec<(&Event, Dot)> = Vec::new();
+    // Each acknowledged delete and the tombstone it wrote.
+    let mut tombstones: Vec<(&Event, distkv_cluster::Version)> = Vec::new();
     for e in &run.history {
         if let Request::Put { value, .. } = &e.request {
             puts.insert(value.clone(), e);
@@ -621,6 +650,11 @@ pub fn check(run: &Run) -> Vec<String> {
                 .max_by_key(|d| d.counter),
             Request::Get => None,
         };
+        if let (Request::Delete { .. }, Some(dot)) = (&e.request, &dot)
+            && let Some(tombstone) = after.versions().iter().find(|v| v.dot == *dot)
+        {
+            tombstones.push((e, tombstone.clone()));
+        }
         match dot {
             Some(dot) => written.push((e, dot)),
             None if !matches!(e.request, Request::Get) => problems.push(format!(
@@ -634,6 +668,29 @@ pub fn check(run: &Run) -> Vec<String> {
             None => {}
         }
     }
+    // With tombstone GC on, write `w` (its version `dot`) may have left no trace by `at`
+    // (simulated ms) when a tombstone that is it or saw it may have been purged by then: the
+    // tombstone of an acknowledged delete that saw it, or of a delete that failed (it may
+    // still have reached replicas) but began before `w` ended, old enough for the grace to
+    // have passed (a tombstone's timestamp is no earlier than its request).
+    let grace = run
+        .scenario
+        .tombstone_gc
+        .map(|gc| gc.grace.as_millis() as u64);
+    let purgeable = |w: &Event, dot: &Dot, at: u64| {
+        let Some(grace) = grace else { return false };
+        let acknowledged = tombstones.iter().any(|(t, tombstone)| {
+            (tombstone.dot == *dot || covers(&tombstone.context, dot)) && t.invoked + grace < at
+        });
+        let failed = run.history.iter().any(|d| {
+            d.key == w.key
+                && matches!(d.request, Request::Delete { .. })
+                && d.result.is_err()
+                && w.invoked < d.completed
+                && d.invoked + grace < at
+        });
+        acknowledged || failed
+    };
     for g in &run.history {
         let (Request::Get, Ok(read)) = (&g.request, &g.result) else {
             continue;
@@ -675,7 +732,7 @@ pub fn check(run: &Run) -> Vec<String> {
             {
                 continue;
             }
-            if !holds(versions, dot) {
+            if !holds(versions, dot) && !purgeable(w, dot, g.invoked) {
                 problems.push(format!(
                     "lost write: client {}'s {} of {} through {} at {:?} acknowledged at t={}ms ({dot:?}), not in client {}'s get through {} at {:?} started at t={}ms",
                     w.client,
@@ -688,6 +745,26 @@ pub fn check(run: &Run) -> Vec<String> {
                     g.node,
                     g.level,
                     g.invoked
+                ));
+            }
+        }
+        // No version that a delete acknowledged before it began (at W with W + R > N) had
+        // seen: a deleted value never comes back, its tombstone purged or not.
+        for (t, tombstone) in &tombstones {
+            if t.key != g.key
+                || t.completed >= g.invoked
+                || quorum.writes(Some(t.level)) + r <= run.scenario.replicas
+                || run.scenario.sloppy
+            {
+                continue;
+            }
+            for v in versions
+                .iter()
+                .filter(|v| covers(&tombstone.context, &v.dot))
+            {
+                problems.push(format!(
+                    "resurrected: client {}'s get of {} through {} at {:?} started at t={}ms returned {:?}, which client {}'s delete through {} at {:?} acknowledged at t={}ms had removed",
+                    g.client, g.key, g.node, g.level, g.invoked, v.dot, t.client, t.node, t.level, t.completed
                 ));
             }
         }
@@ -732,10 +809,12 @@ pub fn check(run: &Run) -> Vec<String> {
             let Some(versions) = held.get(&w.key) else {
                 continue;
             };
-            let kept = holds(versions.versions(), dot) || (versions.is_empty() && deleted);
+            let kept = holds(versions.versions(), dot)
+                || (versions.is_empty() && deleted)
+                || purgeable(w, dot, run.ended);
             if !kept {
                 problems.push(format!(
-                    "lost write after healing: client {}'s {} of {} through {} at {:?} acknowledged at t={}ms ({dot:?}), not held by replica {node}",
+                    "lost write after healing: client {}'s {} of {} through {} at {:?} acknowledged at t={}ms ({dot:?}), not held by replica {node}, which holds {versions:?}",
                     w.client,
                     kind(&w.request),
                     w.key,
@@ -746,10 +825,37 @@ pub fn check(run: &Run) -> Vec<String> {
             }
         }
     }
-    // Every replica of a key holds the same versions of it.
+    // No replica holds a version an acknowledged delete had removed.
+    for (node, held) in &run.replicas {
+        for (t, tombstone) in &tombstones {
+            let Some(versions) = held.get(&t.key) else {
+                continue;
+            };
+            for v in versions
+                .versions()
+                .iter()
+                .filter(|v| covers(&tombstone.context, &v.dot))
+            {
+                problems.push(format!(
+                    "resurrected after healing: replica {node} holds {:?} of {}, which client {}'s delete through {} at {:?} acknowledged at t={}ms had removed",
+                    v.dot, t.key, t.client, t.node, t.level, t.completed
+                ));
+            }
+        }
+    }
+    // Every replica of a key holds the same versions of it. Where tombstones are purged, a
+    // key's tombstones on one replica and nothing on another are the same state (a replica
+    // may purge a round after the others, its horizon being its own).
+    let purging = run.scenario.tombstone_gc.is_some();
+    let nothing = Siblings::default();
     let mut first_holder: BTreeMap<&String, (&String, &Siblings)> = BTreeMap::new();
     for (node, held) in &run.replicas {
         for (key, versions) in held {
+            let versions = if purging && versions.is_deleted() {
+                &nothing
+            } else {
+                versions
+            };
             match first_holder.get(key) {
                 None => {
                     first_holder.insert(key, (node, versions));
@@ -879,7 +985,7 @@ mod tests {
 
     #[test]
     fn joins_and_decommissions_over_gossiping_memberships_lose_nothing() {
-        let (mut requests, mut failed, mut crashes) = (0, 0, 0);
+        let (mut requests, mut failed, mut crashes, mut purged) = (0, 0, 0, 0);
         let (mut joins, mut decommissions) = (0, 0);
         // Joins and decommissions that finished while clients still sent requests.
         let (mut joins_under_load, mut leaves_under_load) = (0, 0);
@@ -890,6 +996,8 @@ mod tests {
             crashes += run.crashes;
             joins += run.joins;
             decommissions += run.decommissions;
+            purged += run.purged;
+            print_history(&run);
             let last_request = run.history.iter().map(|e| e.invoked).max().unwrap_or(0);
             joins_under_load += usize::from(run.joined_at.is_some_and(|t| t < last_request));
             leaves_under_load += usize::from(run.left_at.is_some_and(|t| t < last_request));
@@ -903,13 +1011,35 @@ mod tests {
             );
         }
         eprintln!(
-            "simulated {requests} requests over gossiping memberships ({failed} failed, {crashes} crashes, {joins} joins and {decommissions} decommissions, {joins_under_load} and {leaves_under_load} of them finished while clients sent requests)"
+            "simulated {requests} requests over gossiping memberships ({failed} failed, {crashes} crashes, {joins} joins and {decommissions} decommissions, {joins_under_load} and {leaves_under_load} of them finished while clients sent requests, {purged} tombstones purged)"
         );
         assert!(
             std::env::var("DISTKV_SIM_SEED").is_ok()
                 || (joins_under_load > 0 && leaves_under_load > 0),
             "no join or decommission finished while clients sent requests"
         );
+    }
+
+    /// Seeds that found a bug in the product, kept after its fix.
+    #[test]
+    fn seeds_that_found_bugs_stay_clean() {
+        // Membership mode with tombstone GC, both: a hint delivered after every replica had
+        // purged the tombstone that deleted its versions brought the value back. 395: the
+        // hint was held by a node that had crashed (fixed: a full round moves the horizon no
+        // further than the oldest version in any member's hints). 739: the write was still in
+        // flight when the members were asked, and became a hint after (fixed: the horizon
+        // also trails the round's start by the longest a write stays in flight).
+        for (seed, scenario) in [395, 739].map(|s| (s, Scenario::over_members(s))) {
+            let run = run(&scenario);
+            let problems = check(&run);
+            assert!(
+                problems.is_empty(),
+                "seed {seed}: {} problems, first: {}",
+                problems.len(),
+                problems.join("\n")
+            );
+            assert!(run.purged > 0, "seed {seed} no longer purges tombstones");
+        }
     }
 
     /// Membership mode's checker catches a join that brought its node nothing (seed 58 of
@@ -928,6 +1058,50 @@ mod tests {
             caught.is_some(),
             "no seed of 120 caught the join that brought nothing"
         );
+    }
+
+    /// With `DISTKV_SIM_DUMP=<key>`, prints every request on that key in `run` and what each
+    /// replica held at the end (for reading a failing seed).
+    fn print_history(run: &Run) {
+        let Ok(key) = std::env::var("DISTKV_SIM_DUMP") else {
+            return;
+        };
+        let short = |s: &Siblings| {
+            s.versions()
+                .iter()
+                .map(|v| {
+                    let value = v
+                        .value
+                        .as_ref()
+                        .map(|b| String::from_utf8_lossy(b).into_owned());
+                    format!(
+                        "{}:{}={}",
+                        v.dot.node,
+                        v.dot.counter,
+                        value.as_deref().unwrap_or("(deleted)")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        eprintln!(
+            "{} joins (serving at {:?} ms), {} decommissions (left at {:?} ms), {} crashes",
+            run.joins, run.joined_at, run.decommissions, run.left_at, run.crashes
+        );
+        let mut events: Vec<&Event> = run.history.iter().filter(|e| e.key == key).collect();
+        events.sort_by_key(|e| e.invoked);
+        for e in events {
+            let result = e.result.as_ref().map_or_else(Clone::clone, short);
+            eprintln!(
+                "{key} {}..{}ms client {} via {} {:?} {:?}: {result}",
+                e.invoked, e.completed, e.client, e.node, e.level, e.request
+            );
+        }
+        for (node, held) in &run.replicas {
+            if let Some(versions) = held.get(&key) {
+                eprintln!("{key} at the end on {node}: {}", short(versions));
+            }
+        }
     }
 
     /// The end-of-run check can fail: the replicas of a key that all agree on losing its
@@ -951,6 +1125,86 @@ mod tests {
             "{problems:?}"
         );
         assert!(!problems.iter().any(|p| p.starts_with("not converged")));
+    }
+
+    /// The checker reports a deleted value that came back: held by the replicas after
+    /// healing, or returned by a get at QUORUM that began after the delete was acknowledged.
+    #[test]
+    fn the_checker_reports_a_deleted_value_that_came_back() {
+        let (run, value, delete) = (0..40)
+            .map(|seed| run(&Scenario::over_stores(seed)))
+            .filter(|run| !run.scenario.sloppy && check(run).is_empty())
+            .find_map(|run| {
+                let (value, delete) = removed(&run)?;
+                Some((run, value, delete))
+            })
+            .expect("a clean run where an acknowledged delete removed an acknowledged put");
+        let key = run.history[delete].key.clone();
+
+        let mut came_back = run;
+        for held in came_back.replicas.values_mut() {
+            if let Some(versions) = held.get_mut(&key) {
+                *versions = Siblings::from_version(value.clone());
+            }
+        }
+        let problems = check(&came_back);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("resurrected after healing") && p.contains(&key)),
+            "{problems:?}"
+        );
+
+        let mut read_back = came_back;
+        read_back.replicas = BTreeMap::new();
+        let after = read_back.history[delete].completed + 1;
+        read_back.history.push(Event {
+            client: 0,
+            node: read_back.history[delete].node.clone(),
+            key: key.clone(),
+            level: Consistency::Quorum,
+            request: Request::Get,
+            invoked: after,
+            completed: after,
+            result: Ok(Siblings::from_version(value)),
+        });
+        let problems = check(&read_back);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("resurrected: ") && p.contains(&key)),
+            "{problems:?}"
+        );
+    }
+
+    /// An acknowledged put's version in `run` and the index of an acknowledged delete at
+    /// QUORUM or ALL whose tombstone saw it.
+    fn removed(run: &Run) -> Option<(distkv_cluster::Version, usize)> {
+        let versions = |e: &Event| {
+            e.result
+                .as_ref()
+                .map(|s| s.versions().to_vec())
+                .unwrap_or_default()
+        };
+        run.history.iter().enumerate().find_map(|(i, d)| {
+            if !matches!(d.request, Request::Delete { .. }) || d.level == Consistency::One {
+                return None;
+            }
+            let tombstones: Vec<_> = versions(d)
+                .into_iter()
+                .filter(|v| v.is_tombstone())
+                .collect();
+            run.history.iter().find_map(|p| {
+                let Request::Put { value, .. } = &p.request else {
+                    return None;
+                };
+                let put = versions(p)
+                    .into_iter()
+                    .find(|v| v.value.as_deref() == Some(value.as_bytes()))?;
+                (p.key == d.key && tombstones.iter().any(|t| covers(&t.context, &put.dot)))
+                    .then_some((put, i))
+            })
+        })
     }
 
     /// A key with an acknowledged put and no delete in `run`'s history.

@@ -62,10 +62,21 @@ struct Parts {
     member: Option<MemberParts>,
 }
 
+/// How often each node of a membership-mode run compares with its peers, and how old a
+/// tombstone must be before a purge after a full round may drop it (`-anti-entropy-interval`,
+/// `-tombstone-gc-grace`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TombstoneGc {
+    pub interval: Duration,
+    pub grace: Duration,
+}
+
 /// A node: its components while it runs, and a signal that fires when it crashes.
 struct Slot {
     parts: Mutex<Option<Arc<Parts>>>,
     crashes: tokio::sync::watch::Sender<u64>,
+    /// The node's counters, kept across its restarts so that a run can sum them.
+    metrics: Arc<Metrics>,
 }
 
 /// Nodes on real engines, each a replica of every key.
@@ -85,6 +96,8 @@ pub struct StoreCluster {
     /// the twin (so placements differ while news travels, and the failure detector holds
     /// nodes down), and the last node joins only when [`StoreCluster::join`] starts it.
     members: bool,
+    /// Membership mode: anti-entropy rounds and tombstone purges during the run.
+    tombstone_gc: Option<TombstoneGc>,
     /// The nodes started so far (the joiner is not, until it joins).
     started: Mutex<BTreeSet<NodeId>>,
     /// A bug planted on purpose ([`StoreCluster::plant_join_without_data`]).
@@ -134,6 +147,7 @@ impl StoreCluster {
         settings: Settings,
         sloppy: bool,
         members: bool,
+        tombstone_gc: Option<TombstoneGc>,
     ) -> Result<Arc<StoreCluster>> {
         let cluster = Arc::new_cyclic(|me: &Weak<StoreCluster>| StoreCluster {
             dir: tempfile::tempdir().expect("a temporary directory"),
@@ -143,6 +157,7 @@ impl StoreCluster {
                     let slot = Slot {
                         parts: Mutex::new(None),
                         crashes: tokio::sync::watch::channel(0).0,
+                        metrics: Arc::default(),
                     };
                     (n.to_string(), slot)
                 })
@@ -161,6 +176,7 @@ impl StoreCluster {
             peers: MemPeers::default(),
             clock: Arc::new(TokioClock::starting_at(1_700_000_000_000)),
             members,
+            tombstone_gc,
             started: Mutex::default(),
             wipe_joiner: Default::default(),
             me: me.clone(),
@@ -186,6 +202,9 @@ impl StoreCluster {
         let home = self.dir.path().join(id);
         let store = Store::open(&home.join("storage"), opts, ConflictMode::Siblings)?;
         let hints = HintStore::open(&home.join("hints"))?;
+        if let Some(gc) = self.tombstone_gc {
+            store.set_gc_grace(gc.grace.as_millis() as u64, self.clock.clone());
+        }
         let replica = StoreReplica::with_clock(
             id.to_string(),
             store.clone(),
@@ -196,7 +215,7 @@ impl StoreCluster {
             cluster: self.me.clone(),
             from: id.to_string(),
         };
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::clone(&self.slot(id).metrics);
         let coordinator = Coordinator::new(
             transport,
             replica,
@@ -464,6 +483,14 @@ impl SimCluster for StoreCluster {
         self.deliver_and_repair()
             .await
             .unwrap_or_else(|e| panic!("the healed cluster did not settle: {e}"));
+        if let Some(gc) = self.tombstone_gc {
+            // The nodes' own rounds run on until the last tombstones are past their grace
+            // and purged, then the cluster is compared once more.
+            tokio::time::sleep(gc.grace + gc.interval * 3).await;
+            self.deliver_and_repair()
+                .await
+                .unwrap_or_else(|e| panic!("the healed cluster did not settle: {e}"));
+        }
         for n in nodes.iter().filter(|n| self.started.lock().contains(*n)) {
             let held = self
                 .parts(n)
@@ -479,6 +506,17 @@ impl SimCluster for StoreCluster {
     fn stand_in_hints(&self) -> usize {
         self.stand_in_hints
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn tombstones_purged(&self) -> u64 {
+        self.slots
+            .values()
+            .map(|s| {
+                s.metrics
+                    .tombstones_purged
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            })
+            .sum()
     }
 
     async fn versions(&self, id: &str, key: &str) -> Siblings {

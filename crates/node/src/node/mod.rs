@@ -182,7 +182,9 @@ impl Node {
             id: cfg.node_id.clone(),
             replicas: cfg.quorum.n,
             interval: cfg.anti_entropy_interval,
+            in_flight: crate::coordinator::in_flight_bound(cfg.request_timeout),
             store: store.clone(),
+            hints: hints.clone(),
             membership: Arc::clone(&membership),
             anti_entropy: Arc::clone(&anti_entropy),
             ops: Arc::clone(&ops),
@@ -236,8 +238,10 @@ impl Node {
             shutdown,
             started: Instant::now(),
         });
-        node.store
-            .set_gc_grace(node.cfg.tombstone_gc_grace.as_millis() as u64);
+        node.store.set_gc_grace(
+            node.cfg.tombstone_gc_grace.as_millis() as u64,
+            Arc::new(SystemClock),
+        );
         Ok(node)
     }
 

@@ -3,6 +3,20 @@
 //! round; and the clean-up of ranges the node has handed over. Each comparison is a session
 //! of the [`AntiEntropy`] component ([`super`] explains the protocol). Generic over its
 //! transport, with the clock injected, like every component.
+//!
+//! **The tombstone horizon.** A round that compared with every replica sharing ranges with
+//! this node moves the horizon (tombstones older than it may be purged, once past their
+//! grace too) to the round's start, so every replica was offered a tombstone before it goes.
+//! Replicas are not the only holders of versions, though: a hint kept for a replica that was
+//! away, by any member, may hold a version a later delete removed, and delivered after the
+//! tombstone's purge it would bring the value back (the seeded simulation found this, seed
+//! 395 of its membership mode). So the horizon moves no further than the oldest version in
+//! any hint held anywhere: after a full round the node asks every member for its oldest hint,
+//! and a member that is down or does not answer keeps the horizon where it was (it may hold
+//! hints). Removing a dead member (`removenode`) lets it move again. A write still in flight
+//! when the members were asked may become a hint after they answered (the simulation found
+//! that too, seed 739): the horizon also trails the round's start by the longest a write
+//! stays in flight. Both assume the nodes' clocks agree to well within the grace.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,13 +24,14 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use distkv_cluster::placement::{RangeSet, peers_sharing};
-use distkv_cluster::{NodeId, TokenRange};
+use distkv_cluster::{MemberState, NodeId, TokenRange};
 use tokio::sync::watch;
 
 use super::session::{AntiEntropy, SyncStats, expired};
 use crate::clock::Clock;
 use crate::counters::Metrics;
-use crate::error::{NodeError, Result};
+use crate::error::{NodeError, PeerFailure, Result};
+use crate::hints::HintStore;
 use crate::membership::Membership;
 use crate::ops::Operations;
 use crate::storage::{Cursor, IndexEntry, Store};
@@ -30,7 +45,12 @@ pub struct RoundsParts<T> {
     pub replicas: usize,
     /// How often a round runs (zero: never on a timer).
     pub interval: Duration,
+    /// How long a write may stay in flight before it lands or becomes a hint
+    /// ([`crate::coordinator::in_flight_bound`]): the horizon trails a round's start by it.
+    pub in_flight: Duration,
     pub store: Store,
+    /// This node's hints (their oldest version holds the tombstone horizon back).
+    pub hints: HintStore,
     pub membership: Arc<Membership<T>>,
     pub anti_entropy: Arc<AntiEntropy<T>>,
     pub ops: Arc<Operations>,
@@ -101,8 +121,21 @@ impl<T: RepairTransport + GossipTransport> Rounds<T> {
                 .ae_last_round_secs
                 .store(self.p.clock.now_ms() / 1000, Ordering::Relaxed);
             if skipped == 0 {
-                // Every replica sharing ranges with this node was compared with.
-                self.p.store.full_round_done(started_ms);
+                // Every replica sharing ranges with this node was compared with; no hint
+                // anywhere may hold a version older than the horizon.
+                // A write stamped before the round that was still in flight when the members
+                // were asked may yet become a hint: the horizon trails by the longest flight.
+                let before = started_ms.saturating_sub(self.p.in_flight.as_millis() as u64);
+                match self.oldest_hint_anywhere().await {
+                    Ok(oldest) => self
+                        .p
+                        .store
+                        .full_round_done(oldest.map_or(before, |o| o.min(before))),
+                    Err(e) => tracing::info!(
+                        error = %e,
+                        "tombstone horizon kept: a member's hints are not known"
+                    ),
+                }
             }
             Ok((total, peers.len()))
         } else {
@@ -110,6 +143,30 @@ impl<T: RepairTransport + GossipTransport> Rounds<T> {
         };
         op.finish(&result);
         result
+    }
+
+    /// The oldest version timestamp among the hints every member holds, this node's included
+    /// (`None`: no member holds any). An error names a member that is down, unknown or did not
+    /// answer: it may hold hints.
+    async fn oldest_hint_anywhere(&self) -> Result<Option<u64>> {
+        let mut oldest = self.p.hints.oldest_version_ms_async().await?;
+        for m in self.p.membership.members() {
+            if m.id == self.p.id || m.state == MemberState::Left {
+                continue;
+            }
+            if self.p.membership.is_down(&m.id) {
+                return Err(NodeError::Peer {
+                    peer: m.id.clone(),
+                    failure: PeerFailure::Unreachable("held down by the failure detector".into()),
+                });
+            }
+            let theirs = self.p.anti_entropy.oldest_hint(&m.address).await?;
+            oldest = match (oldest, theirs) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        Ok(oldest)
     }
 
     /// Deletes tombstones older than the grace period for good; returns how many.

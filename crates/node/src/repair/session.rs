@@ -207,6 +207,11 @@ impl<T: RepairTransport> AntiEntropy<T> {
 
     /// [`Self::sync_ranges`] with the member `peer`, named by id and found at `address` (none:
     /// an unknown node); logs what it repaired.
+    /// The oldest version timestamp among the hints the node at `address` holds.
+    pub async fn oldest_hint(&self, address: &str) -> Result<Option<u64>> {
+        self.transport.oldest_hint(address).await
+    }
+
     pub async fn sync_member(
         &self,
         peer: &str,

@@ -298,6 +298,22 @@ impl Replica for ReplicaService {
         Ok(Response::new(pb::StoreHintResponse {}))
     }
 
+    async fn oldest_hint(
+        &self,
+        _req: Request<pb::OldestHintRequest>,
+    ) -> Result<Response<pb::OldestHintResponse>, Status> {
+        let oldest = self
+            .node
+            .hints()
+            .oldest_version_ms_async()
+            .await
+            .map_err(|e| e.to_status())?;
+        Ok(Response::new(pb::OldestHintResponse {
+            holds_hints: oldest.is_some(),
+            oldest_version_ms: oldest.unwrap_or(0),
+        }))
+    }
+
     async fn coordinate(
         &self,
         req: Request<pb::CoordinateRequest>,

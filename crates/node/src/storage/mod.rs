@@ -47,8 +47,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use distkv_cluster::{ConflictMode, Dot, RangeSet, Siblings, VectorClock, key_token};
 use distkv_lsm::{Cached, Db, Durable, Options, Submitted, WriteBatch, WriteOptions};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 
+use crate::clock::{Clock, SystemClock};
 use crate::error::{NodeError, Result};
 
 mod index;
@@ -83,6 +84,8 @@ struct StoreInner {
     mode: ConflictMode,
     /// Tombstones older than this grace may go (0: never)...
     gc_grace_ms: AtomicU64,
+    /// ...as this clock tells their age (the node's, or a simulation's)...
+    gc_clock: RwLock<Arc<dyn Clock>>,
     /// ...once a round of anti-entropy that started after them has reached every replica.
     gc_full_round_ms: AtomicU64,
 }
@@ -95,6 +98,7 @@ impl Store {
             locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             mode,
             gc_grace_ms: AtomicU64::new(0),
+            gc_clock: RwLock::new(Arc::new(SystemClock)),
             gc_full_round_ms: AtomicU64::new(0),
         };
         if inner.db.get(INDEX_MARKER)?.is_none() {
@@ -112,8 +116,10 @@ impl Store {
         &self.inner.db
     }
 
-    /// Sets the tombstone grace period (0: tombstones are kept for ever).
-    pub fn set_gc_grace(&self, grace_ms: u64) {
+    /// Sets the tombstone grace period (0: tombstones are kept for ever), and the clock that
+    /// tells a tombstone's age: the one that stamps versions on this node.
+    pub fn set_gc_grace(&self, grace_ms: u64, clock: Arc<dyn Clock>) {
+        *self.inner.gc_clock.write() = clock;
         self.inner.gc_grace_ms.store(grace_ms, Ordering::Relaxed);
     }
 
@@ -527,9 +533,7 @@ impl StoreInner {
         if grace == 0 || full == 0 {
             return 0;
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let now = self.gc_clock.read().now_ms();
         now.saturating_sub(grace).min(full)
     }
 

@@ -145,6 +145,16 @@ impl RepairTransport for GrpcTransport {
     async fn send(&self, peer: &str, entries: &[(String, Siblings)]) -> Result<()> {
         self.handoff(peer, entries).await
     }
+
+    async fn oldest_hint(&self, peer: &str) -> Result<Option<u64>> {
+        let mut client = self.peers.background(peer)?;
+        let reply = client
+            .oldest_hint(self.request(internal::OldestHintRequest {}))
+            .await
+            .map_err(|s| self.peers.error(peer, s))?
+            .into_inner();
+        Ok(reply.holds_hints.then_some(reply.oldest_version_ms))
+    }
 }
 
 impl GrpcTransport {

@@ -63,6 +63,9 @@ pub trait RepairTransport: Send + Sync + 'static {
         peer: &str,
         entries: &[(String, Siblings)],
     ) -> impl Future<Output = Result<()>> + Send;
+
+    /// The oldest version timestamp among the hints the peer holds (`None`: it holds none).
+    fn oldest_hint(&self, peer: &str) -> impl Future<Output = Result<Option<u64>>> + Send;
 }
 
 /// What hinted handoff sends: hints delivered to their target, and hints handed to another

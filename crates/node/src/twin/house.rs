@@ -36,6 +36,7 @@ pub fn address(id: &str) -> String {
 pub struct House {
     pub id: &'static str,
     pub store: Store,
+    pub hints: HintStore,
     pub membership: Arc<Membership<MemPeers>>,
     pub streaming: Arc<Streaming<MemPeers>>,
     /// Its anti-entropy rounds (no timer: tests run them).
@@ -109,7 +110,9 @@ pub fn start_streaming_at(
         id: id.to_string(),
         replicas: N,
         interval: Duration::ZERO,
+        in_flight: crate::coordinator::in_flight_bound(cfg.request_timeout),
         store: store.clone(),
+        hints: hints.clone(),
         membership: Arc::clone(&membership),
         anti_entropy: Arc::clone(&anti_entropy),
         ops: Arc::clone(&ops),
@@ -134,7 +137,7 @@ pub fn start_streaming_at(
     });
     let at = address(id);
     peers.add(&at, Arc::clone(anti_entropy.server()));
-    peers.add_hints(&at, hints);
+    peers.add_hints(&at, hints.clone());
     peers.add_gossip(&at, membership.clone());
     peers.add_puller(&at, Arc::new(Puller(Arc::clone(&streaming))));
     tokio::spawn(Arc::clone(&membership).run(stopped));
@@ -142,6 +145,7 @@ pub fn start_streaming_at(
     House {
         id,
         store,
+        hints,
         membership,
         streaming,
         rounds,

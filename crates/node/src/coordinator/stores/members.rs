@@ -121,13 +121,16 @@ impl StoreCluster {
         ));
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let ops = Arc::new(Operations::default());
-        // Rounds for the final comparisons of a join or decommission; the settling runs
-        // the cluster-wide ones.
+        // Rounds for the final comparisons of a join or decommission, and with tombstone GC
+        // on, on a timer with their purges, as a node runs them; the settling runs
+        // cluster-wide comparisons either way.
         let rounds = Rounds::new(RoundsParts {
             id: id.to_string(),
             replicas: self.settings.quorum.n,
-            interval: Duration::ZERO,
+            interval: self.tombstone_gc.map_or(Duration::ZERO, |gc| gc.interval),
+            in_flight: crate::coordinator::in_flight_bound(self.settings.request_timeout),
             store: store.clone(),
+            hints: hints.clone(),
             membership: Arc::clone(&membership),
             anti_entropy: Arc::clone(repair),
             ops: Arc::clone(&ops),
@@ -144,7 +147,7 @@ impl StoreCluster {
             hints: hints.clone(),
             membership: Arc::clone(&membership),
             transport: self.peers.clone(),
-            rounds,
+            rounds: Arc::clone(&rounds),
             handoff: Arc::clone(handoff),
             ops,
             metrics,
@@ -154,9 +157,24 @@ impl StoreCluster {
         self.peers.add_gossip(&at, membership.clone());
         self.peers
             .add_puller(&at, Arc::new(Puller(Arc::clone(&streaming))));
+        // Hints go out during the run too, as a node sends them (once a second).
+        let delivery = {
+            let (handoff, membership, stop) = (
+                Arc::clone(handoff),
+                Arc::clone(&membership),
+                stopped.clone(),
+            );
+            async move {
+                handoff
+                    .run(membership.as_ref(), Duration::from_secs(1), stop)
+                    .await
+            }
+        };
         let workers = vec![
-            tokio::spawn(Arc::clone(&membership).run(stopped)),
+            tokio::spawn(Arc::clone(&membership).run(stopped.clone())),
             tokio::spawn(Arc::clone(&streaming).run()),
+            tokio::spawn(rounds.run(stopped)),
+            tokio::spawn(delivery),
         ];
         MemberParts {
             membership,
