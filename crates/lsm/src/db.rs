@@ -171,7 +171,7 @@ impl Durable {
                 if s.crashed.load(Ordering::Acquire) {
                     return Err(Error::Closed);
                 }
-                if st.syncing {
+                if st.syncing || s.syncs_held.load(Ordering::Acquire) {
                     s.synced_cv.wait(&mut st);
                     continue;
                 }
@@ -266,6 +266,10 @@ struct Shared {
     sync_idle: AtomicBool,
     /// Set by [`Db::crash`]: no sync runs again.
     crashed: AtomicBool,
+    /// Set by [`Db::hold_syncs`]: a sync round runs only when [`Db::sync_held`] asks...
+    syncs_held: AtomicBool,
+    /// ...and this is called whenever a sync is asked for meanwhile.
+    sync_hook: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
     /// Wakes the sync thread when a sync is requested.
     sync_cv: Condvar,
     /// Wakes blocking writers when a sync round ends.
@@ -476,6 +480,31 @@ impl Db {
         r
     }
 
+    /// [`Db::write`] without the wait for the sync: blocks while the engine makes room for the
+    /// batch (a stall, a memtable switch), applies it, and returns its [`Durable`] to await (or
+    /// [`Durable::wait`] on) before acknowledging it. For a thread that may block for room but
+    /// should not be parked for a sync other writers' group commit will make anyway.
+    pub fn write_applied(&self, batch: WriteBatch, opts: &WriteOptions) -> Result<Durable> {
+        self.check_open()?;
+        let s = self.shared();
+        s.validate_batch(&batch)?;
+        if batch.is_empty() {
+            return Ok(Durable {
+                shared: Arc::clone(&self.handle.shared),
+                seq: 0,
+                waiter: None,
+            });
+        }
+        let started = Instant::now();
+        let r = match self.submit(batch, opts.sync, true) {
+            Ok(Submitted::Applied(durable)) => Ok(durable),
+            Ok(Submitted::WouldStall(_)) => unreachable!("a write that may wait never stalls out"),
+            Err(e) => Err(e),
+        };
+        s.stats.write_latency.record(started.elapsed());
+        r
+    }
+
     /// Applies a batch atomically on this thread without blocking for long: no sync, no stall,
     /// no file created. The batch is visible to reads when this returns; [`Submitted::Applied`]
     /// holds a [`Durable`] to await before acknowledging it. When the engine would have to wait
@@ -661,6 +690,47 @@ impl Db {
     #[doc(hidden)]
     pub fn crash(&self) {
         self.handle.crash()
+    }
+
+    /// For simulations: from now on no sync of the WAL runs by itself (not on the sync thread,
+    /// not on a writer blocked in [`Db::write`], not on the interval timer); writers wait until
+    /// [`Db::sync_held`] runs one, and `on_request` is called (on the writer's thread) each
+    /// time a writer asks for a sync beyond what was asked before. With [`SyncPolicy::EveryCommit`] a simulation then decides
+    /// when each group commit happens, on its own thread and clock, and a [`Db::crash`] between
+    /// two of them loses exactly what was applied since the last (as a machine crash would), so
+    /// a seed replays exactly. Closing still syncs. A memtable switch syncs too (it starts a new
+    /// WAL file): give a simulation a memtable its writes do not fill.
+    #[doc(hidden)]
+    pub fn hold_syncs(&self, on_request: impl Fn() + Send + Sync + 'static) {
+        let s = self.shared();
+        let _ = s.sync_hook.set(Box::new(on_request));
+        s.syncs_held.store(true, Ordering::Release);
+    }
+
+    /// For simulations: how many entries (each put or delete of a batch) are applied and not
+    /// yet synced; a [`Db::crash`] now would lose them.
+    #[doc(hidden)]
+    pub fn unsynced_entries(&self) -> u64 {
+        let s = self.shared();
+        s.visible_seq
+            .load(Ordering::Acquire)
+            .saturating_sub(s.synced_seq.load(Ordering::Acquire))
+    }
+
+    /// For simulations holding syncs ([`Db::hold_syncs`]): runs one sync round on this thread
+    /// now, covering every batch applied before it, and wakes the writers it made durable.
+    /// Returns the error of a sync that failed (the engine then takes no more writes).
+    #[doc(hidden)]
+    pub fn sync_held(&self) -> Result<()> {
+        self.check_open()?;
+        let s = self.shared();
+        if s.visible_seq.load(Ordering::Acquire) > s.synced_seq.load(Ordering::Acquire) {
+            s.sync_round();
+        }
+        match &s.sync.lock().failed {
+            Some(e) => Err(duplicate(e)),
+            None => Ok(()),
+        }
     }
 }
 
@@ -868,6 +938,13 @@ impl Shared {
         }
         if self.sync_requested.fetch_max(seq, Ordering::SeqCst) >= seq {
             // Asked for already, by a writer that saw to the wake-up.
+            return;
+        }
+        if self.syncs_held.load(Ordering::Acquire) {
+            // A simulation runs the sync when it decides to.
+            if let Some(hook) = self.sync_hook.get() {
+                hook();
+            }
             return;
         }
         if self.sync_idle.load(Ordering::SeqCst) {
@@ -1826,7 +1903,9 @@ fn sync_worker(s: &Shared) {
             loop {
                 s.sync_idle.store(true, Ordering::SeqCst);
                 let requested = s.sync_requested.load(Ordering::SeqCst);
-                if (requested > st.synced && !st.syncing && st.failed.is_none()) || st.stop {
+                let held = s.syncs_held.load(Ordering::Acquire);
+                if (requested > st.synced && !st.syncing && st.failed.is_none() && !held) || st.stop
+                {
                     break;
                 }
                 s.sync_cv.wait(&mut st);
@@ -2070,6 +2149,8 @@ fn recover(dir: &Path, opts: Options, ctx: TableContext, stats: Arc<StatsInner>)
         sync_requested: AtomicU64::new(0),
         sync_idle: AtomicBool::new(false),
         crashed: AtomicBool::new(false),
+        syncs_held: AtomicBool::new(false),
+        sync_hook: std::sync::OnceLock::new(),
         sync_cv: Condvar::new(),
         synced_cv: Condvar::new(),
         manifest: Mutex::new(manifest),

@@ -196,6 +196,88 @@ fn a_crash_keeps_exactly_the_writes_whose_sync_finished() {
     assert!(lost > 0, "no crash caught a write before its sync");
 }
 
+/// With syncs held (a simulation's mode), nothing is synced until `sync_held` runs a round:
+/// async and blocking writers wait for it, and a crash loses exactly what was applied since.
+#[test]
+fn held_syncs_run_only_when_asked_and_a_crash_loses_what_came_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), synced_options()).unwrap();
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    db.hold_syncs({
+        let asked = std::sync::Arc::clone(&asked);
+        move || {
+            asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    let first: Vec<Durable> = (0..10)
+        .map(|i| {
+            let k = format!("first-{i}");
+            applied(
+                db.write_nowait(put_batch(k.as_bytes(), b"x"), &WriteOptions::default())
+                    .unwrap(),
+            )
+        })
+        .collect();
+    // A blocking writer does not run the round itself either.
+    let blocking = {
+        let db = db.clone();
+        std::thread::spawn(move || db.write(put_batch(b"blocking", b"x"), &WriteOptions::default()))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while db.get(b"blocking").unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the blocking write was never applied"
+        );
+        std::thread::yield_now();
+    }
+    assert!(
+        first.iter().all(|d| !d.is_done()),
+        "a held sync ran by itself"
+    );
+    assert!(
+        asked.load(std::sync::atomic::Ordering::Relaxed) >= 1,
+        "no writer's request for a sync reached the hook"
+    );
+    assert!(
+        !blocking.is_finished(),
+        "a blocking writer synced while syncs were held"
+    );
+    assert_eq!(db.stats().counters.wal_syncs, 0);
+
+    db.sync_held().unwrap();
+    assert!(first.iter().all(Durable::is_done));
+    blocking.join().unwrap().unwrap();
+    assert_eq!(db.stats().counters.wal_syncs, 1);
+    // Nothing applied since: no round, no fdatasync.
+    db.sync_held().unwrap();
+    assert_eq!(db.stats().counters.wal_syncs, 1);
+
+    let later = applied(
+        db.write_nowait(put_batch(b"later", b"x"), &WriteOptions::default())
+            .unwrap(),
+    );
+    db.crash();
+    assert!(matches!(
+        block_on(later, Duration::from_secs(10)),
+        Err(distkv_lsm::Error::Closed)
+    ));
+    assert!(matches!(db.sync_held(), Err(distkv_lsm::Error::Closed)));
+    drop(db);
+    let db = Db::open(dir.path(), synced_options()).unwrap();
+    for i in 0..10 {
+        assert!(
+            db.get(format!("first-{i}").as_bytes()).unwrap().is_some(),
+            "first-{i}"
+        );
+    }
+    assert!(db.get(b"blocking").unwrap().is_some());
+    assert!(
+        db.get(b"later").unwrap().is_none(),
+        "a write applied after the last held sync survived the crash"
+    );
+}
+
 #[test]
 fn dropping_a_durable_leaves_the_write_in_place() {
     let dir = tempfile::tempdir().unwrap();

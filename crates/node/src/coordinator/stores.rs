@@ -7,17 +7,20 @@
 //! and Merkle sessions through [`MemPeers`]. Keys are placed on a ring of the nodes' tokens,
 //! N of them a key (N may be fewer than the nodes): a node that is not a replica of a key
 //! forwards a write of it to one, and anti-entropy compares what two nodes share. Engine
-//! work runs on tokio's blocking pool, which holds a paused clock still while it runs, and the data stores do not wait for syncs, so a seed replays exactly.
+//! work runs on tokio's blocking pool, which holds a paused clock still while it runs, so a
+//! seed replays exactly.
 //!
 //! A node can crash and restart ([`StoreCluster::crash`], [`StoreCluster::restart`]): its
 //! requests in flight fail, calls to it are refused, its coordinator's background work stops,
 //! its engines are closed, and a restart opens them again from its directory (replaying their
-//! logs) with a new coordinator, whose dots must never repeat one from before. A crash
-//! ([`distkv_lsm::Db::crash`] on both engines) loses what a killed process loses: whatever the
-//! engines held for a sync that had not started, and no last sync runs. The data stores run
-//! with syncing off (their writes reach the page cache through the WAL's mapping), so their
-//! writes survive a crash here as they survive a killed process; losing the page cache with
-//! the machine is left to the engine's own crash tests.
+//! logs) with a new coordinator, whose dots must never repeat one from before. A crash is a
+//! machine's ([`distkv_lsm::Db::crash`] on both engines): what the engines had applied but
+//! not synced is lost. The data stores sync every write before it is acknowledged, as a node
+//! does by default, but their group commits are run by the node's simulated disk ([`disk`]:
+//! each sync asked for happens a seeded 0.2 to 20 ms later, covering what was applied
+//! meanwhile) rather than the engine's sync thread ([`distkv_lsm::Db::hold_syncs`]), so that
+//! when a crash comes the writes it loses are the same in every replay. The hint stores sync
+//! on their own, every write before it returns.
 //!
 //! After the faults heal, the cluster settles the way a real one does without any client:
 //! every node delivers its hints, then every pair of nodes runs an anti-entropy session.
@@ -71,6 +74,41 @@ pub struct TombstoneGc {
     pub grace: Duration,
 }
 
+/// How the nodes' data stores reach their disks: every write is synced before it is
+/// acknowledged, in group commits that take `sync_delay` each (run by [`disk`], not the
+/// engine's sync thread, so that a seed replays exactly) and that a crash cuts short: what was
+/// applied and not yet synced is lost, as in a machine crash.
+#[derive(Clone, Copy, Debug)]
+pub struct Disks {
+    pub sync_delay: Duration,
+    /// The planted bug: writes are acknowledged at once and left to the OS to sync, and a
+    /// crash loses everything the WAL held (a machine crash before the OS wrote it back).
+    pub ack_before_sync: bool,
+}
+
+/// A node's disk: each sync its data store asks for happens `delay` later, covering whatever
+/// was applied meanwhile (a group commit), until the node crashes.
+async fn disk(
+    db: distkv_lsm::Db,
+    asked: Arc<tokio::sync::Notify>,
+    delay: Duration,
+    mut crashes: tokio::sync::watch::Receiver<u64>,
+) {
+    loop {
+        tokio::select! {
+            _ = asked.notified() => {}
+            _ = crashes.changed() => return,
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = crashes.changed() => return,
+        }
+        if db.sync_held().is_err() {
+            return;
+        }
+    }
+}
+
 /// A node: its components while it runs, and a signal that fires when it crashes.
 struct Slot {
     parts: Mutex<Option<Arc<Parts>>>,
@@ -90,6 +128,8 @@ pub struct StoreCluster {
     sloppy: bool,
     /// Hint calls that reached a stand-in.
     stand_in_hints: Arc<std::sync::atomic::AtomicUsize>,
+    /// Writes the data stores had applied but not synced when their node crashed.
+    lost_unsynced: std::sync::atomic::AtomicUsize,
     peers: MemPeers,
     clock: Arc<TokioClock>,
     /// Membership mode: each node learns the ring from its own membership, gossiping over
@@ -98,6 +138,8 @@ pub struct StoreCluster {
     members: bool,
     /// Membership mode: anti-entropy rounds and tombstone purges during the run.
     tombstone_gc: Option<TombstoneGc>,
+    /// How the nodes' data stores reach their disks.
+    disks: Disks,
     /// The nodes started so far (the joiner is not, until it joins).
     started: Mutex<BTreeSet<NodeId>>,
     /// A bug planted on purpose ([`StoreCluster::plant_join_without_data`]).
@@ -147,6 +189,7 @@ impl StoreCluster {
         settings: Settings,
         sloppy: bool,
         members: bool,
+        disks: Disks,
         tombstone_gc: Option<TombstoneGc>,
     ) -> Result<Arc<StoreCluster>> {
         let cluster = Arc::new_cyclic(|me: &Weak<StoreCluster>| StoreCluster {
@@ -173,9 +216,11 @@ impl StoreCluster {
             settings,
             sloppy,
             stand_in_hints: Arc::default(),
+            lost_unsynced: Default::default(),
             peers: MemPeers::default(),
             clock: Arc::new(TokioClock::starting_at(1_700_000_000_000)),
             members,
+            disks,
             tombstone_gc,
             started: Mutex::default(),
             wipe_joiner: Default::default(),
@@ -194,13 +239,30 @@ impl StoreCluster {
 
     /// Opens node `id`'s engines from its directory and starts its components.
     fn open(&self, id: &str) -> Result<()> {
+        // A memtable no run fills: switching one syncs the WAL on its own.
         let opts = distkv_lsm::Options {
-            sync: distkv_lsm::SyncPolicy::Never,
-            memtable_bytes: 1 << 20,
+            sync: match self.disks.ack_before_sync {
+                false => distkv_lsm::SyncPolicy::EveryCommit,
+                true => distkv_lsm::SyncPolicy::Never,
+            },
+            memtable_bytes: 8 << 20,
             ..distkv_lsm::Options::default()
         };
         let home = self.dir.path().join(id);
         let store = Store::open(&home.join("storage"), opts, ConflictMode::Siblings)?;
+        if !self.disks.ack_before_sync {
+            let asked = Arc::new(tokio::sync::Notify::new());
+            store.db().hold_syncs({
+                let asked = Arc::clone(&asked);
+                move || asked.notify_one()
+            });
+            tokio::spawn(disk(
+                store.db().clone(),
+                asked,
+                self.disks.sync_delay,
+                self.crashes(id),
+            ));
+        }
         let hints = HintStore::open(&home.join("hints"))?;
         if let Some(gc) = self.tombstone_gc {
             store.set_gc_grace(gc.grace.as_millis() as u64, self.clock.clone());
@@ -341,8 +403,24 @@ impl StoreCluster {
         }
         // Only now, with no engine work in flight on the blocking pool: what the crash finds
         // unsynced is then the same in every replay of a seed.
+        // Each write of the store is a batch of two entries (the versions, the index entry).
+        let lost = parts.store.db().unsynced_entries() / 2;
+        self.lost_unsynced
+            .fetch_add(lost as usize, std::sync::atomic::Ordering::Relaxed);
         parts.store.crash();
         parts.hints.crash();
+        if self.disks.ack_before_sync {
+            // The machine went down before the OS wrote the WAL back: it is gone.
+            let dir = self.dir.path().join(id).join("storage");
+            for entry in std::fs::read_dir(&dir)
+                .expect("the store's directory")
+                .flatten()
+            {
+                if entry.path().extension().is_some_and(|e| e == "log") {
+                    std::fs::remove_file(entry.path()).expect("a WAL file removed");
+                }
+            }
+        }
         drop(parts);
     }
 
@@ -505,6 +583,11 @@ impl SimCluster for StoreCluster {
 
     fn stand_in_hints(&self) -> usize {
         self.stand_in_hints
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn lost_unsynced(&self) -> usize {
+        self.lost_unsynced
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 

@@ -395,6 +395,28 @@ mod rounds {
         assert!(b.store.read(held_key.clone()).await.unwrap().is_deleted());
     }
 
+    /// The horizon a full round sets trails its start by the longest a write may stay in
+    /// flight: a write stamped just before the round may still become a hint after the
+    /// members were asked for theirs (the simulation's seed 739).
+    #[tokio::test(start_paused = true)]
+    async fn the_horizon_trails_a_round_by_the_longest_flight_of_a_write() {
+        let peers = MemPeers::default();
+        let (a, _b, _written) = two_with_data(&peers, 10).await;
+        a.store.set_gc_grace(1, std::sync::Arc::new(a.clock));
+        tokio::time::advance(std::time::Duration::from_secs(3600)).await;
+        let started = crate::clock::Clock::now_ms(&a.clock);
+        a.rounds.repair_all("repair").await.unwrap();
+        let flight = crate::coordinator::in_flight_bound(
+            crate::config::test_config("a", "127.0.0.1:1").request_timeout,
+        );
+        assert!(!flight.is_zero());
+        assert_eq!(
+            a.store.gc_horizon(),
+            started - flight.as_millis() as u64,
+            "the horizon is the round's start less the flight"
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_round_that_cannot_reach_a_peer_names_it_and_purges_nothing() {
         let peers = MemPeers::default();

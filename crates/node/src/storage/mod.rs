@@ -13,7 +13,9 @@
 //! task then awaits the engine's [`distkv_lsm::Durable`] future, which the engine's sync thread
 //! resolves after the group commit's `fdatasync`. No thread is parked per write. Reads that
 //! need the disk, writes the engine would stall, and bulk work (streaming, scans, repair) go
-//! to tokio's blocking pool, which the server bounds.
+//! to tokio's blocking pool, which the server bounds; there too the writes are applied
+//! ([`distkv_lsm::Db::write_applied`]) and their durability is awaited back on the task, so no
+//! blocking thread waits for a group commit either.
 //!
 //! A merge that changes nothing still awaits the durability of what it read (another writer's
 //! version may be applied but not yet synced), so that no replica acknowledges a write that a
@@ -187,7 +189,9 @@ impl Store {
             return Ok(next);
         }
         let inner = Arc::clone(&self.inner);
-        blocking(move || inner.change(&key, &change).map(|(next, _)| next)).await
+        let (next, _, durable) = blocking(move || inner.change(&key, &change)).await?;
+        durable.await?;
+        Ok(next)
     }
 
     /// Merges each entry's versions into its key's, as [`Store::merge`] does; answers per
@@ -197,8 +201,9 @@ impl Store {
         enum Applied {
             /// Applied in memory: durable with the group commit.
             Durable(Durable),
-            /// Not in memory, or the engine would stall: merged on the blocking pool.
-            Blocking(tokio::task::JoinHandle<Result<()>>),
+            /// Not in memory, or the engine would stall: merged on the blocking pool (which
+            /// returns its durability, not waiting for the sync there).
+            Blocking(tokio::task::JoinHandle<Result<Durable>>),
             Failed(NodeError),
         }
         let mut applied = Vec::with_capacity(entries.len());
@@ -210,7 +215,7 @@ impl Store {
                 Ok(None) => {
                     let inner = Arc::clone(&self.inner);
                     Applied::Blocking(tokio::task::spawn_blocking(move || {
-                        inner.change(&key, &change).map(drop)
+                        inner.change(&key, &change).map(|(_, _, durable)| durable)
                     }))
                 }
                 Err(e) => Applied::Failed(e),
@@ -220,26 +225,33 @@ impl Store {
         for a in applied {
             results.push(match a {
                 Applied::Durable(durable) => durable.await.map_err(NodeError::from),
-                Applied::Blocking(task) => task.await.unwrap_or(Err(NodeError::ShuttingDown)),
+                Applied::Blocking(task) => match task.await {
+                    Ok(Ok(durable)) => durable.await.map_err(NodeError::from),
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => Err(NodeError::ShuttingDown),
+                },
                 Applied::Failed(e) => Err(e),
             });
         }
         results
     }
 
-    /// Merges many keys' versions; returns how many keys changed here.
+    /// Merges many keys' versions; returns how many keys changed here, once all are durable.
     pub async fn merge_many(&self, entries: Vec<(String, Siblings)>) -> Result<usize> {
         let inner = Arc::clone(&self.inner);
-        blocking(move || {
+        let (changed, durable) = blocking(move || {
             let mut changed = 0;
+            let mut last = None;
             for (k, v) in entries {
-                if inner.merge(&k, &v)?.1 {
-                    changed += 1;
-                }
+                let (_, stored, durable) = inner.merge(&k, &v)?;
+                changed += usize::from(stored);
+                last = Some(durable);
             }
-            Ok(changed)
+            Ok((changed, last))
         })
-        .await
+        .await?;
+        durable_all(durable).await?;
+        Ok(changed)
     }
 
     /// Applies a new write coordinated here: under the key's lock, the stored versions take the
@@ -365,8 +377,9 @@ impl Store {
     /// are (checked under the key's lock); returns how many were deleted.
     pub async fn purge_tombstones(&self, keys: Vec<String>, before_ms: u64) -> Result<usize> {
         let inner = Arc::clone(&self.inner);
-        blocking(move || {
+        let (purged, durable) = blocking(move || {
             let mut purged = 0;
+            let mut last = None;
             for key in keys {
                 let _guard = inner.stripe(&key).lock();
                 let current = inner.read(&key)?;
@@ -378,20 +391,23 @@ impl Store {
                     let mut b = WriteBatch::new();
                     b.delete(key.as_bytes())
                         .delete(&index_key(key_token(key.as_bytes()), &key));
-                    inner.db.write(b, &WriteOptions::default())?;
+                    last = Some(inner.db.write_applied(b, &WriteOptions::default())?);
                     purged += 1;
                 }
             }
-            Ok(purged)
+            Ok((purged, last))
         })
-        .await
+        .await?;
+        durable_all(durable).await?;
+        Ok(purged)
     }
 
     /// Deletes `keys` (data and index entries); returns how many existed.
     pub async fn delete_keys(&self, keys: Vec<String>) -> Result<usize> {
         let inner = Arc::clone(&self.inner);
-        blocking(move || {
+        let (deleted, durable) = blocking(move || {
             let mut deleted = 0;
+            let mut last = None;
             for key in keys {
                 let _guard = inner.stripe(&key).lock();
                 if inner.db.get(key.as_bytes())?.is_none() {
@@ -400,12 +416,14 @@ impl Store {
                 let mut b = WriteBatch::new();
                 b.delete(key.as_bytes())
                     .delete(&index_key(key_token(key.as_bytes()), &key));
-                inner.db.write(b, &WriteOptions::default())?;
+                last = Some(inner.db.write_applied(b, &WriteOptions::default())?);
                 deleted += 1;
             }
-            Ok(deleted)
+            Ok((deleted, last))
         })
-        .await
+        .await?;
+        durable_all(durable).await?;
+        Ok(deleted)
     }
 
     /// Deletes every key held here; returns how many.
@@ -435,6 +453,15 @@ impl Store {
     #[cfg(test)]
     pub(crate) fn crash(&self) {
         self.inner.db.crash();
+    }
+}
+
+/// Waits for the durability of the last of a series of writes applied one after the other on
+/// one thread (the group commit syncs in order: it covers the earlier ones).
+async fn durable_all(last: Option<Durable>) -> Result<()> {
+    match last {
+        Some(durable) => Ok(durable.await?),
+        None => Ok(()),
     }
 }
 
@@ -493,23 +520,23 @@ impl StoreInner {
     }
 
     /// Under the key's lock, turns the stored versions into `change`'s result and stores it
-    /// (blocking), unless `change` says nothing changed; returns it and whether it was stored.
+    /// (blocking for the disk and for room, not for the sync), unless `change` says nothing
+    /// changed; returns it, whether it was stored, and its durability to await before it is
+    /// acknowledged (when nothing changed, that of what was read: it may not be synced yet).
     fn change(
         &self,
         key: &str,
         change: &dyn Fn(&StoreInner, &Siblings) -> (Siblings, bool),
-    ) -> Result<(Siblings, bool)> {
-        let guard = self.stripe(key).lock();
+    ) -> Result<(Siblings, bool, Durable)> {
+        let _guard = self.stripe(key).lock();
         let current = self.read(key)?;
         let (next, write) = change(self, &current);
-        if write {
-            self.store(key, &next)?;
+        let durable = if write {
+            self.store(key, &next)?
         } else {
-            // What was read may not be synced yet: do not acknowledge before it is.
-            drop(guard);
-            self.db.durable_now().wait()?;
-        }
-        Ok((next, write))
+            self.db.durable_now()
+        };
+        Ok((next, write, durable))
     }
 
     /// The result of merging `incoming` into `current`, and whether it must be stored.
@@ -572,11 +599,11 @@ impl StoreInner {
         }
     }
 
-    /// Writes the versions of `key` and its index entry in one batch.
-    fn store(&self, key: &str, versions: &Siblings) -> Result<()> {
+    /// Writes the versions of `key` and its index entry in one batch; returns its durability.
+    fn store(&self, key: &str, versions: &Siblings) -> Result<Durable> {
         let (b, bytes) = Self::batch(key, versions);
         self.db
-            .write(b, &WriteOptions::default())
+            .write_applied(b, &WriteOptions::default())
             .map_err(|e| Self::write_error(e, key, versions, bytes))
     }
 
@@ -591,8 +618,8 @@ impl StoreInner {
         }
     }
 
-    /// Merges; returns the result and whether it changed what was stored.
-    fn merge(&self, key: &str, incoming: &Siblings) -> Result<(Siblings, bool)> {
+    /// Merges; returns the result, whether it changed what was stored, and its durability.
+    fn merge(&self, key: &str, incoming: &Siblings) -> Result<(Siblings, bool, Durable)> {
         self.change(key, &|inner, current| inner.merged(current, incoming))
     }
 

@@ -37,6 +37,8 @@ pub struct House {
     pub id: &'static str,
     pub store: Store,
     pub hints: HintStore,
+    /// The clock its membership and rounds read.
+    pub clock: TokioClock,
     pub membership: Arc<Membership<MemPeers>>,
     pub streaming: Arc<Streaming<MemPeers>>,
     /// Its anti-entropy rounds (no timer: tests run them).
@@ -86,13 +88,14 @@ pub fn start_streaming_at(
     let store = Store::open(&dir.path().join("storage"), opts, ConflictMode::Siblings).unwrap();
     let hints = HintStore::open(&dir.path().join("hints")).unwrap();
     let metrics = Arc::new(Metrics::default());
+    let clock = TokioClock::starting_at(1_800_000_000_000);
     let membership = Arc::new(Membership::new(
         &cfg,
         Vec::new(),
         peers.clone(),
         Arc::default(),
         Arc::clone(&metrics),
-        Arc::new(TokioClock::starting_at(1_800_000_000_000)),
+        Arc::new(clock),
     ));
     let anti_entropy = Arc::new(AntiEntropy::new(
         store.clone(),
@@ -117,7 +120,7 @@ pub fn start_streaming_at(
         anti_entropy: Arc::clone(&anti_entropy),
         ops: Arc::clone(&ops),
         metrics: Arc::clone(&metrics),
-        clock: Arc::new(TokioClock::starting_at(1_800_000_000_000)),
+        clock: Arc::new(clock),
     });
     let streaming = Streaming::new(StreamingParts {
         id: id.to_string(),
@@ -146,6 +149,7 @@ pub fn start_streaming_at(
         id,
         store,
         hints,
+        clock,
         membership,
         streaming,
         rounds,

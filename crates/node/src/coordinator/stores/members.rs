@@ -222,11 +222,18 @@ impl StoreCluster {
             && let Some(m) = self.member(id)
         {
             let (membership, store) = (Arc::clone(&m.membership), m.0.store.clone());
+            // Gives the engines up if the joiner crashes first, so that it can start again.
+            let mut crashes = self.crashes(id);
             tokio::spawn(async move {
                 let mut state = membership.local_state_watch();
                 while *state.borrow_and_update() != MemberState::Normal {
-                    if state.changed().await.is_err() {
-                        return;
+                    tokio::select! {
+                        changed = state.changed() => {
+                            if changed.is_err() {
+                                return;
+                            }
+                        }
+                        _ = crashes.changed() => return,
                     }
                 }
                 let _ = store.delete_all().await;
