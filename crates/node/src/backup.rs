@@ -186,7 +186,7 @@ impl Backups {
         };
         validate_name(&name)?;
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.write_backup(&name, now))
+        crate::blocking::spawn(move || this.write_backup(&name, now))
             .await
             .map_err(|_| NodeError::ShuttingDown)?
     }

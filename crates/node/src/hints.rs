@@ -73,7 +73,7 @@ impl HintStore {
             versions.clone(),
         );
         async move {
-            tokio::task::spawn_blocking(move || hints.add(&target, &key, &versions))
+            crate::blocking::spawn(move || hints.add(&target, &key, &versions))
                 .await
                 .map_err(|_| crate::error::NodeError::ShuttingDown)?
         }
@@ -180,7 +180,7 @@ impl HintStore {
     /// [`Self::oldest_version_ms`] from async code, on the blocking pool.
     pub async fn oldest_version_ms_async(&self) -> Result<Option<u64>> {
         let hints = self.clone();
-        tokio::task::spawn_blocking(move || hints.oldest_version_ms())
+        crate::blocking::spawn(move || hints.oldest_version_ms())
             .await
             .map_err(|_| crate::error::NodeError::ShuttingDown)?
     }

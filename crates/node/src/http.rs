@@ -69,7 +69,7 @@ pub async fn not_found(request: axum::extract::Request) -> Response {
 async fn metrics(State(s): State<HttpState>) -> Response {
     // Reading the engine's statistics is quick but touches locks: off the async threads.
     let registry = Arc::clone(&s.registry);
-    match tokio::task::spawn_blocking(move || crate::metrics::encode(&registry)).await {
+    match crate::blocking::spawn(move || crate::metrics::encode(&registry)).await {
         Ok(text) => (
             [(
                 header::CONTENT_TYPE,
@@ -106,7 +106,7 @@ async fn ready(State(s): State<HttpState>) -> Response {
 
 async fn status(State(s): State<HttpState>) -> Response {
     let node = Arc::clone(&s.node);
-    let Ok(body) = tokio::task::spawn_blocking(move || status_json(&node)).await else {
+    let Ok(body) = crate::blocking::spawn(move || status_json(&node)).await else {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     };
     axum::Json(body).into_response()

@@ -7,6 +7,7 @@
 //! membership) live in `distkv-cluster`; the bytes on disk in `distkv-lsm`.
 
 pub mod backup;
+pub mod blocking;
 pub mod clock;
 pub mod config;
 pub mod conn;

@@ -368,6 +368,8 @@ pub fn run(scenario: &Scenario) -> Run {
         .expect("a runtime");
     let names: Vec<String> = (0..scenario.nodes).map(|i| format!("n{i}")).collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    // Blocking work runs as tasks of this one-thread runtime, in an order the seed fixes.
+    let _inline = crate::blocking::inline_on_this_thread();
     runtime.block_on(async {
         match scenario.ring {
             Ring::Memory => {

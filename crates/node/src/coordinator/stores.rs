@@ -688,7 +688,7 @@ impl ReplicaTransport for StoreTransport {
             .map(|c| Arc::clone(&c.stand_in_hints));
         self.call(via, move |p| async move {
             let hints = p.hints.clone();
-            tokio::task::spawn_blocking(move || hints.add(&target, &key, &versions))
+            crate::blocking::spawn(move || hints.add(&target, &key, &versions))
                 .await
                 .map_err(|_| NodeError::ShuttingDown)??;
             if let Some(c) = counter {

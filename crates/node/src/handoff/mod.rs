@@ -50,7 +50,7 @@ pub struct Handoff<T> {
 
 /// Runs blocking hint-store work off the async threads.
 async fn blocking<R: Send + 'static>(f: impl FnOnce() -> Result<R> + Send + 'static) -> Result<R> {
-    tokio::task::spawn_blocking(f)
+    crate::blocking::spawn(f)
         .await
         .map_err(|_| NodeError::ShuttingDown)?
 }

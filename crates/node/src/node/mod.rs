@@ -330,7 +330,7 @@ impl Node {
         }
         let store = self.store.clone();
         let hints = self.hints.clone();
-        tokio::task::spawn_blocking(move || -> Result<()> {
+        crate::blocking::spawn(move || -> Result<()> {
             store.flush()?;
             store.close()?;
             hints.close()

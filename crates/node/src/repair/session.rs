@@ -10,7 +10,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use distkv_cluster::TokenRange;
 use distkv_cluster::merkle::{self, DiffStep, MerkleDiff, MerkleTree, TreeBuilder};
@@ -137,7 +139,7 @@ impl RepairServer {
         }
         let store = self.store.clone();
         let r = ranges.clone();
-        let tree = tokio::task::spawn_blocking(move || build_tree(&store, &r))
+        let tree = crate::blocking::spawn(move || build_tree(&store, &r))
             .await
             .map_err(|_| NodeError::ShuttingDown)??;
         let tree = Arc::new(tree);
@@ -177,7 +179,7 @@ impl RepairServer {
         leaves: Vec<usize>,
     ) -> Result<Vec<(String, u64)>> {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || leaf_keys(&store, &ranges, &leaves))
+        crate::blocking::spawn(move || leaf_keys(&store, &ranges, &leaves))
             .await
             .map_err(|_| NodeError::ShuttingDown)?
     }
@@ -244,7 +246,7 @@ impl<T: RepairTransport> AntiEntropy<T> {
         }
         let store = self.server.store.clone();
         let r = ranges.to_vec();
-        let local = tokio::task::spawn_blocking(move || build_tree(&store, &r))
+        let local = crate::blocking::spawn(move || build_tree(&store, &r))
             .await
             .map_err(|_| NodeError::ShuttingDown)??;
         let mut stats = SyncStats {

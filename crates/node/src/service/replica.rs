@@ -291,7 +291,7 @@ impl Replica for ReplicaService {
         let r = req.into_inner();
         let versions = decode(&r.versions)?;
         let node = Arc::clone(&self.node);
-        tokio::task::spawn_blocking(move || node.hints().add(&r.target_node, &r.key, &versions))
+        crate::blocking::spawn(move || node.hints().add(&r.target_node, &r.key, &versions))
             .await
             .map_err(|_| Status::unavailable("shutting down"))?
             .map_err(|e| e.to_status())?;

@@ -214,7 +214,7 @@ impl Store {
                 Ok(Some((_, durable))) => Applied::Durable(durable),
                 Ok(None) => {
                     let inner = Arc::clone(&self.inner);
-                    Applied::Blocking(tokio::task::spawn_blocking(move || {
+                    Applied::Blocking(crate::blocking::spawn(move || {
                         inner.change(&key, &change).map(|(_, _, durable)| durable)
                     }))
                 }
@@ -466,7 +466,7 @@ async fn durable_all(last: Option<Durable>) -> Result<()> {
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
+    crate::blocking::spawn(f)
         .await
         .map_err(|_| NodeError::ShuttingDown)?
 }

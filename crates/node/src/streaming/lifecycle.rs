@@ -108,7 +108,7 @@ where
     async fn save_plan(&self, plan: Option<&StreamPlan>) -> Result<()> {
         let db = self.p.hints.db().clone();
         let bytes = plan.map(|p| prost::Message::encode_to_vec(&plan_to_proto(p)));
-        tokio::task::spawn_blocking(move || -> Result<()> {
+        crate::blocking::spawn(move || -> Result<()> {
             let opts = distkv_lsm::WriteOptions { sync: true };
             match bytes {
                 Some(b) => db.put_opt(PLAN_KEY, &b, &opts)?,
