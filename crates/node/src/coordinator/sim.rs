@@ -1168,9 +1168,7 @@ mod tests {
         }
         let problems = check(&lost);
         assert!(
-            problems
-                .iter()
-                .any(|p| p.starts_with("lost write after healing") && p.contains(&key)),
+            reported(&problems, "lost write after healing", &key),
             "{problems:?}"
         );
         assert!(!problems.iter().any(|p| p.starts_with("not converged")));
@@ -1198,9 +1196,7 @@ mod tests {
         }
         let problems = check(&came_back);
         assert!(
-            problems
-                .iter()
-                .any(|p| p.starts_with("resurrected after healing") && p.contains(&key)),
+            reported(&problems, "resurrected after healing", &key),
             "{problems:?}"
         );
 
@@ -1218,12 +1214,7 @@ mod tests {
             result: Ok(Siblings::from_version(value)),
         });
         let problems = check(&read_back);
-        assert!(
-            problems
-                .iter()
-                .any(|p| p.starts_with("resurrected: ") && p.contains(&key)),
-            "{problems:?}"
-        );
+        assert!(reported(&problems, "resurrected: ", &key), "{problems:?}");
     }
 
     /// An acknowledged put's version in `run` and the index of an acknowledged delete at
@@ -1254,6 +1245,13 @@ mod tests {
                     .then_some((put, i))
             })
         })
+    }
+
+    /// Whether `problems` holds one that starts with `kind` and names `key`.
+    fn reported(problems: &[String], kind: &str, key: &str) -> bool {
+        problems
+            .iter()
+            .any(|p| p.starts_with(kind) && p.contains(key))
     }
 
     /// A key with an acknowledged put and no delete in `run`'s history.
