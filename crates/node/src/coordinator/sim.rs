@@ -942,14 +942,7 @@ mod tests {
                 .iter()
                 .filter(|e| matches!(&e.result, Ok(v) if e.request == Request::Get && v.live().len() > 1))
                 .count();
-            let problems = check(&run);
-            assert!(
-                problems.is_empty(),
-                "seed {seed} ({:?}): {} problems, first: {}\nreplay: DISTKV_SIM_SEED={seed} cargo test -p distkv-node --lib coordinator::sim",
-                run.scenario,
-                problems.len(),
-                problems.join("\n")
-            );
+            assert_clean(seed, &run, "coordinator::sim");
         }
         eprintln!(
             "simulated {requests} requests ({failed} failed, {siblings} gets with siblings) over {} s of simulated time",
@@ -995,14 +988,7 @@ mod tests {
             crashes += run.crashes;
             stand_ins += run.stand_in_hints;
             lost_unsynced += run.lost_unsynced;
-            let problems = check(&run);
-            assert!(
-                problems.is_empty(),
-                "seed {seed} ({:?}): {} problems, first: {}\nreplay: DISTKV_SIM_SEED={seed} cargo test -p distkv-node --lib coordinator::sim::tests::over_real_engines",
-                run.scenario,
-                problems.len(),
-                problems.join("\n")
-            );
+            assert_clean(seed, &run, "coordinator::sim::tests::over_real_engines");
         }
         eprintln!(
             "simulated {requests} requests over real engines ({failed} failed, {crashes} nodes crashed and restarted, {lost_unsynced} writes lost unsynced by crashes, {stand_ins} writes kept by stand-ins)"
@@ -1029,17 +1015,13 @@ mod tests {
             decommissions += run.decommissions;
             purged += run.purged;
             lost_unsynced += run.lost_unsynced;
-            print_history(&run);
             let last_request = run.history.iter().map(|e| e.invoked).max().unwrap_or(0);
             joins_under_load += usize::from(run.joined_at.is_some_and(|t| t < last_request));
             leaves_under_load += usize::from(run.left_at.is_some_and(|t| t < last_request));
-            let problems = check(&run);
-            assert!(
-                problems.is_empty(),
-                "seed {seed} ({:?}): {} problems, first: {}\nreplay: DISTKV_SIM_SEED={seed} cargo test -p distkv-node --lib coordinator::sim::tests::joins_and_decommissions",
-                run.scenario,
-                problems.len(),
-                problems.join("\n")
+            assert_clean(
+                seed,
+                &run,
+                "coordinator::sim::tests::joins_and_decommissions",
             );
         }
         eprintln!(
@@ -1081,12 +1063,10 @@ mod tests {
         // stores synced): the repair tests pin both fixes; the seeds stay as extra runs.
         for (seed, scenario) in [395, 739].map(|s| (s, Scenario::over_members(s))) {
             let run = run(&scenario);
-            let problems = check(&run);
-            assert!(
-                problems.is_empty(),
-                "seed {seed}: {} problems, first: {}",
-                problems.len(),
-                problems.join("\n")
+            assert_clean(
+                seed,
+                &run,
+                "coordinator::sim::tests::joins_and_decommissions",
             );
         }
     }
@@ -1106,6 +1086,20 @@ mod tests {
         assert!(
             caught.is_some(),
             "no seed of 120 caught the join that brought nothing"
+        );
+    }
+
+    /// Fails with the first of the checker's problems with `run` of `seed`, and the command
+    /// that replays it in `test` (printing a key's history first, with `DISTKV_SIM_DUMP`).
+    fn assert_clean(seed: u64, run: &Run, test: &str) {
+        print_history(run);
+        let problems = check(run);
+        assert!(
+            problems.is_empty(),
+            "seed {seed} ({:?}): {} problems, first: {}\nreplay: DISTKV_SIM_SEED={seed} cargo test -p distkv-node --lib {test}",
+            run.scenario,
+            problems.len(),
+            problems.join("\n")
         );
     }
 

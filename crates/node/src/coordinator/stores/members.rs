@@ -23,7 +23,7 @@ use crate::repair::{AntiEntropy, Rounds, RoundsParts};
 use crate::storage::Store;
 use crate::streaming::{Streaming, StreamingParts};
 use crate::twin::MemPeers;
-use crate::twin::house::Puller;
+use crate::twin::house::{Puller, eventually};
 
 /// A node's membership (gossiping over the twin) and streaming, with their workers.
 pub(super) struct MemberParts {
@@ -63,14 +63,7 @@ impl StoreCluster {
                 })
             })
         };
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
-        while !formed() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the cluster did not form within 300 simulated seconds"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        eventually("the cluster formed", formed).await;
     }
 
     /// Membership mode: node `id`'s membership, while it runs.
@@ -286,13 +279,6 @@ impl StoreCluster {
                 .all(|w| w[0].read.nodes() == w[1].read.nodes())
                 && rings.iter().all(|r| r.read.nodes() == r.pending.nodes())
         };
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
-        while !settled() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "joins and decommissions did not settle within 600 simulated seconds"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        eventually("joins and decommissions settled", settled).await;
     }
 }
